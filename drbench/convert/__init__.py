@@ -1,0 +1,1 @@
+"""Dataset converters: LongBench, ShareGPT and mixing, all writing the benchmarker record format."""

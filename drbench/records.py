@@ -1,0 +1,131 @@
+"""The records every layer shares: a dataset prompt and the measured result of one request.
+
+A ``RequestRecord`` is what ``client.py`` produces, ``runner.py`` logs to ``requests.jsonl`` as
+soon as the request ends, ``stats.py`` summarises and ``report/`` writes.  It holds measured
+numbers only; missing data is ``None`` (never 0), and a failed request is a record with
+``error`` set, not an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = ["ErrorKind", "Prompt", "RequestRecord", "TokenSource"]
+
+
+class TokenSource(str, Enum):
+    """Where a record's token counts came from, best first (see docs/benchmarker_guide.md)."""
+
+    USAGE = "usage"  # the server's own `usage` object
+    TOKENIZER = "tokenizer"  # a local tokenizer the user named
+    ESTIMATE = "estimate"  # text length / 4 for prompts, text-bearing events for output
+
+
+class ErrorKind(str, Enum):
+    """Why a request failed; the closed set keeps error tables groupable."""
+
+    HTTP = "http"  # non-2xx status
+    TIMEOUT = "timeout"  # --timeout elapsed
+    CONNECTION = "connection"  # could not connect, or the connection dropped
+    STREAM = "stream"  # stream ended without [DONE] / finish, or an in-stream error event
+    MALFORMED = "malformed"  # an event whose data is not the JSON it should be
+    EMPTY = "empty"  # the stream finished without any generated text
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """One dataset record, validated: exactly one of ``text`` / ``messages`` is set."""
+
+    id: str
+    text: str | None = None
+    messages: tuple[dict[str, Any], ...] | None = None
+    max_tokens: int | None = None
+    followup: str | None = None
+    source: str | None = None
+
+    def as_messages(self) -> list[dict[str, Any]]:
+        """The prompt as chat messages (a plain text becomes one user turn)."""
+        if self.messages is not None:
+            return [dict(m) for m in self.messages]
+        return [{"role": "user", "content": self.text}]
+
+    def as_text(self) -> str:
+        """The prompt as one string, for the completions API (messages are joined by role)."""
+        if self.text is not None:
+            return self.text
+        return "\n\n".join(f"{m.get('role', 'user')}: {_content_text(m)}" for m in self.messages or ())
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """The measured outcome of one request of one round (times in ms, relative to round start)."""
+
+    prompt_id: str
+    concurrency: int
+    round: int
+    start_ms: float  # when the request was written, from the round's start
+    end_ms: float | None = None  # when the stream ended ([DONE], close or failure)
+    ttft_ms: float | None = None  # send -> first event carrying generated text
+    latency_ms: float | None = None  # send -> end of stream
+    itl_ms: list[float] = field(default_factory=list)  # gaps between text-bearing events
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    token_source: TokenSource = TokenSource.ESTIMATE
+    status: int | None = None  # HTTP status, None when no response arrived
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    finish_reason: str | None = None
+    response_id: str | None = None
+    send_ns: int | None = None  # absolute perf_counter_ns (CLOCK_MONOTONIC): compare with traces
+    output_text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+    @property
+    def tpot_ms(self) -> float | None:
+        """(latency - TTFT) / (output tokens - 1), defined for successful multi-token answers."""
+        n = self.completion_tokens
+        if not self.ok or n is None or n < 2 or self.latency_ms is None or self.ttft_ms is None:
+            return None
+        return (self.latency_ms - self.ttft_ms) / (n - 1)
+
+    @property
+    def mean_itl_ms(self) -> float | None:
+        return sum(self.itl_ms) / len(self.itl_ms) if self.itl_ms else None
+
+    @property
+    def max_itl_ms(self) -> float | None:
+        return max(self.itl_ms) if self.itl_ms else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (enums as their values, derived per-request figures included)."""
+        d = asdict(self)
+        d["token_source"] = self.token_source.value
+        d["error_kind"] = self.error_kind.value if self.error_kind else None
+        d["ok"] = self.ok
+        d["tpot_ms"] = self.tpot_ms
+        d["mean_itl_ms"] = self.mean_itl_ms
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RequestRecord:
+        """Inverse of ``to_dict`` (derived keys are ignored), for re-reading requests.jsonl."""
+        names = set(cls.__dataclass_fields__)
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["token_source"] = TokenSource(kw.get("token_source", "estimate"))
+        if kw.get("error_kind") is not None:
+            kw["error_kind"] = ErrorKind(kw["error_kind"])
+        return cls(**kw)
+
+
+def _content_text(message: dict[str, Any]) -> str:
+    """A message's text, whether content is a string or OpenAI's list of parts."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content or ""

@@ -1,0 +1,1 @@
+"""Reports: console tables, CSV and JSON files, plots."""
