@@ -1,0 +1,188 @@
+"""Read benchmark prompts from a JSONL file or a JSON array, choose N of them, make round 1 cold.
+
+A record is a JSON object with ``text``, ``messages`` (chat format) or ``prompt``, and optionally
+``max_tokens``, ``followup``, ``source`` and ``id``; other keys (answers, metadata) are ignored.
+Every problem is a ``DatasetError`` naming the file and the line (JSONL) or record (JSON array).
+No network and no clock here; the nonce's randomness is passed in by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from drbench.errors import DatasetError
+from drbench.records import Prompt
+
+__all__ = [
+    "cold_prefix",
+    "load_prompts",
+    "parse_record",
+    "select_prompts",
+    "validate_record",
+    "with_prefix",
+]
+
+_TEXT_KEYS = ("text", "messages", "prompt")
+_ROLES = {"system", "user", "assistant", "tool", "developer"}
+
+
+def load_prompts(path: str | Path) -> list[Prompt]:
+    """Every record of a JSONL file or JSON array, validated, with unique ids."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file (check --dataset)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read: {exc}") from None
+    items = _json_array(path, raw) if raw.lstrip().startswith("[") else _jsonl(path, raw)
+    if not items:
+        raise DatasetError(f"{path}: holds no records")
+    prompts, seen = [], set()
+    for where, index, obj in items:
+        prompt = parse_record(obj, where=where, default_id=str(index))
+        prompts.append(_unique_id(prompt, seen))
+    return prompts
+
+
+def validate_record(obj: Any) -> list[str]:
+    """The problems of one record, each a short phrase naming the field; empty when valid."""
+    if not isinstance(obj, dict):
+        return [f"expected a JSON object, got {type(obj).__name__}"]
+    present = [k for k in _TEXT_KEYS if k in obj]
+    if not present:
+        return ["missing the prompt: give 'text', 'messages' or 'prompt'"]
+    if len(present) > 1:
+        return [f"give only one of 'text', 'messages', 'prompt' (found {', '.join(present)})"]
+    key = present[0]
+    problems = _check_messages(obj[key]) if key == "messages" else _check_text(key, obj[key])
+    mt = obj.get("max_tokens")
+    if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt < 1):
+        problems.append(f"'max_tokens' must be a positive integer, got {mt!r}")
+    for key in ("followup", "source"):
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            problems.append(f"'{key}' must be a string, got {type(obj[key]).__name__}")
+    return problems
+
+
+def parse_record(obj: Any, *, where: str, default_id: str) -> Prompt:
+    """One validated Prompt, or a DatasetError naming ``where`` (e.g. ``data.jsonl:12``)."""
+    problems = validate_record(obj)
+    if problems:
+        raise DatasetError(f"{where}: {problems[0]}")
+    rid = obj.get("id", obj.get("_id"))
+    messages = obj.get("messages")
+    return Prompt(
+        id=str(rid) if rid is not None and rid != "" else default_id,
+        text=obj.get("text", obj.get("prompt")),
+        messages=tuple(dict(m) for m in messages) if messages is not None else None,
+        max_tokens=obj.get("max_tokens"),
+        followup=obj.get("followup"),
+        source=obj.get("source"),
+    )
+
+
+def select_prompts(
+    prompts: Sequence[Prompt], n: int | None, *, shuffle: bool = False, seed: int = 0, source: str = ""
+) -> list[Prompt]:
+    """The first ``n`` prompts, or a seeded random sample of ``n`` without replacement."""
+    if n is None:
+        n = len(prompts)
+    if n > len(prompts):
+        raise DatasetError(
+            f"{source or 'the dataset'} holds {len(prompts)} records but --num-samples is {n}; "
+            f"use --num-samples {len(prompts)} or less"
+        )
+    if shuffle:
+        return random.Random(seed).sample(list(prompts), n)
+    return list(prompts[:n])
+
+
+def cold_prefix(run_token: str, level_index: int) -> str:
+    """The nonce put at the very start of every prompt of one level (see DESIGN.md, Cold round 1).
+
+    ``run_token`` must differ between runs (the caller draws it from the OS), so neither an
+    earlier level nor an earlier run of the tool can have cached any block of the prompt.
+    """
+    return f"[drbench {run_token}-L{level_index}] "
+
+
+def with_prefix(prompt: Prompt, prefix: str) -> Prompt:
+    """The prompt with ``prefix`` at its very start (the first message's text for chats)."""
+    if not prefix:
+        return prompt
+    if prompt.messages is None:
+        return _replace(prompt, text=prefix + (prompt.text or ""))
+    first, *rest = prompt.messages
+    first = dict(first)
+    content = first.get("content")
+    if isinstance(content, list):
+        first["content"] = [{"type": "text", "text": prefix}, *content]
+    else:
+        first["content"] = prefix + (content or "")
+    return _replace(prompt, messages=(first, *rest))
+
+
+def _replace(prompt: Prompt, **changes: Any) -> Prompt:
+    fields = {k: getattr(prompt, k) for k in Prompt.__dataclass_fields__}
+    fields.update(changes)
+    return Prompt(**fields)
+
+
+def _jsonl(path: Path, raw: str) -> list[tuple[str, int, Any]]:
+    items = []
+    for lineno, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(
+                f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                "the file must hold one JSON object per line, or be one JSON array"
+            ) from None
+        items.append((f"{path}:{lineno}", lineno, obj))
+    return items
+
+
+def _json_array(path: Path, raw: str) -> list[tuple[str, int, Any]]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    return [(f"{path}: record {i}", i, obj) for i, obj in enumerate(data, start=1)]
+
+
+def _check_text(key: str, value: Any) -> list[str]:
+    if not isinstance(value, str):
+        return [f"'{key}' must be a string, got {type(value).__name__}"]
+    if not value.strip():
+        return [f"'{key}' is empty"]
+    return []
+
+
+def _check_messages(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        return ["'messages' must be a non-empty list of {role, content} objects"]
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            return [f"'messages[{i}]' must be an object with 'role' and 'content'"]
+        if m["role"] not in _ROLES:
+            return [f"'messages[{i}].role' is {m['role']!r}; expected one of {sorted(_ROLES)}"]
+        if not isinstance(m["content"], (str, list)):
+            return [f"'messages[{i}].content' must be a string or a list of parts"]
+    return []
+
+
+def _unique_id(prompt: Prompt, seen: set[str]) -> Prompt:
+    """Pairing rounds by prompt id needs unique ids: a repeated id gets a '#k' suffix."""
+    pid, k = prompt.id, 1
+    while pid in seen:
+        k += 1
+        pid = f"{prompt.id}#{k}"
+    seen.add(pid)
+    return prompt if pid == prompt.id else _replace(prompt, id=pid)
