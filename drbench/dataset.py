@@ -87,7 +87,12 @@ def parse_record(obj: Any, *, where: str, default_id: str) -> Prompt:
 
 
 def select_prompts(
-    prompts: Sequence[Prompt], n: int | None, *, shuffle: bool = False, seed: int = 0, source: str = ""
+    prompts: Sequence[Prompt],
+    n: int | None,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    source: str = "",
 ) -> list[Prompt]:
     """The first ``n`` prompts, or a seeded random sample of ``n`` without replacement."""
     if n is None:

@@ -55,7 +55,9 @@ class Prompt:
         """The prompt as one string, for the completions API (messages are joined by role)."""
         if self.text is not None:
             return self.text
-        return "\n\n".join(f"{m.get('role', 'user')}: {_content_text(m)}" for m in self.messages or ())
+        return "\n\n".join(
+            f"{m.get('role', 'user')}: {_content_text(m)}" for m in self.messages or ()
+        )
 
 
 @dataclass(slots=True)
