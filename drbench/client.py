@@ -1,0 +1,285 @@
+"""One streaming request over a shared aiohttp session, timed at the moment its bytes arrive.
+
+The hot loop does three things per network chunk: await it, stamp ``perf_counter_ns()``, append.
+Request bodies are JSON-encoded before the round starts; decoding and parsing happen after the
+stream ends (response.py).  Transport failures become data on the RawExchange, never exceptions.
+Also here: the endpoint's shape (chat or completions), the model list, the preflight request and
+the cache-reset call, which all share the session and the error wording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from drbench.errors import PreflightError, UsageError
+from drbench.records import ErrorKind, Prompt
+from drbench.response import RawExchange, error_message, parse_exchange
+
+__all__ = [
+    "Endpoint",
+    "PreparedRequest",
+    "list_models",
+    "make_session",
+    "post_reset",
+    "preflight",
+    "send",
+]
+
+_DONE = b"[DONE]"
+_AFTER_DONE_WAIT_S = 2.0  # a server may hold the connection after [DONE]; don't wait for --timeout
+_ERROR_BODY_LIMIT = 4096
+_RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The target URL, whether it speaks chat or completions, and the request headers."""
+
+    url: str
+    kind: str  # "chat" | "completions"
+    api_key: str | None = None
+
+    @classmethod
+    def parse(cls, url: str, api_key: str | None = None) -> Endpoint:
+        path = urlsplit(url).path.rstrip("/")
+        if path.endswith("/chat/completions"):
+            return cls(url, "chat", api_key)
+        if path.endswith("/completions"):
+            return cls(url, "completions", api_key)
+        base = url.rstrip("/")
+        hint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        raise UsageError(
+            f"--endpoint must be a chat-completions or completions URL (got {url}); "
+            f"did you mean {hint}?"
+        )
+
+    @property
+    def models_url(self) -> str:
+        suffix = "/chat/completions" if self.kind == "chat" else "/completions"
+        return self.url.rstrip("/")[: -len(suffix)] + "/models"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        h = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self.api_key:
+            h["Authorization"] = f"Bearer {self.api_key}"
+        return h
+
+    def redact(self, text: str) -> str:
+        """Text with the API key removed, in case a server echoes it back in an error."""
+        return text.replace(self.api_key, "***") if self.api_key and text else text
+
+    def body(
+        self,
+        prompt: Prompt,
+        *,
+        model: str,
+        max_tokens: int,
+        temperature: float,
+        messages: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The request body: the path decides between ``messages`` and ``prompt``."""
+        body: dict[str, Any] = {"model": model}
+        if self.kind == "chat":
+            body["messages"] = messages if messages is not None else prompt.as_messages()
+        else:
+            body["prompt"] = prompt.as_text() if messages is None else _flatten(messages)
+        body.update(
+            max_tokens=prompt.max_tokens or max_tokens,
+            temperature=temperature,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """A request ready to send: its body is encoded once, before the round starts."""
+
+    prompt_id: str
+    body: bytes
+    prompt_chars: int
+    messages: tuple[dict[str, Any], ...] | None = None  # what was sent, for multi-turn rounds
+
+    @classmethod
+    def of(cls, prompt_id: str, body: dict[str, Any]) -> PreparedRequest:
+        messages = body.get("messages")
+        chars = sum(len(str(m.get("content") or "")) for m in messages) if messages else 0
+        return cls(
+            prompt_id=prompt_id,
+            body=json.dumps(body, ensure_ascii=False).encode(),
+            prompt_chars=chars or len(body.get("prompt") or ""),
+            messages=tuple(messages) if messages else None,
+        )
+
+
+def make_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
+    """One pooled keep-alive session for the whole run (connection setup is paid once per slot)."""
+    connector = aiohttp.TCPConnector(limit=max(concurrency, 1) + 4, ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 30.0)),
+        raise_for_status=False,
+    )
+
+
+async def send(
+    session: aiohttp.ClientSession, endpoint: Endpoint, req: PreparedRequest, timeout_s: float
+) -> RawExchange:
+    """Send one streaming request and collect its time-stamped chunks; never raises for I/O."""
+    raw = RawExchange(send_ns=perf_counter_ns())
+    try:
+        async with session.post(endpoint.url, data=req.body, headers=endpoint.headers) as resp:
+            raw.status = resp.status
+            if resp.status >= 300:
+                body = await resp.content.read(_ERROR_BODY_LIMIT)
+                raw.end_ns = perf_counter_ns()
+                raw.body = endpoint.redact(body.decode("utf-8", "replace"))
+                return raw
+            await _read_stream(resp.content, raw)
+    except asyncio.TimeoutError:
+        _fail(raw, ErrorKind.TIMEOUT, f"timed out after {timeout_s:g} s (--timeout)")
+    except aiohttp.ClientConnectorError as exc:
+        _fail(
+            raw, ErrorKind.CONNECTION, f"cannot connect to {exc.host}:{exc.port} ({exc.os_error})"
+        )
+    except aiohttp.ClientPayloadError as exc:
+        _fail(raw, ErrorKind.STREAM, f"stream broken after {len(raw.chunks)} chunks: {_why(exc)}")
+    except aiohttp.ServerDisconnectedError:
+        _fail(
+            raw,
+            ErrorKind.CONNECTION,
+            f"server closed the connection after {len(raw.chunks)} chunks",
+        )
+    except (aiohttp.ClientError, OSError) as exc:
+        _fail(raw, ErrorKind.CONNECTION, endpoint.redact(f"{type(exc).__name__}: {exc}"))
+    return raw
+
+
+async def _read_stream(content: aiohttp.StreamReader, raw: RawExchange) -> None:
+    """The timing path: stamp every chunk on arrival; stop at end of body or soon after [DONE]."""
+    chunks = raw.chunks
+    tail = b""
+    while True:
+        data = await content.readany()
+        t = perf_counter_ns()
+        if not data:
+            raw.end_ns = t
+            return
+        chunks.append((t, data))
+        if _DONE in data or _DONE in tail + data[:6]:
+            raw.end_ns = t
+            break
+        tail = data[-6:]
+    try:  # drain the rest so the connection can be reused, but do not wait on a held stream
+        while await asyncio.wait_for(content.readany(), _AFTER_DONE_WAIT_S):
+            pass
+    except asyncio.TimeoutError:
+        pass
+
+
+async def list_models(session: aiohttp.ClientSession, endpoint: Endpoint) -> list[str]:
+    """The model ids GET /v1/models lists; a PreflightError says what to pass instead."""
+    url = endpoint.models_url
+    try:
+        async with session.get(url, headers=endpoint.headers) as resp:
+            text = await resp.text()
+            if resp.status != 200:
+                raise PreflightError(
+                    f"cannot list models at {url} (HTTP {resp.status}: {error_message(text)}); "
+                    "pass --model NAME"
+                )
+            data = json.loads(text).get("data") or []
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        raise PreflightError(_unreachable(url, exc)) from None
+    except (ValueError, AttributeError):
+        raise PreflightError(f"{url} did not return a model list; pass --model NAME") from None
+    return [m["id"] for m in data if isinstance(m, dict) and "id" in m]
+
+
+async def preflight(
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    model: str,
+    timeout_s: float,
+    *,
+    attempts: int = 4,
+    backoff_s: float = 0.5,
+) -> None:
+    """One tiny real request before any round; transient failures are retried a few times."""
+    probe = Prompt(id="preflight", text="Say OK.")
+    body = endpoint.body(probe, model=model, max_tokens=1, temperature=0.0)
+    req = PreparedRequest.of("preflight", body)
+    for attempt in range(1, attempts + 1):
+        raw = await send(session, endpoint, req, timeout_s)
+        rec = parse_exchange(
+            raw,
+            prompt_id="preflight",
+            concurrency=1,
+            round=0,
+            round_start_ns=raw.send_ns,
+            prompt_chars=req.prompt_chars,
+        )
+        if rec.ok or rec.error_kind == ErrorKind.EMPTY:
+            return
+        transient = raw.status in _RETRYABLE or (
+            raw.status == 200 and rec.error_kind in (ErrorKind.STREAM, ErrorKind.CONNECTION)
+        )
+        if not transient or attempt == attempts:
+            raise PreflightError(_preflight_message(endpoint, model, raw, rec.error or ""))
+        await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+
+
+async def post_reset(session: aiohttp.ClientSession, url: str) -> str | None:
+    """POST a cache-reset URL; returns a warning line on failure (the run goes on, flagged)."""
+    try:
+        async with session.post(url) as resp:
+            if 200 <= resp.status < 300:
+                return None
+            return (
+                f"cache reset {url} answered HTTP {resp.status}: {error_message(await resp.text())}"
+            )
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        return f"cache reset {url} failed: {_why(exc)}"
+
+
+def _preflight_message(endpoint: Endpoint, model: str, raw: RawExchange, error: str) -> str:
+    url = endpoint.url
+    if raw.status is None:
+        return (
+            f"preflight request to {url} failed: {error}. Is the server running? Check --endpoint."
+        )
+    if raw.status in (401, 403):
+        return f"{url} refused the API key ({error}). Check --api-key or $OPENAI_API_KEY."
+    if raw.status == 404 and model in (raw.body or ""):
+        return f"{url} does not serve model {model!r} ({error}). Check --model."
+    if raw.status == 404:
+        return f"{url} was not found ({error}). Check the path of --endpoint."
+    return f"preflight request to {url} failed: {error}"
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    return f"cannot connect to {url} ({_why(exc)}). Is the server running? Check --endpoint."
+
+
+def _fail(raw: RawExchange, kind: ErrorKind, message: str) -> None:
+    raw.end_ns = raw.end_ns or perf_counter_ns()
+    raw.error_kind, raw.error = kind, message
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return str(exc.os_error.strerror or exc.os_error)
+    return str(exc) or type(exc).__name__
+
+
+def _flatten(messages: list[dict[str, Any]]) -> str:
+    return Prompt(id="", messages=tuple(messages)).as_text()

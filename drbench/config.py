@@ -1,0 +1,428 @@
+"""The run configuration: one table of options that the CLI, recipes and docs are all built from.
+
+``OPTIONS`` is the single source of truth: each entry names a ``BenchConfig`` field, its type, its
+default and its help text.  ``cli.py`` builds argparse from it (every flag defaults to "not set"),
+recipes validate their keys against it, and docs/RECIPE_GUIDE.md's key table is generated from it,
+so the three cannot drift.  ``build_config`` merges defaults < recipe < flags and checks the result.
+No I/O here except what the caller passes in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from drbench.errors import ConfigError
+
+__all__ = [
+    "OPTIONS",
+    "BenchConfig",
+    "Option",
+    "build_config",
+    "coerce",
+    "flag_label",
+    "redacted",
+]
+
+COLD_START_POLICIES = ("nonce", "reset", "none")
+ROUND2_MODES = ("repeat", "continue")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configurable setting: a BenchConfig field, a ``--flag`` and a recipe key at once."""
+
+    name: str
+    kind: str  # str | int | float | bool | int_list | str_list | choice
+    help: str
+    group: str
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _o(name: str, kind: str, group: str, help: str, **kw: Any) -> Option:
+    return Option(name=name, kind=kind, group=group, help=help, **kw)
+
+
+OPTIONS: tuple[Option, ...] = (
+    _o(
+        "endpoint",
+        "str",
+        "target",
+        "Chat-completions or completions URL, e.g. http://localhost:8000/v1/chat/completions; the request body follows the path.",
+        metavar="URL",
+    ),
+    _o(
+        "model",
+        "str",
+        "target",
+        "Model name to request (default: the first model GET /v1/models lists).",
+        metavar="NAME",
+    ),
+    _o(
+        "api_key",
+        "str",
+        "target",
+        "Bearer token (default: $OPENAI_API_KEY). Never written to any output.",
+        metavar="KEY",
+        secret=True,
+    ),
+    _o(
+        "timeout",
+        "float",
+        "target",
+        "Per-request timeout in seconds; a request past it is recorded as a failure.",
+        metavar="S",
+    ),
+    _o(
+        "dataset",
+        "str",
+        "workload",
+        "JSONL file (one object a line) or JSON array; a record has 'text', 'messages' or 'prompt', optionally 'max_tokens' and 'followup'.",
+        metavar="FILE",
+    ),
+    _o(
+        "num_samples",
+        "int",
+        "workload",
+        "How many records to send per round (default: all); the first N, or a seeded sample with --shuffle.",
+        metavar="N",
+    ),
+    _o(
+        "shuffle",
+        "bool",
+        "workload",
+        "Take a seeded random sample of --num-samples records instead of the first ones.",
+    ),
+    _o(
+        "seed",
+        "int",
+        "workload",
+        "Seed for --shuffle, bootstrap intervals and anything else random.",
+        metavar="N",
+    ),
+    _o(
+        "max_tokens",
+        "int",
+        "workload",
+        "max_tokens of each request (a record's own 'max_tokens' wins).",
+        metavar="N",
+    ),
+    _o(
+        "temperature",
+        "float",
+        "workload",
+        "Sampling temperature (0 keeps answers, and so round-2 continuations, repeatable).",
+        metavar="T",
+    ),
+    _o(
+        "concurrency",
+        "int_list",
+        "load",
+        "Concurrency levels to run, in order; at each, at most C requests are in flight (closed loop).",
+        metavar="C",
+    ),
+    _o(
+        "rounds",
+        "int",
+        "load",
+        "Rounds per level: round 1 cold, the rest warm (2 = the dual-round benchmark).",
+        metavar="N",
+    ),
+    _o(
+        "round_pause",
+        "float",
+        "load",
+        "Seconds to wait between rounds (e.g. 10 for LMCache's metrics flush interval).",
+        metavar="S",
+    ),
+    _o(
+        "cold_start",
+        "choice",
+        "cache",
+        "How round 1 is made cold: 'nonce' prefixes each prompt with a per-run, per-level nonce; 'reset' POSTs --cache-reset-url before each level; 'none' sends prompts as they are.",
+        choices=COLD_START_POLICIES,
+    ),
+    _o(
+        "cache_reset_url",
+        "str",
+        "cache",
+        "URL POSTed before each level with --cold-start reset (vLLM: /reset_prefix_cache, SGLang: /flush_cache).",
+        metavar="URL",
+    ),
+    _o(
+        "round2_mode",
+        "choice",
+        "cache",
+        "'repeat' resends round 1's exact request; 'continue' sends the conversation onward: round 1's answer as the assistant turn, then a follow-up user turn.",
+        choices=ROUND2_MODES,
+    ),
+    _o(
+        "followup_text",
+        "str",
+        "cache",
+        "Follow-up user turn for --round2-mode continue when a record has no 'followup'.",
+        metavar="TEXT",
+    ),
+    _o(
+        "prometheus_url",
+        "str_list",
+        "server metrics",
+        "Prometheus /metrics URL(s) scraped before, during and after each round (repeat for several replicas).",
+        metavar="URL",
+    ),
+    _o(
+        "prometheus_metrics",
+        "str_list",
+        "server metrics",
+        "Metric names to report, optionally with a label selector, with or without _total (default: a preset of vLLM, SGLang and LMCache cache/load metrics).",
+        metavar="NAME",
+    ),
+    _o(
+        "prometheus_interval",
+        "float",
+        "server metrics",
+        "Seconds between scrapes during a round.",
+        metavar="S",
+    ),
+    _o(
+        "slo_file",
+        "str",
+        "slo",
+        "YAML file with 'slo: {ttft_ms, itl_ms, tpot_ms, latency_ms}'; a request meeting every bound is 'good'.",
+        metavar="FILE",
+    ),
+    _o(
+        "slo",
+        "str_list",
+        "slo",
+        "SLO bounds as KEY=MS (ttft_ms, itl_ms, tpot_ms, latency_ms); override --slo-file.",
+        metavar="KEY=MS",
+    ),
+    _o(
+        "slo_itl_mode",
+        "choice",
+        "slo",
+        "Whether itl_ms bounds a request's mean gap ('mean') or its worst gap ('max').",
+        choices=("mean", "max"),
+    ),
+    _o(
+        "fail_on_slo",
+        "float",
+        "ci",
+        "Exit 4 when any round's goodput is below PCT percent (after writing every report).",
+        metavar="PCT",
+    ),
+    _o(
+        "fail_on_errors",
+        "float",
+        "ci",
+        "Exit 5 when any round's failed-request share is above PCT percent.",
+        metavar="PCT",
+    ),
+    _o(
+        "output_dir",
+        "str",
+        "output",
+        "Directory for requests.jsonl, metrics_summary.csv, summary.json and per-round JSON (default: results/<timestamp>).",
+        metavar="DIR",
+    ),
+    _o("overwrite", "bool", "output", "Allow writing into an existing non-empty output directory."),
+    _o(
+        "lang",
+        "choice",
+        "output",
+        "Console report language ('zh' reproduces the original Chinese report).",
+        choices=("en", "zh"),
+    ),
+    _o(
+        "quiet",
+        "bool",
+        "output",
+        "No progress bars and no per-round tables; only the final summary and errors.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A fully resolved run: every field of OPTIONS, checked for range and consistency."""
+
+    endpoint: str | None = None
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 300.0
+    dataset: str | None = None
+    num_samples: int | None = None
+    shuffle: bool = False
+    seed: int = 0
+    max_tokens: int = 128
+    temperature: float = 0.0
+    concurrency: tuple[int, ...] = (5,)
+    rounds: int = 2
+    round_pause: float = 0.0
+    cold_start: str = "nonce"
+    cache_reset_url: str | None = None
+    round2_mode: str = "repeat"
+    followup_text: str = "Thank you. Now summarise your answer in one sentence."
+    prometheus_url: tuple[str, ...] = ()
+    prometheus_metrics: tuple[str, ...] = ()
+    prometheus_interval: float = 1.0
+    slo_file: str | None = None
+    slo: tuple[str, ...] = ()
+    slo_itl_mode: str = "mean"
+    fail_on_slo: float | None = None
+    fail_on_errors: float | None = None
+    output_dir: str | None = None
+    overwrite: bool = False
+    lang: str = "en"
+    quiet: bool = False
+
+    def check(self, label: Callable[[str], str] = lambda n: flag_label(n)) -> BenchConfig:
+        """Raise ConfigError for a value out of range or an inconsistent combination."""
+        for problem in _problems(self):
+            name, message = problem
+            raise ConfigError(f"{label(name)} {message}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with secrets redacted (this is what result files record)."""
+        return redacted({f.name: _jsonable(getattr(self, f.name)) for f in fields(self)})
+
+
+def flag_label(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def redacted(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with every secret option's value replaced, so no key ever reaches a file or log."""
+    secret = {o.name for o in OPTIONS if o.secret}
+    return {k: ("***" if k in secret and v else v) for k, v in values.items()}
+
+
+def coerce(option: Option, value: Any, where: str) -> Any:
+    """A recipe or environment value converted to the option's type, or a ConfigError at ``where``."""
+    try:
+        return _COERCERS[option.kind](option, value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def build_config(
+    flags: Mapping[str, Any],
+    recipe: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> BenchConfig:
+    """Defaults < recipe values < flags the user typed (``None`` in ``flags`` means "not set")."""
+    values: dict[str, Any] = {}
+    for source in (recipe or {}, flags):
+        values.update({k: v for k, v in source.items() if v is not None})
+    environ = os.environ if environ is None else environ
+    if not values.get("api_key") and environ.get("OPENAI_API_KEY"):
+        values["api_key"] = environ["OPENAI_API_KEY"]
+    for name in ("concurrency", "prometheus_url", "prometheus_metrics", "slo"):
+        if name in values:
+            values[name] = tuple(values[name])
+    return replace(BenchConfig(), **values)
+
+
+def _problems(c: BenchConfig) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if c.endpoint is not None and not c.endpoint.startswith(("http://", "https://")):
+        out.append(("endpoint", f"must be an http(s) URL (got {c.endpoint!r})"))
+    if not c.concurrency:
+        out.append(("concurrency", "needs at least one level"))
+    out += [("concurrency", f"must be >= 1 (got {v})") for v in c.concurrency if v < 1]
+    checks = [
+        ("num_samples", c.num_samples is not None and c.num_samples < 1, ">= 1"),
+        ("rounds", c.rounds < 1, ">= 1"),
+        ("max_tokens", c.max_tokens < 1, ">= 1"),
+        ("timeout", c.timeout <= 0, "> 0"),
+        ("temperature", c.temperature < 0, ">= 0"),
+        ("round_pause", c.round_pause < 0, ">= 0"),
+        ("prometheus_interval", c.prometheus_interval <= 0, "> 0"),
+    ]
+    for name, bad, rule in checks:
+        if bad:
+            out.append((name, f"must be {rule} (got {getattr(c, name)})"))
+    for name in ("fail_on_slo", "fail_on_errors"):
+        v = getattr(c, name)
+        if v is not None and not 0 <= v <= 100:
+            out.append((name, f"is a percentage, 0 to 100 (got {v})"))
+    if c.cold_start == "reset" and not c.cache_reset_url:
+        out.append(
+            ("cold_start", "reset needs --cache-reset-url URL (e.g. .../reset_prefix_cache)")
+        )
+    if c.round2_mode == "continue" and c.rounds < 2:
+        out.append(("round2_mode", "continue needs --rounds 2 or more"))
+    return out
+
+
+def _to_bool(option: Option, v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in {"1", "true", "yes", "on"}:
+        return True
+    if s in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"{option.name}: expected true or false, got {v!r}")
+
+
+def _to_number(option: Option, v: Any, typ: type) -> Any:
+    if isinstance(v, bool):
+        raise ValueError(f"{option.name}: expected a number, got {v!r}")
+    try:
+        x = float(v) if typ is float else int(str(v).strip()) if isinstance(v, str) else v
+    except ValueError:
+        raise ValueError(
+            f"{option.name}: expected {'an integer' if typ is int else 'a number'}, got {v!r}"
+        ) from None
+    if typ is int and (not isinstance(x, int) or isinstance(x, bool)):
+        if isinstance(x, float) and x.is_integer():
+            return int(x)
+        raise ValueError(f"{option.name}: expected an integer, got {v!r}")
+    return x
+
+
+def _to_list(option: Option, v: Any, item: Callable[[Any], Any]) -> tuple[Any, ...]:
+    if isinstance(v, str):
+        v = v.replace(",", " ").split()
+    if not isinstance(v, (list, tuple)):
+        v = [v]
+    return tuple(item(x) for x in v)
+
+
+def _to_choice(option: Option, v: Any) -> str:
+    if v not in option.choices:
+        raise ValueError(f"{option.name}: expected one of {', '.join(option.choices)}, got {v!r}")
+    return v
+
+
+def _to_str(option: Option, v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        raise ValueError(f"{option.name}: expected a string, got a {type(v).__name__}")
+    return str(v)
+
+
+_COERCERS: dict[str, Callable[[Option, Any], Any]] = {
+    "str": _to_str,
+    "int": lambda o, v: _to_number(o, v, int),
+    "float": lambda o, v: _to_number(o, v, float),
+    "bool": _to_bool,
+    "choice": _to_choice,
+    "int_list": lambda o, v: _to_list(o, v, lambda x: _to_number(o, x, int)),
+    "str_list": lambda o, v: _to_list(o, v, lambda x: _to_str(o, x)),
+}
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
