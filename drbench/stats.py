@@ -1,0 +1,428 @@
+"""Statistics of a round, its goodput, and the comparison of round 2 with round 1.
+
+Pure functions over ``RequestRecord`` lists (numpy inside): no I/O, no printing, no clock.
+Definitions follow docs/benchmarker_guide.md and vLLM's ``bench serve`` where they agree:
+percentiles by linear interpolation, population standard deviation, ITL pooled over every gap of
+every successful request, failed requests counted but left out of every latency figure.
+Missing data stays ``None`` (never 0); rendering the figures is ``report/``'s job.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from drbench.records import RequestRecord
+from drbench.slo import SLO
+
+__all__ = [
+    "METRICS",
+    "CacheUsage",
+    "Change",
+    "Comparison",
+    "Distribution",
+    "Goodput",
+    "RoundSummary",
+    "Throughput",
+    "compare_rounds",
+    "summarize_round",
+]
+
+METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "latency_ms")
+TOP_ERRORS = 5
+_ERROR_TEXT_MAX = 300
+_BOOT_CHUNK_CELLS = 1_000_000  # bound the bootstrap's index matrix to ~8 MB per chunk
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """The seven figures of a metric row (the original README's table) plus the sample count."""
+
+    avg: float | None
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    min: float | None
+    max: float | None
+    stddev: float | None
+    count: int = 0
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Distribution:
+        """Linear-interpolated percentiles and population stddev (as vLLM); all None when empty."""
+        arr = np.fromiter(values, dtype=float)
+        if arr.size == 0:
+            return cls(None, None, None, None, None, None, None, 0)
+        p50, p90, p99 = np.percentile(arr, [50, 90, 99])
+        return cls(
+            avg=float(arr.mean()),
+            p50=float(p50),
+            p90=float(p90),
+            p99=float(p99),
+            min=float(arr.min()),
+            max=float(arr.max()),
+            stddev=float(arr.std()),
+            count=int(arr.size),
+        )
+
+    def to_dict(self) -> dict[str, float | None]:
+        """The summary.json metric shape: exactly avg, p50, p90, p99, min, max, stddev."""
+        return {
+            "avg": self.avg,
+            "p50": self.p50,
+            "p90": self.p90,
+            "p99": self.p99,
+            "min": self.min,
+            "max": self.max,
+            "stddev": self.stddev,
+        }
+
+
+@dataclass(frozen=True)
+class Goodput:
+    """Requests that succeeded within every SLO bound, of all requests sent in the round."""
+
+    good: int
+    total: int
+    percent: float | None  # 100 * good / total; None for an empty round
+    requests_per_s: float | None  # good requests / round duration
+    output_tokens_per_s: float | None  # output tokens of good requests / round duration
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "good": self.good,
+            "total": self.total,
+            "percent": self.percent,
+            "requests_per_s": self.requests_per_s,
+            "output_tokens_per_s": self.output_tokens_per_s,
+        }
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Rates over the round's duration (first send to last completion), successful requests."""
+
+    output_tokens_per_s: float | None
+    total_tokens_per_s: float | None  # (prompt + output) tokens / duration
+    requests_per_s: float | None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "total_tokens_per_s": self.total_tokens_per_s,
+            "requests_per_s": self.requests_per_s,
+        }
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """Client-side view of prefix caching: usage's cached_tokens over prompt_tokens.
+
+    Summed over the successful requests that report both counts; ``None`` throughout when no
+    request reports ``cached_tokens`` (the server does not expose it, which is not a 0% hit).
+    """
+
+    client_cached_share: float | None
+    cached_tokens: int | None
+    prompt_tokens: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "client_cached_share": self.client_cached_share,
+            "cached_tokens": self.cached_tokens,
+            "prompt_tokens": self.prompt_tokens,
+        }
+
+
+@dataclass
+class RoundSummary:
+    """Everything the report shows for one (concurrency, round)."""
+
+    concurrency: int
+    round: int
+    requests_total: int
+    succeeded: int
+    failed: int
+    duration_s: float | None
+    input_tokens_avg: float | None
+    output_tokens_avg: float | None
+    metrics: dict[str, Distribution]  # keys: METRICS
+    throughput: Throughput
+    cache: CacheUsage
+    goodput: Goodput | None = None  # None when no SLO was given
+    errors: list[tuple[str, str, int]] = field(default_factory=list)  # (kind, message, count)
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of summary.json's ``levels[].rounds[]`` (plus ``concurrency``)."""
+        return {
+            "concurrency": self.concurrency,
+            "round": self.round,
+            "requests": {
+                "total": self.requests_total,
+                "succeeded": self.succeeded,
+                "failed": self.failed,
+            },
+            "duration_s": self.duration_s,
+            "input_tokens_avg": self.input_tokens_avg,
+            "output_tokens_avg": self.output_tokens_avg,
+            "metrics": {name: self.metrics[name].to_dict() for name in METRICS},
+            "throughput": self.throughput.to_dict(),
+            "goodput": self.goodput.to_dict() if self.goodput else None,
+            "cache": self.cache.to_dict(),
+            "errors": [{"kind": k, "message": m, "count": n} for k, m, n in self.errors],
+        }
+
+
+def summarize_round(
+    records: Sequence[RequestRecord],
+    *,
+    concurrency: int,
+    round: int,
+    slo: SLO | None = None,
+    duration_s: float | None = None,
+) -> RoundSummary:
+    """The summary of one round's records (``duration_s`` defaults to first send..last end)."""
+    ok = [r for r in records if r.ok]
+    if duration_s is None:
+        duration_s = _duration_s(records)
+    prompt_sum = _known_sum(r.prompt_tokens for r in ok)
+    output_sum = _known_sum(r.completion_tokens for r in ok)
+    total_sum = None if prompt_sum is None or output_sum is None else prompt_sum + output_sum
+    return RoundSummary(
+        concurrency=concurrency,
+        round=round,
+        requests_total=len(records),
+        succeeded=len(ok),
+        failed=len(records) - len(ok),
+        duration_s=duration_s,
+        input_tokens_avg=_known_mean(r.prompt_tokens for r in ok),
+        output_tokens_avg=_known_mean(r.completion_tokens for r in ok),
+        metrics=_metrics(ok),
+        throughput=Throughput(
+            output_tokens_per_s=_rate(output_sum, duration_s),
+            total_tokens_per_s=_rate(total_sum, duration_s),
+            requests_per_s=_rate(len(ok), duration_s),
+        ),
+        cache=_cache_usage(ok),
+        goodput=_goodput(records, slo, duration_s),
+        errors=_top_errors(records),
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    """One figure in both rounds; ``change`` is round2 - round1, ``change_percent`` relative."""
+
+    round1: float | None
+    round2: float | None
+
+    @property
+    def change(self) -> float | None:
+        if self.round1 is None or self.round2 is None:
+            return None
+        return self.round2 - self.round1
+
+    @property
+    def change_percent(self) -> float | None:
+        if self.change is None or not self.round1:
+            return None
+        return 100.0 * self.change / self.round1
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "round1": self.round1,
+            "round2": self.round2,
+            "change": self.change,
+            "change_percent": self.change_percent,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Round 2 against round 1 at one level: paired per-prompt TTFT ratios and both rounds' figures.
+
+    The ratio is TTFT(round 2) / TTFT(round 1) of the same prompt, so values under 1 mean the
+    warm round was faster.  The geometric mean is the natural average of ratios (the mean of
+    log-ratios, exponentiated); its 95% CI is a percentile bootstrap over prompts.  ``share_faster``
+    is a fraction in [0, 1].  Hit rates are the server's (Prometheus), as given by the caller.
+    """
+
+    n_pairs: int
+    ratio_median: float | None
+    ratio_geomean: float | None
+    ratio_geomean_ci95: tuple[float, float] | None
+    share_faster: float | None
+    ttft_ms: dict[str, Change]  # keys: avg, p50, p90, p99
+    output_tokens_per_s: Change
+    requests_per_s: Change
+    goodput_percent: Change
+    client_cached_share: Change
+    server_hit_rate: Change
+
+    def to_dict(self) -> dict[str, Any]:
+        """summary.json's ``levels[].comparison``."""
+        ci = self.ratio_geomean_ci95
+        return {
+            "n_pairs": self.n_pairs,
+            "ttft_ratio": {
+                "median": self.ratio_median,
+                "geomean": self.ratio_geomean,
+                "geomean_ci95": list(ci) if ci is not None else None,
+                "share_faster": self.share_faster,
+            },
+            "ttft_ms": {name: change.to_dict() for name, change in self.ttft_ms.items()},
+            "throughput": {
+                "output_tokens_per_s": self.output_tokens_per_s.to_dict(),
+                "requests_per_s": self.requests_per_s.to_dict(),
+            },
+            "goodput_percent": self.goodput_percent.to_dict(),
+            "client_cached_share": self.client_cached_share.to_dict(),
+            "server_hit_rate": self.server_hit_rate.to_dict(),
+        }
+
+
+def compare_rounds(
+    r1: Sequence[RequestRecord],
+    r2: Sequence[RequestRecord],
+    s1: RoundSummary,
+    s2: RoundSummary,
+    *,
+    hit_rates: tuple[float | None, float | None] = (None, None),
+    seed: int = 0,
+    n_boot: int = 2000,
+) -> Comparison:
+    """Pair the successful requests of both rounds by prompt id and compare (see ``Comparison``)."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    ratios = _paired_ratios(r1, r2)
+    logs = np.log(ratios)
+    t1, t2 = s1.metrics["ttft_ms"], s2.metrics["ttft_ms"]
+    g1, g2 = s1.goodput, s2.goodput
+    return Comparison(
+        n_pairs=int(ratios.size),
+        ratio_median=float(np.median(ratios)) if ratios.size else None,
+        ratio_geomean=float(np.exp(logs.mean())) if ratios.size else None,
+        ratio_geomean_ci95=_bootstrap_ci(logs, seed=seed, n_boot=n_boot),
+        share_faster=float(np.mean(ratios < 1.0)) if ratios.size else None,
+        ttft_ms={k: Change(getattr(t1, k), getattr(t2, k)) for k in ("avg", "p50", "p90", "p99")},
+        output_tokens_per_s=Change(
+            s1.throughput.output_tokens_per_s, s2.throughput.output_tokens_per_s
+        ),
+        requests_per_s=Change(s1.throughput.requests_per_s, s2.throughput.requests_per_s),
+        goodput_percent=Change(g1.percent if g1 else None, g2.percent if g2 else None),
+        client_cached_share=Change(s1.cache.client_cached_share, s2.cache.client_cached_share),
+        server_hit_rate=Change(*hit_rates),
+    )
+
+
+def _metrics(ok: Sequence[RequestRecord]) -> dict[str, Distribution]:
+    """The four metric distributions over successful requests; ITL pools every gap."""
+    return {
+        "ttft_ms": Distribution.of(r.ttft_ms for r in ok if r.ttft_ms is not None),
+        "itl_ms": Distribution.of(gap for r in ok for gap in r.itl_ms),
+        "tpot_ms": Distribution.of(t for r in ok if (t := r.tpot_ms) is not None),
+        "latency_ms": Distribution.of(r.latency_ms for r in ok if r.latency_ms is not None),
+    }
+
+
+def _duration_s(records: Sequence[RequestRecord]) -> float | None:
+    """First send to last completion, in seconds; None when no record has ended."""
+    ends = [r.end_ms for r in records if r.end_ms is not None]
+    if not records or not ends:
+        return None
+    return (max(ends) - min(r.start_ms for r in records)) / 1000.0
+
+
+def _goodput(
+    records: Sequence[RequestRecord], slo: SLO | None, duration_s: float | None
+) -> Goodput | None:
+    if slo is None or slo.is_empty:
+        return None
+    good = [r for r in records if slo.check(r)]
+    total = len(records)
+    return Goodput(
+        good=len(good),
+        total=total,
+        percent=100.0 * len(good) / total if total else None,
+        requests_per_s=_rate(len(good), duration_s),
+        output_tokens_per_s=_rate(_known_sum(r.completion_tokens for r in good), duration_s),
+    )
+
+
+def _cache_usage(ok: Sequence[RequestRecord]) -> CacheUsage:
+    both = [r for r in ok if r.cached_tokens is not None and r.prompt_tokens is not None]
+    if not both:
+        return CacheUsage(None, None, None)
+    cached = sum(r.cached_tokens for r in both)
+    prompt = sum(r.prompt_tokens for r in both)
+    return CacheUsage(cached / prompt if prompt else None, cached, prompt)
+
+
+def _top_errors(records: Sequence[RequestRecord]) -> list[tuple[str, str, int]]:
+    """The most common failures, grouped by kind and (whitespace-normalised, capped) text."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for r in records:
+        if r.error_kind is not None:
+            text = " ".join((r.error or "").split())[:_ERROR_TEXT_MAX]
+            counts[(r.error_kind.value, text)] += 1
+    return [(kind, text, n) for (kind, text), n in counts.most_common(TOP_ERRORS)]
+
+
+def _paired_ratios(r1: Sequence[RequestRecord], r2: Sequence[RequestRecord]) -> np.ndarray:
+    """TTFT2/TTFT1 per prompt id (repeated ids pair in order); only positive TTFTs of successes."""
+    first: dict[str, list[float]] = defaultdict(list)
+    for r in r1:
+        if r.ok and r.ttft_ms is not None and r.ttft_ms > 0:
+            first[r.prompt_id].append(r.ttft_ms)
+    ratios: list[float] = []
+    taken: Counter[str] = Counter()
+    for r in r2:
+        if not (r.ok and r.ttft_ms is not None and r.ttft_ms > 0):
+            continue
+        i = taken[r.prompt_id]
+        if i < len(first.get(r.prompt_id, ())):
+            ratios.append(r.ttft_ms / first[r.prompt_id][i])
+            taken[r.prompt_id] += 1
+    return np.asarray(ratios, dtype=float)
+
+
+def _bootstrap_ci(logs: np.ndarray, *, seed: int, n_boot: int) -> tuple[float, float] | None:
+    """95% percentile-bootstrap CI of exp(mean(logs)); None with fewer than two pairs."""
+    n = logs.size
+    if n < 2:
+        return None
+    rng = np.random.Generator(np.random.PCG64(seed))
+    means = np.empty(n_boot)
+    rows = max(1, _BOOT_CHUNK_CELLS // n)
+    for lo in range(0, n_boot, rows):
+        hi = min(n_boot, lo + rows)
+        means[lo:hi] = logs[rng.integers(0, n, size=(hi - lo, n))].mean(axis=1)
+    low, high = np.exp(np.percentile(means, [2.5, 97.5]))
+    return float(low), float(high)
+
+
+def _known_sum(values: Iterable[int | None]) -> int | None:
+    """Sum of the known values; None when there were values but none known (0 for none at all)."""
+    seen = known = 0
+    total = 0
+    for v in values:
+        seen += 1
+        if v is not None:
+            known += 1
+            total += v
+    return None if seen and not known else total
+
+
+def _known_mean(values: Iterable[int | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _rate(amount: float | None, duration_s: float | None) -> float | None:
+    if amount is None or duration_s is None or duration_s <= 0:
+        return None
+    return amount / duration_s
