@@ -277,7 +277,7 @@ class BenchConfig:
     prometheus_interval: float = 1.0
     slo_file: str | None = None
     slo: tuple[str, ...] = ()
-    slo_itl_mode: str = "mean"
+    slo_itl_mode: str | None = None
     fail_on_slo: float | None = None
     fail_on_errors: float | None = None
     output_dir: str | None = None

@@ -1,0 +1,168 @@
+"""One benchmark run from a checked BenchConfig: validate every input, run, report, gate.
+
+``Benchmark.prepare`` reads and checks everything the user gave (dataset, SLO, metric selectors,
+output directory) before a single request is sent; ``execute`` resolves the model, sends the
+preflight request, runs every level and writes the reports, also when interrupted or crashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import sys
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from drbench.client import Endpoint, list_models, make_session, preflight
+from drbench.config import BenchConfig
+from drbench.dataset import load_prompts, select_prompts
+from drbench.errors import ExitStatus, PreflightError, UsageError
+from drbench.records import Prompt
+from drbench.report.console import format_overview
+from drbench.report.files import prepare_output_dir, write_csv, write_summary
+from drbench.report.live import LiveReporter
+from drbench.results import RunResult
+from drbench.runner import RunPlan, run
+from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
+
+__all__ = ["Benchmark", "gate_status"]
+
+
+@dataclass
+class Benchmark:
+    config: BenchConfig
+    endpoint: Endpoint
+    prompts: list[Prompt]
+    slo: SLO | None
+    selectors: list | None
+    out_dir: Path
+
+    @classmethod
+    def prepare(cls, cfg: BenchConfig) -> Benchmark:
+        endpoint = Endpoint.parse(cfg.endpoint or "", cfg.api_key)
+        prompts = select_prompts(
+            load_prompts(cfg.dataset or ""),
+            cfg.num_samples,
+            shuffle=cfg.shuffle,
+            seed=cfg.seed,
+            source=cfg.dataset or "",
+        )
+        slo = _load_slo(cfg)
+        if (cfg.fail_on_slo is not None) and slo is None:
+            raise UsageError("--fail-on-slo needs SLO bounds: give --slo-file or --slo")
+        selectors = _selectors(cfg)
+        out_dir = Path(cfg.output_dir or f"results/{datetime.now():%Y%m%d-%H%M%S}")
+        prepare_output_dir(out_dir, overwrite=cfg.overwrite)
+        return cls(cfg, endpoint, prompts, slo, selectors, out_dir)
+
+    def execute(self) -> ExitStatus:
+        cfg = self.config
+        result = RunResult(config=cfg, started_at=_now(), run_token=secrets.token_hex(4))
+        reporter = LiveReporter(self.out_dir, lang=cfg.lang, quiet=cfg.quiet)
+        status = ExitStatus.OK
+        try:
+            asyncio.run(self._run(result, reporter))
+        except KeyboardInterrupt:
+            result.interrupted, status = True, ExitStatus.INTERRUPTED
+        except PreflightError:
+            reporter.close()
+            _remove_if_empty(self.out_dir)
+            raise
+        except BaseException:
+            result.interrupted = True
+            raise
+        finally:
+            reporter.close()
+            result.finished_at = _now()
+            if any(lv.rounds for lv in result.levels):
+                self._write_reports(result)
+        return status if status != ExitStatus.OK else gate_status(result, cfg)
+
+    async def _run(self, result: RunResult, reporter: LiveReporter) -> None:
+        cfg = self.config
+        async with make_session(1, min(cfg.timeout, 60.0)) as session:
+            model = cfg.model or await _first_model(session, self.endpoint)
+            await preflight(session, self.endpoint, model, min(cfg.timeout, 60.0))
+        result.model = model
+        plan = RunPlan(
+            config=cfg,
+            endpoint=self.endpoint,
+            model=model,
+            prompts=self.prompts,
+            slo=self.slo,
+            run_token=result.run_token,
+            watcher_factory=self._watcher_factory(),
+        )
+        if not cfg.quiet:
+            print(
+                f"drbench: {len(self.prompts)} prompts x {cfg.rounds} rounds at concurrency "
+                f"{' '.join(map(str, cfg.concurrency))} against {cfg.endpoint} (model {model}, "
+                f"cold start: {cfg.cold_start}); results in {self.out_dir}",
+                file=sys.stderr,
+            )
+        await run(plan, result, reporter)
+
+    def _watcher_factory(self):
+        cfg = self.config
+        if not cfg.prometheus_url:
+            return None
+        from drbench.prometheus import ServerMetricsWatcher  # noqa: PLC0415
+
+        return lambda session: ServerMetricsWatcher(
+            session, cfg.prometheus_url, self.selectors, interval_s=cfg.prometheus_interval
+        )
+
+    def _write_reports(self, result: RunResult) -> None:
+        write_csv(self.out_dir, result)
+        write_summary(self.out_dir, result)
+        print(format_overview(result, self.config.lang))
+        print(f"drbench: results written to {self.out_dir}", file=sys.stderr)
+
+
+def gate_status(result: RunResult, cfg: BenchConfig) -> ExitStatus:
+    """The CI gates: --fail-on-errors (exit 5) is checked before --fail-on-slo (exit 4)."""
+    rounds = [r.summary for lv in result.levels for r in lv.rounds]
+    if cfg.fail_on_errors is not None:
+        for s in rounds:
+            if s.requests_total and 100.0 * s.failed / s.requests_total > cfg.fail_on_errors:
+                return ExitStatus.ERRORS_FAILED
+    if cfg.fail_on_slo is not None:
+        for s in rounds:
+            if s.goodput is not None and (s.goodput.percent or 0.0) < cfg.fail_on_slo:
+                return ExitStatus.SLO_FAILED
+    return ExitStatus.OK
+
+
+def _load_slo(cfg: BenchConfig) -> SLO | None:
+    file_slo = load_slo_file(cfg.slo_file) if cfg.slo_file else None
+    flag_slo = parse_slo_flags(list(cfg.slo)) if cfg.slo else None
+    slo = merge(file_slo, flag_slo)
+    if slo is not None and cfg.slo_itl_mode is not None:
+        slo = replace(slo, itl_mode=cfg.slo_itl_mode)
+    return slo
+
+
+def _selectors(cfg: BenchConfig) -> list | None:
+    if not cfg.prometheus_metrics:
+        return None
+    from drbench.prometheus import MetricSelector  # noqa: PLC0415
+
+    return [MetricSelector.parse(name) for name in cfg.prometheus_metrics]
+
+
+async def _first_model(session, endpoint: Endpoint) -> str:
+    models = await list_models(session, endpoint)
+    if not models:
+        raise PreflightError(f"{endpoint.models_url} lists no models; pass --model NAME")
+    return models[0]
+
+
+def _remove_if_empty(path: Path) -> None:
+    if path.is_dir() and not any(p for p in path.iterdir() if p.stat().st_size):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

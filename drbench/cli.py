@@ -1,0 +1,150 @@
+"""The command line of dual_round_benchmarker.py: flags -> BenchConfig -> run -> reports -> exit code.
+
+Flags are built from config.OPTIONS and default to "not set", so defaults live in BenchConfig
+alone and a recipe's values are overridden only by flags the user typed.  Only DrbenchError is
+turned into a one-line message; anything else is a bug and says so (traceback with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from drbench import __version__
+from drbench.config import OPTIONS, BenchConfig, build_config
+from drbench.errors import DrbenchError, ExitStatus, UsageError
+
+__all__ = ["build_parser", "main"]
+
+PROG = "dual_round_benchmarker.py"
+EXAMPLE_DATASET = Path(__file__).resolve().parent.parent / "examples" / "example_dataset.json"
+EXAMPLE_SLO = EXAMPLE_DATASET.parent / "slo_example.yaml"
+
+_EPILOG = f"""\
+examples:
+  {PROG} --demo
+  {PROG} --dataset examples/example_dataset.json \\
+      --endpoint http://localhost:8000/v1/chat/completions --num-samples 10 --concurrency 5
+  {PROG} --dataset data/narrativeqa.jsonl --endpoint http://localhost:8000/v1/chat/completions \\
+      --num-samples 50 --concurrency 5 10 20 --prometheus-url http://localhost:8000/metrics \\
+      --slo-file examples/slo_example.yaml --output-dir results/test_run
+
+exit codes:
+  0    every level ran (failed requests are data, not an error)
+  1    internal error (a bug: rerun with --debug and report it)
+  2    usage error: bad flag, recipe, SLO file, dataset or output directory
+  3    preflight failed: endpoint unreachable, model rejected or API key refused
+  4    --fail-on-slo: some round's goodput fell below the threshold
+  5    --fail-on-errors: some round's failed-request share exceeded the threshold
+         (5 wins when both gates fail)
+  130  interrupted (Ctrl-C); finished rounds are still reported
+
+Metric definitions, every output file and the summary.json contract: docs/benchmarker_guide.md
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Send the same prompts twice (round 1 cold, round 2 warm) at each concurrency "
+        "level, time every streamed token, and report what the KV/prefix cache bought.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = {f.name: f.default for f in fields(BenchConfig)}
+    groups: dict[str, Any] = {}
+    for opt in OPTIONS:
+        group = groups.get(opt.group) or groups.setdefault(
+            opt.group, parser.add_argument_group(opt.group)
+        )
+        default = defaults[opt.name]
+        shown = "" if default in (None, (), False) else f" (default: {_show(default)})"
+        kw: dict[str, Any] = {"dest": opt.name, "default": None, "help": opt.help + shown}
+        if opt.kind == "bool":
+            kw["action"] = "store_const"
+            kw["const"] = True
+        else:
+            kw["metavar"] = opt.metavar
+            kw["type"] = {"int": int, "float": float, "int_list": int}.get(opt.kind, str)
+            if opt.kind.endswith("_list"):  # both "--x a b" and "--x a --x b" work
+                kw["nargs"] = "+"
+                kw["action"] = "extend"
+            if opt.choices:
+                kw["choices"] = opt.choices
+                kw.pop("metavar")
+        group.add_argument(opt.flag, **kw)
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="Start the bundled mock server on a free port, run the example dataset against it and print the report.",
+    )
+    run.add_argument("--debug", action="store_true", help="Show tracebacks of internal errors.")
+    run.add_argument("--version", action="version", version=f"drbench {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {o.name: getattr(args, o.name) for o in OPTIONS}
+    try:
+        if args.demo:
+            return _run_demo(flags)
+        cfg = build_config(flags)
+        return run_config(cfg)
+    except DrbenchError as exc:
+        _err(str(exc))
+        return int(exc.exit_status)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return int(ExitStatus.INTERRUPTED)
+    except Exception as exc:  # a bug: never hide it, never dump it on a user unasked
+        if args.debug:
+            traceback.print_exc()
+        _err(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        return int(ExitStatus.ERROR)
+
+
+def run_config(cfg: BenchConfig) -> int:
+    """Check the configuration, run every level, write every report; returns the exit code."""
+    from drbench.benchmark import Benchmark  # noqa: PLC0415 - keeps --help fast (numpy, aiohttp)
+
+    cfg.check()
+    if not cfg.endpoint:
+        raise UsageError("--endpoint URL is required (or try --demo)")
+    if not cfg.dataset:
+        raise UsageError("--dataset FILE is required (or try --demo)")
+    return int(Benchmark.prepare(cfg).execute())
+
+
+def _run_demo(flags: dict[str, Any]) -> int:
+    from drbench.mocker.process import MockerProcess  # noqa: PLC0415
+
+    with MockerProcess(["--itl-ms", "5", "--output-tokens", "32"]) as mock:
+        demo = {
+            "endpoint": f"{mock.base_url}/v1/chat/completions",
+            "dataset": str(EXAMPLE_DATASET),
+            "concurrency": (1, 5),
+            "prometheus_url": (f"{mock.base_url}/metrics",),
+            "slo_file": str(EXAMPLE_SLO) if EXAMPLE_SLO.exists() else None,
+            "output_dir": f"results/demo-{datetime.now():%Y%m%d-%H%M%S}",
+        }
+        cfg = build_config({k: v for k, v in flags.items() if v is not None}, demo)
+        if cfg.endpoint != demo["endpoint"]:
+            cfg = replace(cfg, endpoint=demo["endpoint"])
+        print(f"drbench: demo against the bundled mock server at {mock.base_url}", file=sys.stderr)
+        return run_config(cfg)
+
+
+def _show(v: Any) -> str:
+    return " ".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+
+def _err(message: str) -> None:
+    print(f"drbench: {message}", file=sys.stderr)

@@ -1,0 +1,216 @@
+"""Console report text: the original README's per-round table, the round comparison, a run overview.
+
+Pure: each function returns a string (the CLI prints it).  ``lang="zh"`` reproduces the Chinese
+labels of the original README; numbers and column names are the same in both languages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+from drbench.results import LevelResult, RoundResult, RunResult
+from drbench.stats import METRICS, Change, Comparison
+
+__all__ = ["LABELS", "format_comparison", "format_overview", "format_round", "format_server"]
+
+RULE = 120
+_STATS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
+_HEADERS = ("Metric", "Avg", "P50", "P90", "P99", "Min", "Max", "Stddev")
+_ROW_NAMES = {
+    "ttft_ms": "TTFT (ms)",
+    "itl_ms": "ITL (ms)",
+    "tpot_ms": "TPOT (ms)",
+    "latency_ms": "Latency (ms)",
+}
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Concurrency: {c} | Round {r} metrics",
+        "counts": "Total requests: {n} | Succeeded: {ok} | Failed: {failed} | Duration: {dur} s",
+        "tokens": "Avg input tokens: {inp} | Avg output tokens: {out}",
+        "throughput": "Throughput:",
+        "token_tp": "  Token throughput: {v} tokens/sec (output)",
+        "total_tp": "  Total token throughput: {v} tokens/sec (input + output)",
+        "request_tp": "  Request throughput: {v} requests/sec",
+        "goodput": "Goodput (SLO):",
+        "good": "  Requests meeting the SLO: {good} / {total} ({pct}%)",
+        "good_rates": "  Good requests/sec: {rps} | Good output tokens/sec: {tps}",
+        "cache": "Cache:",
+        "client_share": "  Cached prompt tokens (usage): {v}",
+        "server_rate": "  Server prefix-cache hit rate (counter deltas): {v}",
+        "errors": "Failed requests (most common errors):",
+        "compare": "Round 2 vs round 1 | concurrency {c} | cold start: {cold}",
+        "overview": "Summary",
+        "server": "Server metrics (Prometheus):",
+    },
+    "zh": {
+        "title": "并发: {c} | 第 {r} 轮性能指标",
+        "counts": "总请求数: {n} | 成功: {ok} | 失败: {failed} | 测试时长: {dur} 秒",
+        "tokens": "平均输入 tokens: {inp} | 平均输出 tokens: {out}",
+        "throughput": "Throughput:",
+        "token_tp": "  Token 吞吐量: {v} tokens/sec",
+        "total_tp": "  总 Token 吞吐量 (输入+输出): {v} tokens/sec",
+        "request_tp": "  Request 吞吐量: {v} requests/sec",
+        "goodput": "Goodput (SLO):",
+        "good": "  满足 SLO 的请求数: {good} / {total} ({pct}%)",
+        "good_rates": "  有效请求吞吐量: {rps} requests/sec | 有效输出 tokens: {tps} tokens/sec",
+        "cache": "缓存:",
+        "client_share": "  缓存命中的输入 tokens (usage): {v}",
+        "server_rate": "  服务端前缀缓存命中率 (计数器差值): {v}",
+        "errors": "失败请求 (最常见的错误):",
+        "compare": "第 2 轮 vs 第 1 轮 | 并发 {c} | 冷启动方式: {cold}",
+        "overview": "汇总",
+        "server": "服务端指标 (Prometheus):",
+    },
+}
+
+
+def format_round(result: RoundResult, lang: str = "en") -> str:
+    """The per-round block of the original README: header lines, metric table, throughput, goodput."""
+    L, s = LABELS[lang], result.summary
+    lines = ["=" * RULE, L["title"].format(c=s.concurrency, r=s.round), "=" * RULE]
+    lines.append(
+        L["counts"].format(
+            n=s.requests_total, ok=s.succeeded, failed=s.failed, dur=_num(s.duration_s)
+        )
+    )
+    lines.append(
+        L["tokens"].format(inp=_num(s.input_tokens_avg, 1), out=_num(s.output_tokens_avg, 1))
+    )
+    lines.append("-" * RULE)
+    rows = [[_ROW_NAMES[m], *(_num(getattr(s.metrics[m], k)) for k in _STATS)] for m in METRICS]
+    lines.append(tabulate(rows, headers=_HEADERS, tablefmt="simple_outline", disable_numparse=True))
+    tp = s.throughput
+    lines += ["", L["throughput"], L["token_tp"].format(v=_num(tp.output_tokens_per_s))]
+    lines += [L["total_tp"].format(v=_num(tp.total_tokens_per_s))]
+    lines += [L["request_tp"].format(v=_num(tp.requests_per_s))]
+    if s.goodput is not None:
+        g = s.goodput
+        lines += [
+            "",
+            L["goodput"],
+            L["good"].format(good=g.good, total=g.total, pct=_num(g.percent)),
+        ]
+        lines.append(
+            L["good_rates"].format(rps=_num(g.requests_per_s), tps=_num(g.output_tokens_per_s))
+        )
+    lines += ["", L["cache"], L["client_share"].format(v=_pct(s.cache.client_cached_share))]
+    lines.append(L["server_rate"].format(v=_pct(result.server_hit_rate)))
+    if s.errors:
+        lines += ["", L["errors"]]
+        lines += [f"  {n} x [{kind}] {msg}" for kind, msg, n in s.errors]
+    if result.server is not None:
+        lines += ["", L["server"], format_server(result.server.to_dict())]
+    return "\n".join(lines)
+
+
+def format_server(report: dict[str, Any]) -> str:
+    """The Prometheus figures of one round as a table (kind, before, after, delta / mean / max)."""
+    rows = []
+    for m in report.get("metrics", []):
+        rows.append(
+            [
+                m.get("name"),
+                m.get("kind"),
+                _num(m.get("before")),
+                _num(m.get("after")),
+                _num(m.get("delta")),
+                _num(m.get("mean")),
+                _num(m.get("max")),
+            ]
+        )
+    if not rows:
+        return "  (no matching metrics found)"
+    headers = ("Metric", "Kind", "Before", "After", "Delta", "Mean", "Max")
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def format_comparison(level: LevelResult, lang: str = "en") -> str:
+    """Round 2 against round 1 at one level, paired by prompt."""
+    c: Comparison | None = level.comparison
+    if c is None:
+        return ""
+    lines = ["-" * RULE, LABELS[lang]["compare"].format(c=level.concurrency, cold=level.cold_start)]
+    for key in ("p50", "avg", "p90", "p99"):
+        lines.append(f"  TTFT {key:<4} {_change(c.ttft_ms[key], ' ms')}")
+    ci = c.ratio_geomean_ci95
+    ci_text = f" [95% CI {_num(ci[0], 3)}-{_num(ci[1], 3)}]" if ci else ""
+    lines.append(
+        f"  Per-prompt TTFT ratio r2/r1: median {_num(c.ratio_median, 3)} | geomean "
+        f"{_num(c.ratio_geomean, 3)}{ci_text} | faster in round 2: {_pct(c.share_faster)} "
+        f"of {c.n_pairs} prompts"
+    )
+    lines.append(f"  Output tokens/s  {_change(c.output_tokens_per_s)}")
+    lines.append(f"  Requests/s       {_change(c.requests_per_s)}")
+    if c.goodput_percent.round1 is not None or c.goodput_percent.round2 is not None:
+        lines.append(f"  Goodput %        {_change(c.goodput_percent)}")
+    lines.append(
+        f"  Cached share     {_pct(c.client_cached_share.round1)} -> {_pct(c.client_cached_share.round2)}"
+    )
+    lines.append(
+        f"  Server hit rate  {_pct(c.server_hit_rate.round1)} -> {_pct(c.server_hit_rate.round2)}"
+    )
+    lines.extend(f"  ! {w}" for w in level.warnings)
+    return "\n".join(lines)
+
+
+def format_overview(run: RunResult, lang: str = "en") -> str:
+    """One line per (level, round): the figures a reader compares first."""
+    rows = []
+    for level in run.levels:
+        for r in level.rounds:
+            s = r.summary
+            rows.append(
+                [
+                    s.concurrency,
+                    s.round,
+                    f"{s.succeeded}/{s.requests_total}",
+                    _num(s.metrics["ttft_ms"].p50),
+                    _num(s.metrics["ttft_ms"].p99),
+                    _num(s.metrics["itl_ms"].p50),
+                    _num(s.metrics["latency_ms"].p50),
+                    _num(s.throughput.output_tokens_per_s),
+                    _pct(s.goodput.percent / 100)
+                    if s.goodput and s.goodput.percent is not None
+                    else "-",
+                    _pct(s.cache.client_cached_share),
+                    _pct(r.server_hit_rate),
+                ]
+            )
+    headers = (
+        "Conc",
+        "Round",
+        "OK",
+        "TTFT p50",
+        "TTFT p99",
+        "ITL p50",
+        "Lat p50",
+        "Out tok/s",
+        "Goodput",
+        "Cached",
+        "Hit rate",
+    )
+    title = LABELS[lang]["overview"] + (" (interrupted)" if run.interrupted else "")
+    return "\n".join(
+        [
+            "=" * RULE,
+            title,
+            tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
+        ]
+    )
+
+
+def _change(ch: Change, unit: str = "") -> str:
+    pct = ch.change_percent
+    tail = f" ({pct:+.1f}%)" if pct is not None else ""
+    return f"{_num(ch.round1)}{unit} -> {_num(ch.round2)}{unit}{tail}"
+
+
+def _num(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"

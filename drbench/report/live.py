@@ -1,0 +1,93 @@
+"""The run's live side: progress bars, per-round tables and files written as rounds finish.
+
+``LiveReporter`` is the RunObserver the CLI hands to the runner.  It appends every finished request
+to requests.jsonl, writes each round's JSON as soon as the round ends, and prints the round table
+and the level comparison (unless quiet), so an interrupted run keeps everything it measured.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from tqdm import tqdm
+
+from drbench.records import RequestRecord
+from drbench.report.console import format_comparison, format_round
+from drbench.report.files import RecordLog, write_round
+from drbench.results import LevelResult, RoundResult
+
+__all__ = ["LiveReporter", "RoundBar"]
+
+
+class RoundBar:
+    """A tqdm bar for one round: requests done, failures, output tokens/s so far."""
+
+    def __init__(self, concurrency: int, round: int, total: int, *, enabled: bool) -> None:
+        self._bar = tqdm(
+            total=total,
+            desc=f"C={concurrency} round {round}",
+            unit="req",
+            disable=not enabled,
+            file=sys.stderr,
+            mininterval=0.5,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        self._failed = 0
+        self._tokens = 0
+        self._t0 = time.perf_counter()
+
+    def update(self, record: RequestRecord) -> None:
+        if not record.ok:
+            self._failed += 1
+        self._tokens += record.completion_tokens or 0
+        elapsed = time.perf_counter() - self._t0
+        self._bar.set_postfix(
+            failed=self._failed,
+            tok_s=f"{self._tokens / elapsed:.0f}" if elapsed else "-",
+            refresh=False,
+        )
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class LiveReporter:
+    """Logs, prints and writes as the run goes (see module docstring)."""
+
+    def __init__(
+        self, out_dir: Path, *, lang: str, quiet: bool, stream: TextIO | None = None
+    ) -> None:
+        self.out_dir = out_dir
+        self._lang = lang
+        self._quiet = quiet
+        self._out = stream or sys.stdout
+        self._log = RecordLog(out_dir / "requests.jsonl")
+
+    def round_started(self, concurrency: int, round: int, total: int) -> RoundBar:
+        return RoundBar(concurrency, round, total, enabled=not self._quiet)
+
+    def request_done(self, record: RequestRecord) -> None:
+        self._log.write(record)
+
+    def round_done(self, level: LevelResult, result: RoundResult) -> None:
+        write_round(self.out_dir, result)
+        if not self._quiet:
+            self._print(format_round(result, self._lang))
+
+    def level_done(self, level: LevelResult) -> None:
+        if not self._quiet and level.comparison is not None:
+            self._print(format_comparison(level, self._lang))
+
+    def warning(self, message: str) -> None:
+        tqdm.write(f"drbench: warning: {message}", file=sys.stderr)
+
+    def close(self) -> None:
+        self._log.close()
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._out, flush=True)

@@ -1,0 +1,87 @@
+"""What a run produced, level by level and round by round: the objects reports are made from.
+
+The runner fills these as rounds finish, so an interrupted run still holds every finished round;
+``to_dict()`` gives the ``summary.json`` contract of docs/benchmarker_guide.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from drbench import __version__
+from drbench.config import BenchConfig
+from drbench.records import RequestRecord
+from drbench.stats import Comparison, RoundSummary
+
+__all__ = ["SCHEMA_VERSION", "LevelResult", "RoundResult", "RunResult"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class RoundResult:
+    """One round of one level: its records, their summary and the server's view of it."""
+
+    summary: RoundSummary
+    records: list[RequestRecord]
+    server: Any = None  # prometheus RoundServerMetrics, when --prometheus-url is given
+
+    @property
+    def server_hit_rate(self) -> float | None:
+        return getattr(self.server, "hit_rate", None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.summary.to_dict()
+        d["cache"] = {**(d.get("cache") or {}), "server_hit_rate": self.server_hit_rate}
+        d["server_metrics"] = self.server.to_dict() if self.server is not None else None
+        return d
+
+
+@dataclass
+class LevelResult:
+    """All rounds at one concurrency level, and round 2 compared with round 1."""
+
+    concurrency: int
+    cold_start: str
+    rounds: list[RoundResult] = field(default_factory=list)
+    comparison: Comparison | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "cold_start": self.cold_start,
+            "rounds": [r.to_dict() for r in self.rounds],
+            "comparison": self.comparison.to_dict() if self.comparison else None,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass
+class RunResult:
+    """The whole run; ``interrupted`` is set when Ctrl-C or a crash cut it short."""
+
+    config: BenchConfig
+    started_at: str
+    model: str | None = None
+    run_token: str = ""
+    finished_at: str | None = None
+    interrupted: bool = False
+    levels: list[LevelResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "drbench", "version": __version__},
+            "config": {**self.config.to_dict(), "model": self.model},
+            "run": {
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "interrupted": self.interrupted,
+                "run_token": self.run_token,
+                "warnings": list(self.warnings),
+            },
+            "levels": [lv.to_dict() for lv in self.levels if lv.rounds],
+        }

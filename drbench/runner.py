@@ -1,0 +1,209 @@
+"""Levels x rounds: closed-loop workers, cold-start policy, multi-turn round 2, server metrics.
+
+At each concurrency level C and for each round, the same N requests are sent with at most C in
+flight; a worker sends its next request when its previous one ends.  Round 2 starts only when
+round 1 has completely finished.  Everything observable (each finished request, round, level,
+warning) goes to a ``RunObserver`` as it happens, so the caller can log records crash-safely and
+show progress; the runner itself never prints.  Finished rounds are appended to the RunResult the
+caller owns, so Ctrl-C loses none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any, Protocol
+
+import aiohttp
+
+from drbench.client import Endpoint, PreparedRequest, make_session, post_reset, send
+from drbench.config import BenchConfig
+from drbench.dataset import cold_prefix, with_prefix
+from drbench.records import Prompt, RequestRecord
+from drbench.response import parse_exchange
+from drbench.results import LevelResult, RoundResult, RunResult
+from drbench.slo import SLO
+from drbench.stats import compare_rounds, summarize_round
+
+__all__ = ["RoundProgress", "RunObserver", "RunPlan", "continue_requests", "run"]
+
+
+class RoundProgress(Protocol):
+    def update(self, record: RequestRecord) -> None: ...
+    def close(self) -> None: ...
+
+
+class RunObserver(Protocol):
+    """What the runner tells its caller; every method must return quickly (it runs on the loop)."""
+
+    def round_started(self, concurrency: int, round: int, total: int) -> RoundProgress: ...
+    def request_done(self, record: RequestRecord) -> None: ...
+    def round_done(self, level: LevelResult, result: RoundResult) -> None: ...
+    def level_done(self, level: LevelResult) -> None: ...
+    def warning(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything the runner needs besides the config: resolved model, prompts, SLO, watcher."""
+
+    config: BenchConfig
+    endpoint: Endpoint
+    model: str
+    prompts: Sequence[Prompt]
+    slo: SLO | None = None
+    run_token: str = ""
+    watcher_factory: Any = None  # callable(session) -> ServerMetricsWatcher, or None
+
+
+async def run(plan: RunPlan, result: RunResult, observer: RunObserver) -> None:
+    """Run every level of the plan, appending each finished round to ``result``."""
+    cfg = plan.config
+    async with make_session(max(cfg.concurrency), cfg.timeout) as session:
+        watcher = plan.watcher_factory(session) if plan.watcher_factory else None
+        if watcher is not None:
+            for line in await watcher.probe():
+                observer.warning(line)
+        for index, concurrency in enumerate(cfg.concurrency):
+            level = LevelResult(concurrency=concurrency, cold_start=cfg.cold_start)
+            result.levels.append(level)
+            await _run_level(plan, session, watcher, level, index, observer)
+            observer.level_done(level)
+
+
+async def _run_level(
+    plan: RunPlan,
+    session: aiohttp.ClientSession,
+    watcher: Any,
+    level: LevelResult,
+    index: int,
+    observer: RunObserver,
+) -> None:
+    cfg = plan.config
+    prefix = ""
+    if cfg.cold_start == "nonce":
+        prefix = cold_prefix(plan.run_token, index)
+    elif cfg.cold_start == "reset" and cfg.cache_reset_url:
+        problem = await post_reset(session, cfg.cache_reset_url)
+        if problem:
+            level.warnings.append(problem + " (round 1 may not be cold)")
+            observer.warning(level.warnings[-1])
+    requests = [_prepare(plan, with_prefix(p, prefix)) for p in plan.prompts]
+    for rnd in range(1, cfg.rounds + 1):
+        if rnd > 1:
+            if cfg.round_pause:
+                await asyncio.sleep(cfg.round_pause)
+            if cfg.round2_mode == "continue":
+                requests, failed = continue_requests(
+                    requests, level.rounds[-1].records, plan.prompts, cfg.followup_text
+                )
+                if failed:
+                    level.warnings.append(
+                        f"{failed} prompt(s) failed in round {rnd - 1}; round {rnd} resent "
+                        "their previous request instead of continuing the conversation"
+                    )
+        result = await _run_round(
+            plan, session, watcher, requests, level.concurrency, rnd, observer
+        )
+        level.rounds.append(result)
+        observer.round_done(level, result)
+    if len(level.rounds) >= 2:
+        r1, r2 = level.rounds[0], level.rounds[1]
+        level.comparison = compare_rounds(
+            r1.records,
+            r2.records,
+            r1.summary,
+            r2.summary,
+            hit_rates=(r1.server_hit_rate, r2.server_hit_rate),
+            seed=cfg.seed,
+        )
+
+
+async def _run_round(
+    plan: RunPlan,
+    session: aiohttp.ClientSession,
+    watcher: Any,
+    requests: list[PreparedRequest],
+    concurrency: int,
+    rnd: int,
+    observer: RunObserver,
+) -> RoundResult:
+    cfg, endpoint = plan.config, plan.endpoint
+    records: list[RequestRecord | None] = [None] * len(requests)
+    progress = observer.round_started(concurrency, rnd, len(requests))
+    if watcher is not None:
+        await watcher.start_round()
+    queue = iter(enumerate(requests))
+    gc.collect()
+    gc.freeze()  # a full collection mid-round would stall every stream's timestamps
+    round_start_ns = perf_counter_ns()
+
+    async def worker() -> None:
+        for i, req in queue:
+            raw = await send(session, endpoint, req, cfg.timeout)
+            rec = parse_exchange(
+                raw,
+                prompt_id=req.prompt_id,
+                concurrency=concurrency,
+                round=rnd,
+                round_start_ns=round_start_ns,
+                prompt_chars=req.prompt_chars,
+            )
+            records[i] = rec
+            observer.request_done(rec)
+            progress.update(rec)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(requests)))))
+    finally:
+        gc.unfreeze()
+        progress.close()
+    server = await watcher.end_round() if watcher is not None else None
+    done = [r for r in records if r is not None]
+    summary = summarize_round(done, concurrency=concurrency, round=rnd, slo=plan.slo)
+    return RoundResult(summary=summary, records=done, server=server)
+
+
+def continue_requests(
+    previous: Sequence[PreparedRequest],
+    records: Sequence[RequestRecord],
+    prompts: Sequence[Prompt],
+    default_followup: str,
+) -> tuple[list[PreparedRequest], int]:
+    """Round k+1 of a conversation: round k's request, its real answer, then a follow-up turn.
+
+    A prompt whose previous request failed has no answer to continue from; it is resent as it
+    was (and counted, so the report can say so).
+    """
+    answers = {r.prompt_id: r.output_text for r in records if r.ok}
+    followups = {p.id: p.followup for p in prompts}
+    out, failed = [], 0
+    for req in previous:
+        answer = answers.get(req.prompt_id)
+        if answer is None:
+            out.append(req)
+            failed += 1
+            continue
+        followup = followups.get(req.prompt_id) or default_followup
+        payload = dict(req.payload)
+        if "messages" in payload:
+            payload["messages"] = [
+                *payload["messages"],
+                {"role": "assistant", "content": answer},
+                {"role": "user", "content": followup},
+            ]
+        else:
+            payload["prompt"] = f"{payload['prompt']}{answer}\n\n{followup}\n\n"
+        out.append(PreparedRequest.of(req.prompt_id, payload))
+    return out, failed
+
+
+def _prepare(plan: RunPlan, prompt: Prompt) -> PreparedRequest:
+    cfg = plan.config
+    body = plan.endpoint.body(
+        prompt, model=plan.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature
+    )
+    return PreparedRequest.of(prompt.id, body)
