@@ -107,18 +107,17 @@ class PreparedRequest:
     prompt_id: str
     body: bytes
     prompt_chars: int
-    messages: tuple[dict[str, Any], ...] | None = None  # what was sent, for multi-turn rounds
+    payload: dict[str, Any]  # the decoded body, kept to build multi-turn follow-ups from
 
     @classmethod
-    def of(cls, prompt_id: str, body: dict[str, Any]) -> PreparedRequest:
-        messages = body.get("messages")
-        chars = sum(len(str(m.get("content") or "")) for m in messages) if messages else 0
-        return cls(
-            prompt_id=prompt_id,
-            body=json.dumps(body, ensure_ascii=False).encode(),
-            prompt_chars=chars or len(body.get("prompt") or ""),
-            messages=tuple(messages) if messages else None,
-        )
+    def of(cls, prompt_id: str, payload: dict[str, Any]) -> PreparedRequest:
+        messages = payload.get("messages")
+        if messages:
+            chars = sum(len(str(m.get("content") or "")) for m in messages)
+        else:
+            chars = len(payload.get("prompt") or "")
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        return cls(prompt_id=prompt_id, body=body, prompt_chars=chars, payload=payload)
 
 
 def make_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
