@@ -8,6 +8,7 @@ turned into a one-line message; anything else is a bug and says so (traceback wi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from drbench import __version__
-from drbench.config import OPTIONS, BenchConfig, build_config
+from drbench.config import OPTIONS, BenchConfig, build_config, flag_label
 from drbench.errors import DrbenchError, ExitStatus, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -81,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument(opt.flag, **kw)
     run = parser.add_argument_group("run")
     run.add_argument(
+        "--recipe",
+        metavar="FILE",
+        help="YAML recipe: every option above as a snake_case key, ${VAR} / ${VAR:-default} / ${VAR:?message} expansion, and a 'runs:' list of named runs (docs/RECIPE_GUIDE.md). Flags typed here override it.",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="Print the fully resolved configuration of every run (secrets redacted) and exit without sending anything.",
+    )
+    run.add_argument(
         "--demo",
         action="store_true",
         help="Start the bundled mock server on a free port, run the example dataset against it and print the report.",
@@ -96,8 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.demo:
             return _run_demo(flags)
-        cfg = build_config(flags)
-        return run_config(cfg)
+        runs = _resolve_runs(flags, args.recipe)
+        if args.dry_run:
+            for name, cfg in runs:
+                cfg.check(_label_for(args.recipe))
+                print(
+                    json.dumps({"run": name, "config": cfg.to_dict()}, indent=2, ensure_ascii=False)
+                )
+            return int(ExitStatus.OK)
+        statuses = [run_config(cfg, _label_for(args.recipe)) for _, cfg in runs]
+        return max(statuses, key=_severity)
     except DrbenchError as exc:
         _err(str(exc))
         return int(exc.exit_status)
@@ -111,11 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitStatus.ERROR)
 
 
-def run_config(cfg: BenchConfig) -> int:
+def run_config(cfg: BenchConfig, label: Any = flag_label) -> int:
     """Check the configuration, run every level, write every report; returns the exit code."""
     from drbench.benchmark import Benchmark  # noqa: PLC0415 - keeps --help fast (numpy, aiohttp)
 
-    cfg.check()
+    cfg.check(label)
     if not cfg.endpoint:
         raise UsageError("--endpoint URL is required (or try --demo)")
     if not cfg.dataset:
@@ -140,6 +159,36 @@ def _run_demo(flags: dict[str, Any]) -> int:
             cfg = replace(cfg, endpoint=demo["endpoint"])
         print(f"drbench: demo against the bundled mock server at {mock.base_url}", file=sys.stderr)
         return run_config(cfg)
+
+
+def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[str, BenchConfig]]:
+    """(name, config) of every run: one without a recipe, one per entry of the recipe's runs:."""
+    if recipe_path is None:
+        return [("", build_config(flags))]
+    from drbench.recipe import load_recipe  # noqa: PLC0415
+
+    recipe = load_recipe(recipe_path)
+    out = []
+    for run in recipe.runs:
+        cfg = build_config(flags, run.values)
+        if len(recipe.runs) > 1 or run.name:
+            base = Path(cfg.output_dir or f"results/{datetime.now():%Y%m%d-%H%M%S}")
+            cfg = replace(cfg, output_dir=str(base / run.name) if run.name else str(base))
+        out.append((run.name, cfg))
+    return out
+
+
+def _label_for(recipe_path: str | None) -> Any:
+    """How a config error names the setting: the flag, or flag-or-recipe-key with a recipe."""
+    if recipe_path is None:
+        return flag_label
+    return lambda name: f"{flag_label(name)} (recipe key '{name}' in {recipe_path})"
+
+
+def _severity(status: int) -> tuple[int, int]:
+    """Which exit code a multi-run recipe reports: the worst one, interrupts and bugs first."""
+    order = {130: 6, 1: 5, 3: 4, 2: 4, 5: 3, 4: 2, 0: 0}
+    return (order.get(status, 1), status)
 
 
 def _show(v: Any) -> str:
