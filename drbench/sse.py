@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 __all__ = ["SSEDecoder", "SSEEvent"]
 
+_BOM = b"\xef\xbb\xbf"
+
 
 @dataclass(slots=True, frozen=True)
 class SSEEvent:
@@ -37,9 +39,12 @@ class SSEDecoder:
             chunk = chunk[1:]
         self._skip_lf = False
         buf = self._buf + chunk if self._buf else chunk
-        if not self._started and buf:
+        if not self._started:
+            if len(buf) < 3 and _BOM.startswith(buf):  # wait: this may be the start of a BOM
+                self._buf = buf
+                return []
             self._started = True
-            if buf.startswith(b"\xef\xbb\xbf"):
+            if buf.startswith(_BOM):
                 buf = buf[3:]
         if b"\r" in buf:
             self._skip_lf = buf.endswith(b"\r")
