@@ -1,0 +1,128 @@
+"""The option table, defaults < recipe < flags, range checks and their one-line messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from drbench.cli import build_parser, main
+from drbench.config import OPTIONS, BenchConfig, build_config, coerce
+from drbench.errors import ConfigError
+
+
+def flags(*argv: str) -> dict:
+    args = build_parser().parse_args(list(argv))
+    return {o.name: getattr(args, o.name) for o in OPTIONS}
+
+
+def test_every_option_is_a_config_field_and_a_flag() -> None:
+    names = {o.name for o in OPTIONS}
+    assert names == set(BenchConfig.__dataclass_fields__)
+    assert all(v is None for v in flags().values())  # nothing is "set" unless typed
+
+
+def test_defaults_recipe_then_flags() -> None:
+    cfg = build_config(
+        flags("--concurrency", "2", "8"), {"concurrency": (1,), "rounds": 3}, environ={}
+    )
+    assert cfg.concurrency == (2, 8) and cfg.rounds == 3 and cfg.max_tokens == 128
+
+
+def test_list_flags_accept_repeats() -> None:
+    f = flags("--prometheus-url", "http://a/metrics", "--prometheus-url", "http://b/metrics")
+    assert build_config(f, environ={}).prometheus_url == ("http://a/metrics", "http://b/metrics")
+
+
+def test_api_key_from_environment_and_redacted_everywhere() -> None:
+    cfg = build_config(flags(), environ={"OPENAI_API_KEY": "sk-secret"})
+    assert cfg.api_key == "sk-secret"
+    assert "sk-secret" not in repr(cfg) and cfg.to_dict()["api_key"] == "***"
+    assert (
+        build_config(flags("--api-key", "sk-flag"), environ={"OPENAI_API_KEY": "x"}).api_key
+        == "sk-flag"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--concurrency", "0"], "--concurrency must be >= 1 (got 0)"),
+        (["--rounds", "0"], "--rounds must be >= 1 (got 0)"),
+        (["--timeout", "0"], "--timeout must be > 0 (got 0.0)"),
+        (["--fail-on-slo", "120"], "--fail-on-slo is a percentage, 0 to 100 (got 120.0)"),
+        (["--cold-start", "reset"], "--cold-start reset needs --cache-reset-url URL"),
+        (["--endpoint", "localhost:8000"], "--endpoint must be an http(s) URL"),
+        (["--round2-mode", "continue", "--rounds", "1"], "--round2-mode continue needs --rounds 2"),
+    ],
+)
+def test_range_errors_name_the_flag(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build_config(flags(*argv), environ={}).check()
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "kind_name, value, expected",
+    [
+        ("concurrency", "5 10, 20", (5, 10, 20)),
+        ("rounds", "3", 3),
+        ("rounds", 3.0, 3),
+        ("shuffle", "yes", True),
+        ("temperature", "0.5", 0.5),
+        ("prometheus_url", "http://x", ("http://x",)),
+    ],
+)
+def test_coerce_converts_strings_from_recipes(
+    kind_name: str, value: object, expected: object
+) -> None:
+    opt = next(o for o in OPTIONS if o.name == kind_name)
+    assert coerce(opt, value, "r.yaml:3") == expected
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("rounds", "two"),
+        ("rounds", 2.5),
+        ("shuffle", "maybe"),
+        ("cold_start", "warm"),
+        ("concurrency", "5 x"),
+    ],
+)
+def test_coerce_errors_say_where(name: str, value: object) -> None:
+    opt = next(o for o in OPTIONS if o.name == name)
+    with pytest.raises(ConfigError, match=rf"^r.yaml:3: {name}: expected"):
+        coerce(opt, value, "r.yaml:3")
+
+
+def test_cli_usage_errors_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    assert main(["--dataset", "x.json"]) == 2
+    assert capsys.readouterr().err.strip() == "drbench: --endpoint URL is required (or try --demo)"
+    code = main(
+        [
+            "--endpoint",
+            "http://127.0.0.1:9/v1/chat/completions",
+            "--dataset",
+            str(tmp_path / "no.jsonl"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert (
+        code == 2 and err.endswith("no.jsonl: no such file (check --dataset)") and "\n" not in err
+    )
+    code = main(
+        ["--endpoint", "http://127.0.0.1:9/v1", "--dataset", "examples/example_dataset.json"]
+    )
+    assert (
+        code == 2
+        and "did you mean http://127.0.0.1:9/v1/chat/completions" in capsys.readouterr().err
+    )
+
+
+def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for code in ("0 ", "2 ", "3 ", "4 ", "5 ", "130"):
+        assert f"\n  {code}" in out
