@@ -1,0 +1,271 @@
+"""Scrape Prometheus endpoints before, during and after each benchmark round.
+
+``ServerMetricsWatcher`` is what the runner drives: ``start_round()`` scrapes every endpoint
+("before") and starts one background sampler per endpoint; ``end_round()`` stops them, waits
+briefly for the server to settle, scrapes "after" and returns the round's ``RoundServerMetrics``.
+An endpoint that is down, slow or answers garbage never raises out of the watcher: it gives one
+warning line for the whole run and its figures are None.  The caller owns the aiohttp session.
+Parsing is in ``prometheus.py`` and the per-round arithmetic in ``prometheus_round.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import aiohttp
+import yarl
+
+from drbench.errors import UsageError
+from drbench.prometheus import (
+    IDLE_GAUGES,
+    PRESET_METRICS,
+    ExpositionError,
+    MetricSelector,
+    Snapshot,
+    is_idle,
+    preset_selectors,
+    snapshot_from_text,
+)
+from drbench.prometheus_round import (
+    RoundServerMetrics,
+    UrlRound,
+    derived_input_names,
+    summarize_round,
+)
+
+__all__ = ["ScrapeError", "ServerMetricsWatcher", "scrape"]
+
+
+class ScrapeError(Exception):
+    """One scrape that gave nothing usable; the message is short and names no secret."""
+
+
+async def scrape(
+    session: aiohttp.ClientSession, url: str, selectors: Sequence[MetricSelector], timeout_s: float
+) -> Snapshot:
+    """GET ``url`` and match ``selectors``; every failure is a ``ScrapeError``."""
+    try:
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with session.get(url, timeout=timeout, headers={"Accept": "text/plain"}) as resp:
+            if resp.status != 200:
+                raise ScrapeError(f"HTTP {resp.status} {resp.reason or ''}".rstrip())
+            body = await resp.read()
+    except (asyncio.TimeoutError, TimeoutError):
+        raise ScrapeError(f"no answer within {timeout_s:g} s") from None
+    except aiohttp.ClientConnectorError as exc:
+        raise ScrapeError(f"cannot connect: {exc.os_error.strerror or exc.os_error}") from None
+    except aiohttp.ClientError as exc:
+        raise ScrapeError(f"{type(exc).__name__}: {exc}".replace(url, _redact(url))) from None
+    try:
+        return snapshot_from_text(body.decode("utf-8"), selectors)
+    except UnicodeDecodeError:
+        raise ScrapeError("not Prometheus text (not UTF-8)") from None
+    except ExpositionError as exc:
+        raise ScrapeError(str(exc)) from None
+
+
+class ServerMetricsWatcher:
+    """Per-round server metrics of one or more endpoints (several replicas, engine + LMCache).
+
+    ``selectors`` None or empty reads the built-in preset, reporting on each endpoint only the
+    preset metrics it was seen to expose.  The counters behind the derived hit rates and the
+    load gauges used for settling are scraped whatever the selectors, but only reported when
+    selected.  ``settle_max_s`` bounds the wait in ``end_round`` (0: no wait).
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        urls: Sequence[str],
+        selectors: Sequence[MetricSelector] | None = None,
+        interval_s: float = 1.0,
+        timeout_s: float = 5.0,
+        settle_max_s: float = 2.0,
+        settle_poll_s: float = 0.2,
+    ) -> None:
+        if not urls:
+            raise UsageError("--prometheus-url: give at least one metrics URL")
+        if not interval_s > 0:
+            raise UsageError(f"--prometheus-interval must be > 0 seconds (got {interval_s})")
+        for url in urls:
+            _check_url(url)
+        self._session = session
+        self._urls = list(dict.fromkeys(urls))
+        self._interval_s, self._timeout_s = interval_s, timeout_s
+        self._settle_max_s, self._settle_poll_s = settle_max_s, settle_poll_s
+        self._preset = not selectors
+        chosen = list(selectors) if selectors else preset_selectors()
+        self._reported = list(dict.fromkeys(str(s) for s in chosen))
+        extra = [MetricSelector(n) for n in (*derived_input_names(), *IDLE_GAUGES)]
+        self._tracked = list({str(s): s for s in (*chosen, *extra)}.values())
+        self._seen: dict[str, set[str]] = {url: set() for url in self._urls}
+        self._warned: set[tuple[str, str]] = set()
+        self._warnings: list[str] = []
+        self._before: dict[str, Snapshot | None] | None = None
+        self._errors: dict[str, str | None] = {}
+        self._samples: dict[str, list[Snapshot]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def urls(self) -> list[str]:
+        return list(self._urls)
+
+    async def probe(self) -> list[str]:
+        """One scrape of every endpoint up front; returns the warning lines it raised."""
+        await asyncio.gather(*(self._scrape_one(url, "probe") for url in self._urls))
+        return self._drain()
+
+    async def start_round(self) -> None:
+        """Scrape "before" on every endpoint, then sample each every ``interval_s``."""
+        await self.stop()
+        self._errors = {url: None for url in self._urls}
+        snaps = await asyncio.gather(*(self._scrape_one(url, "before") for url in self._urls))
+        self._before = dict(zip(self._urls, snaps, strict=True))
+        self._samples = {url: [] for url in self._urls}
+        self._tasks = [asyncio.create_task(self._sample(url)) for url in self._urls]
+
+    async def end_round(self, *, settle: bool = True) -> RoundServerMetrics:
+        """Stop sampling, let the server settle (bounded), scrape "after", report the round."""
+        if self._before is None:
+            raise RuntimeError("end_round() called without start_round()")
+        await self.stop()
+        snaps = await asyncio.gather(*(self._after(url, settle) for url in self._urls))
+        rounds = [
+            UrlRound(
+                url,
+                self._before[url],
+                after,
+                self._samples[url],
+                self._reported_for(url),
+                self._errors[url],
+            )
+            for url, after in zip(self._urls, snaps, strict=True)
+        ]
+        self._before = None
+        return summarize_round(rounds, self._drain())
+
+    async def stop(self) -> None:
+        """Cancel the samplers (idempotent); call it when a run is interrupted mid-round."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- private ---------------------------------------------------------------------------
+
+    async def _sample(self, url: str) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            snap = await self._scrape_one(url, "sample")
+            if snap is not None:
+                self._samples[url].append(snap)
+
+    async def _after(self, url: str, settle: bool) -> Snapshot | None:
+        """The "after" scrape; with ``settle``, re-scraped until idle and unchanged (bounded).
+
+        vLLM updates its counters a moment after the last response, so one scrape right away
+        can miss the round's last requests (../shared/notes §1.5).
+        """
+        snap = await self._scrape_one(url, "after")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settle_max_s
+        while settle and snap is not None and loop.time() < deadline:
+            await asyncio.sleep(self._settle_poll_s)
+            again = await self._scrape_one(url, "settle")
+            if again is None:
+                break
+            done = again == snap and is_idle(again)
+            snap = again
+            if done:
+                break
+        return snap
+
+    async def _scrape_one(self, url: str, role: str) -> Snapshot | None:
+        try:
+            snap = await scrape(self._session, url, self._tracked, self._timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except ScrapeError as exc:
+            return self._failed(url, role, str(exc))
+        except Exception as exc:  # never let a metrics endpoint end a benchmark run
+            return self._failed(url, role, f"{type(exc).__name__}: {exc}")
+        self._note(url, role, snap)
+        return snap
+
+    def _failed(self, url: str, role: str, reason: str) -> None:
+        if role in ("before", "after"):
+            self._errors[url] = reason
+        self._warn_once(
+            url,
+            "down",
+            f"server metrics: {_redact(url)} unavailable ({reason}); its figures are marked "
+            "missing and the run goes on. Check --prometheus-url.",
+        )
+
+    def _note(self, url: str, role: str, snap: Snapshot) -> None:
+        """Remember what the endpoint exposes; warn once about what it lacks."""
+        self._seen[url].update(sel for sel in self._reported if sel in snap)
+        if role == "sample" or role == "settle":
+            return
+        where = _redact(url)
+        if self._preset and not any(sel in snap for sel in PRESET_METRICS):
+            self._warn_once(
+                url,
+                "preset",
+                f"server metrics: {where} exposes none of the known vLLM, SGLang, LMCache or "
+                "TGI metrics; name the ones to read with --prometheus-metrics.",
+            )
+        for sel in [] if self._preset else self._reported:
+            if sel not in snap:
+                self._warn_once(
+                    url,
+                    sel,
+                    f"server metrics: {where} exposes no metric matching --prometheus-metrics "
+                    f"{sel}; it is reported as missing.",
+                )
+        if any(sel.startswith("lmcache:") for sel in snap):
+            self._warn_once(
+                url,
+                "lmcache",
+                f"server metrics: {where}: LMCache publishes its counters about every 10 s, "
+                "so its per-round figures can lag the round by that much.",
+            )
+
+    def _reported_for(self, url: str) -> list[str]:
+        if not self._preset:
+            return list(self._reported)
+        return [sel for sel in self._reported if sel in self._seen[url]]
+
+    def _warn_once(self, url: str, what: str, line: str) -> None:
+        if (url, what) not in self._warned:
+            self._warned.add((url, what))
+            self._warnings.append(line)
+
+    def _drain(self) -> list[str]:
+        out, self._warnings = self._warnings, []
+        return out
+
+
+def _check_url(url: str) -> None:
+    try:
+        parsed = yarl.URL(url)
+        ok = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UsageError(
+            f"--prometheus-url: {_redact(url)!r} is not an http(s) URL; give the full metrics "
+            "address, e.g. http://127.0.0.1:8000/metrics"
+        )
+
+
+def _redact(url: str) -> str:
+    """The URL without user, password or query string, which may hold a token."""
+    try:
+        parsed = yarl.URL(url)
+    except (TypeError, ValueError):
+        return "<the metrics URL>"
+    if parsed.user is not None or parsed.password is not None:
+        parsed = parsed.with_user(None)
+    return str(parsed.with_query(None)) + ("?..." if parsed.query_string else "")
