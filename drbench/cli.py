@@ -168,6 +168,8 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
     from drbench.recipe import load_recipe  # noqa: PLC0415
 
     recipe = load_recipe(recipe_path)
+    for warning in recipe.warnings:
+        _err(f"warning: {warning}")
     out = []
     for run in recipe.runs:
         cfg = build_config(flags, run.values)
