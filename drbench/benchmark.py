@@ -108,7 +108,7 @@ class Benchmark:
         cfg = self.config
         if not cfg.prometheus_url:
             return None
-        from drbench.prometheus import ServerMetricsWatcher  # noqa: PLC0415
+        from drbench.prometheus_watch import ServerMetricsWatcher  # noqa: PLC0415
 
         return lambda session: ServerMetricsWatcher(
             session, cfg.prometheus_url, self.selectors, interval_s=cfg.prometheus_interval
@@ -147,9 +147,9 @@ def _load_slo(cfg: BenchConfig) -> SLO | None:
 def _selectors(cfg: BenchConfig) -> list | None:
     if not cfg.prometheus_metrics:
         return None
-    from drbench.prometheus import MetricSelector  # noqa: PLC0415
+    from drbench.prometheus import parse_selectors  # noqa: PLC0415
 
-    return [MetricSelector.parse(name) for name in cfg.prometheus_metrics]
+    return parse_selectors(cfg.prometheus_metrics)
 
 
 async def _first_model(session, endpoint: Endpoint) -> str:

@@ -64,14 +64,19 @@ async def run(plan: RunPlan, result: RunResult, observer: RunObserver) -> None:
     cfg = plan.config
     async with make_session(max(cfg.concurrency), cfg.timeout) as session:
         watcher = plan.watcher_factory(session) if plan.watcher_factory else None
-        if watcher is not None:
-            for line in await watcher.probe():
-                observer.warning(line)
-        for index, concurrency in enumerate(cfg.concurrency):
-            level = LevelResult(concurrency=concurrency, cold_start=cfg.cold_start)
-            result.levels.append(level)
-            await _run_level(plan, session, watcher, level, index, observer)
-            observer.level_done(level)
+        try:
+            if watcher is not None:
+                for line in await watcher.probe():
+                    result.warnings.append(line)
+                    observer.warning(line)
+            for index, concurrency in enumerate(cfg.concurrency):
+                level = LevelResult(concurrency=concurrency, cold_start=cfg.cold_start)
+                result.levels.append(level)
+                await _run_level(plan, session, watcher, level, index, observer)
+                observer.level_done(level)
+        finally:
+            if watcher is not None:
+                await watcher.stop()
 
 
 async def _run_level(
