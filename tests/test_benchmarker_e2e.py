@@ -1,0 +1,270 @@
+"""The CLI end to end against the mocker: output files, the cache effect, cold round 1, failures,
+preflight errors, Ctrl-C.  Delays are small and assertions on time use wide margins."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drbench.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = ROOT / "examples" / "example_dataset.json"
+FAST = ("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
+
+
+def run_cli(mock, out: Path, *extra: str, path: str = "/v1/chat/completions") -> int:
+    argv = [
+        "--endpoint",
+        mock.base_url + path,
+        "--dataset",
+        str(DATASET),
+        "--output-dir",
+        str(out),
+        "--quiet",
+    ]
+    return main([*argv, *extra])
+
+
+def load_summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def rounds_of(summary: dict, level: int = 0) -> list[dict]:
+    return summary["levels"][level]["rounds"]
+
+
+def test_every_output_file_and_the_summary_contract(mocker_factory, tmp_path: Path) -> None:
+    mock = mocker_factory(*FAST)
+    out = tmp_path / "run"
+    assert (
+        run_cli(
+            mock,
+            out,
+            "--concurrency",
+            "2",
+            "4",
+            "--num-samples",
+            "6",
+            "--api-key",
+            "sk-test-SECRET",
+        )
+        == 0
+    )
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [
+        "concurrency_2_round_1.json",
+        "concurrency_2_round_2.json",
+        "concurrency_4_round_1.json",
+        "concurrency_4_round_2.json",
+        "metrics_summary.csv",
+        "requests.jsonl",
+        "summary.json",
+    ]
+    s = load_summary(out)
+    assert s["schema_version"] == 1 and s["tool"]["name"] == "drbench"
+    assert s["config"]["api_key"] == "***" and s["config"]["model"] == "mock-llm"
+    assert [lv["concurrency"] for lv in s["levels"]] == [2, 4]
+    for lv in s["levels"]:
+        assert lv["cold_start"] == "nonce" and lv["comparison"]["n_pairs"] == 6
+        for r in lv["rounds"]:
+            assert r["requests"] == {"total": 6, "succeeded": 6, "failed": 0}
+            assert set(r["metrics"]) == {"ttft_ms", "itl_ms", "tpot_ms", "latency_ms"}
+            for dist in r["metrics"].values():
+                assert set(dist) == {"avg", "p50", "p90", "p99", "min", "max", "stddev"}
+                assert dist["min"] <= dist["p50"] <= dist["p99"] <= dist["max"]
+            assert set(r["throughput"]) == {
+                "output_tokens_per_s",
+                "total_tokens_per_s",
+                "requests_per_s",
+            }
+            assert r["duration_s"] > 0 and r["output_tokens_avg"] == 8
+    lines = (out / "requests.jsonl").read_text().splitlines()
+    assert len(lines) == 6 * 2 * 2
+    rec = json.loads(lines[0])
+    assert rec["ok"] and rec["token_source"] == "usage" and len(rec["itl_ms"]) == 7
+    rows = list(csv.DictReader((out / "metrics_summary.csv").open()))
+    assert [(r["concurrency"], r["round"]) for r in rows] == [
+        ("2", "1"),
+        ("2", "2"),
+        ("4", "1"),
+        ("4", "2"),
+    ]
+    assert float(rows[0]["metrics_ttft_ms_p50"]) == pytest.approx(
+        s["levels"][0]["rounds"][0]["metrics"]["ttft_ms"]["p50"]
+    )
+    per_round = json.loads((out / "concurrency_4_round_2.json").read_text())
+    assert len(per_round["records"]) == 6 and per_round["summary"]["round"] == 2
+    for p in out.iterdir():
+        assert "sk-test-SECRET" not in p.read_text()
+
+
+def test_round_two_is_faster_and_cached(mocker_factory, tmp_path: Path) -> None:
+    mock = mocker_factory(
+        "--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4", "--prefill-tokens-per-s", "10000"
+    )
+    assert run_cli(mock, tmp_path / "r", "--concurrency", "1") == 0
+    r1, r2 = rounds_of(load_summary(tmp_path / "r"))
+    assert r1["cache"]["client_cached_share"] < 0.05
+    assert r2["cache"]["client_cached_share"] > 0.9
+    # the long prompts (~2,000 tokens) prefill in ~200 ms cold and skip it warm
+    assert r2["metrics"]["ttft_ms"]["p90"] < 0.5 * r1["metrics"]["ttft_ms"]["p90"]
+    cmp = load_summary(tmp_path / "r")["levels"][0]["comparison"]
+    assert cmp["ttft_ratio"]["share_faster"] >= 0.8 and cmp["ttft_ratio"]["median"] < 1
+
+
+def test_nonce_makes_round_one_cold_on_a_second_run(mocker_factory, tmp_path: Path) -> None:
+    mock = mocker_factory(*FAST)
+    for name in ("first", "second"):
+        assert run_cli(mock, tmp_path / name, "--concurrency", "2") == 0
+    assert rounds_of(load_summary(tmp_path / "second"))[0]["cache"]["client_cached_share"] < 0.05
+    # without the nonce the same second run finds round 1 already warm (so the check above can fail)
+    assert run_cli(mock, tmp_path / "n1", "--concurrency", "2", "--cold-start", "none") == 0
+    assert run_cli(mock, tmp_path / "n2", "--concurrency", "2", "--cold-start", "none") == 0
+    assert rounds_of(load_summary(tmp_path / "n2"))[0]["cache"]["client_cached_share"] > 0.9
+
+
+def test_reset_policy_calls_the_reset_url(mocker_factory, tmp_path: Path) -> None:
+    mock = mocker_factory(*FAST)
+    assert run_cli(mock, tmp_path / "a", "--cold-start", "none", "--concurrency", "2") == 0
+    reset = ("--cold-start", "reset", "--cache-reset-url", mock.base_url + "/reset_prefix_cache")
+    assert run_cli(mock, tmp_path / "b", *reset, "--concurrency", "2") == 0
+    s = load_summary(tmp_path / "b")
+    assert s["levels"][0]["cold_start"] == "reset"
+    assert rounds_of(s)[0]["cache"]["client_cached_share"] < 0.05
+
+
+def test_completions_endpoint(mocker_factory, tmp_path: Path) -> None:
+    mock = mocker_factory(*FAST)
+    assert run_cli(mock, tmp_path / "c", "--concurrency", "3", path="/v1/completions") == 0
+    r1, r2 = rounds_of(load_summary(tmp_path / "c"))
+    assert r1["requests"]["succeeded"] == 10 and r2["cache"]["client_cached_share"] > 0.9
+
+
+@pytest.mark.parametrize(
+    "fault, kinds",
+    [
+        ("--error-rate", {"http"}),
+        ("--drop-rate", {"stream", "connection"}),
+        ("--malformed-rate", {"malformed"}),
+    ],
+)
+def test_injected_failures_are_recorded_not_fatal(
+    mocker_factory, tmp_path: Path, fault: str, kinds: set
+) -> None:
+    mock = mocker_factory(*FAST, fault, "0.4", "--seed", "3")
+    out = tmp_path / "f"
+    # the preflight retries transient failures, so the run starts despite the faults
+    assert run_cli(mock, out, "--concurrency", "3", "--rounds", "1") == 0
+    (r1,) = rounds_of(load_summary(out))
+    assert 0 < r1["requests"]["failed"] < 10
+    assert {e["kind"] for e in r1["errors"]} <= kinds
+    assert 0 < sum(e["count"] for e in r1["errors"]) <= r1["requests"]["failed"]  # top 5 messages
+    failed = [
+        json.loads(x)
+        for x in (out / "requests.jsonl").read_text().splitlines()
+        if not json.loads(x)["ok"]
+    ]
+    assert len(failed) == r1["requests"]["failed"] and all(f["error"] for f in failed)
+
+
+def test_preflight_errors_are_one_line_with_exit_3(mocker_factory, tmp_path: Path, capsys) -> None:
+    code = main(
+        [
+            "--endpoint",
+            "http://127.0.0.1:9/v1/chat/completions",
+            "--model",
+            "m",
+            "--dataset",
+            str(DATASET),
+            "--output-dir",
+            str(tmp_path / "x"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert (
+        code == 3
+        and err.startswith("drbench: preflight request to http://127.0.0.1:9")
+        and "\n" not in err
+    )
+    assert not (tmp_path / "x").exists()  # nothing measured, nothing left behind
+    mock = mocker_factory(*FAST)
+    assert run_cli(mock, tmp_path / "y", "--model", "no-such-model") == 3
+    err = capsys.readouterr().err
+    assert "does not serve model 'no-such-model'" in err and "Check --model" in err
+
+
+def test_existing_output_dir_is_not_overwritten(mocker_factory, tmp_path: Path, capsys) -> None:
+    mock = mocker_factory(*FAST)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert run_cli(mock, out) == 2
+    assert "already holds results" in capsys.readouterr().err and (out / "keep.txt").exists()
+    assert run_cli(mock, out, "--overwrite", "--rounds", "1", "--num-samples", "2") == 0
+
+
+def test_ctrl_c_keeps_everything_measured(mocker_factory, tmp_path: Path) -> None:
+    mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "20", "--output-tokens", "20")
+    out = tmp_path / "int"
+    cmd = [
+        sys.executable,
+        str(ROOT / "dual_round_benchmarker.py"),
+        "--endpoint",
+        mock.base_url + "/v1/chat/completions",
+        "--dataset",
+        str(DATASET),
+        "--concurrency",
+        "2",
+        "--output-dir",
+        str(out),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "requests.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # interrupt once round 1 is done and round 2 has begun
+        if (out / "concurrency_2_round_1.json").exists() and len(
+            log.read_text().splitlines()
+        ) >= 12:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    records = [json.loads(x) for x in (out / "requests.jsonl").read_text().splitlines()]
+    assert sum(r["round"] == 1 for r in records) == 10 and any(r["round"] == 2 for r in records)
+    s = load_summary(out)
+    assert s["run"]["interrupted"] is True and len(rounds_of(s)) == 1
+    assert "Traceback" not in err
+
+
+def test_demo_runs_against_the_bundled_mocker(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "dual_round_benchmarker.py"),
+            "--demo",
+            "--quiet",
+            "--output-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    s = load_summary(tmp_path / "d")
+    assert [lv["concurrency"] for lv in s["levels"]] == [1, 5]
+    assert "Summary" in proc.stdout
