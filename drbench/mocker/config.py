@@ -1,0 +1,239 @@
+"""The mock server's configuration: one frozen dataclass, its command-line flags, and the
+output-length spec parser.
+
+Every default lives on ``MockerConfig`` only; the argparse flags default to "not given"
+(``argparse.SUPPRESS``) so an untyped flag falls back to the dataclass. Validation happens in
+``__post_init__`` and raises ``UsageError`` naming the flag. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from enum import Enum
+
+from drbench.errors import UsageError
+
+__all__ = [
+    "LengthKind",
+    "MockerConfig",
+    "OutputLengthSpec",
+    "build_parser",
+    "config_from_argv",
+    "parse_output_tokens",
+]
+
+
+class LengthKind(str, Enum):
+    """How a request's output length is drawn."""
+
+    FIXED = "fixed"
+    UNIFORM = "uniform"
+    NORMAL = "normal"
+    EXPONENTIAL = "exp"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLengthSpec:
+    """A parsed ``--output-tokens`` value; ``a``/``b`` mean N, lo/hi, mean/std or mean by kind."""
+
+    kind: LengthKind
+    a: float
+    b: float = 0.0
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or str(int(self.a))
+
+
+_RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+_DIST_RE = re.compile(r"^\s*(uniform|normal|exp)\s*:\s*([0-9.]+)\s*(?:,\s*([0-9.]+)\s*)?$")
+
+
+def parse_output_tokens(text: str) -> OutputLengthSpec:
+    """Parse ``N``, ``A-B``, ``uniform:A,B``, ``normal:MEAN,STD`` or ``exp:MEAN``."""
+    flag = "--output-tokens"
+    s = str(text).strip()
+    if s.isdigit():
+        n = int(s)
+        if n < 1:
+            raise UsageError(f"llm_mocker: {flag} must be >= 1 (got {s})")
+        return OutputLengthSpec(LengthKind.FIXED, n, text=s)
+    m = _RANGE_RE.match(s)
+    if m:
+        return _uniform(int(m.group(1)), int(m.group(2)), s)
+    m = _DIST_RE.match(s)
+    if not m:
+        raise UsageError(
+            f"llm_mocker: {flag} {s!r} is not N, A-B, uniform:A,B, normal:MEAN,STD or exp:MEAN"
+        )
+    kind, a, b = m.group(1), float(m.group(2)), m.group(3)
+    if kind == "uniform":
+        if b is None:
+            raise UsageError(f"llm_mocker: {flag} uniform needs two numbers, e.g. uniform:32,128")
+        return _uniform(int(a), int(float(b)), s)
+    if a < 1:
+        raise UsageError(f"llm_mocker: {flag} mean must be >= 1 (got {s})")
+    if kind == "normal":
+        return OutputLengthSpec(LengthKind.NORMAL, a, float(b or 0.0), s)
+    return OutputLengthSpec(LengthKind.EXPONENTIAL, a, 0.0, s)
+
+
+def _uniform(lo: int, hi: int, text: str) -> OutputLengthSpec:
+    if lo < 1 or hi < lo:
+        raise UsageError(f"llm_mocker: --output-tokens range needs 1 <= A <= B (got {text})")
+    return OutputLengthSpec(LengthKind.UNIFORM, lo, hi, text)
+
+
+def _opt(help_text: str, **kw: object) -> object:
+    """A dataclass field whose help text the flag reuses, so the doc lives next to the default."""
+    return field(metadata={"help": help_text}, **kw)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class MockerConfig:
+    """Everything the mock server needs; defaults are quick, deterministic and fault-free."""
+
+    host: str = _opt("address to listen on", default="127.0.0.1")
+    port: int = _opt("TCP port (0 picks a free one)", default=8000)
+    model: tuple[str, ...] = _opt(
+        "served model name(s); the first labels metrics", default=("mock-llm",)
+    )
+    seed: int = _opt("seed of every random draw (lengths, jitter, faults)", default=0)
+    ttft_ms: float = _opt("fixed part of the time to first token", default=20.0)
+    itl_ms: float = _opt("time between two output tokens of one request", default=10.0)
+    output_tokens: OutputLengthSpec = _opt(
+        "output length: N, A-B, uniform:A,B, normal:MEAN,STD or exp:MEAN (capped by max_tokens)",
+        default=OutputLengthSpec(LengthKind.FIXED, 64, text="64"),
+    )
+    prefill_tokens_per_s: float = _opt(
+        "prefill speed for prompt tokens not in the cache", default=20000.0
+    )
+    block_size: int = _opt("prefix-cache block size in tokens", default=16)
+    max_num_seqs: int = _opt("running slots; more requests wait in a queue", default=256)
+    cache_capacity_tokens: int = _opt(
+        "prefix-cache capacity in tokens (LRU; 0 disables)", default=200000
+    )
+    max_model_len: int = _opt(
+        "prompt + max_tokens limit; longer requests get a 400", default=131072
+    )
+    decode_slowdown: float = _opt("ITL grows by this fraction when all slots are busy", default=0.0)
+    jitter: float = _opt("ITL varies uniformly by +/- this fraction", default=0.0)
+    error_rate: float = _opt("share of requests answered with HTTP 500", default=0.0)
+    rate_limit_rate: float = _opt("share of requests answered with HTTP 429", default=0.0)
+    retry_after_s: int = _opt("Retry-After seconds sent with injected 429s", default=1)
+    drop_rate: float = _opt("share of requests whose connection is closed mid-stream", default=0.0)
+    malformed_rate: float = _opt("share of streams with one garbage SSE event", default=0.0)
+    kv_bytes_per_token: int = _opt(
+        "KV-cache bytes per token, for memory_usage_bytes", default=131072
+    )
+    trace: str | None = _opt(
+        "append one JSON line of write times per request to FILE", default=None
+    )
+    debug_requests: int = _opt(
+        "request bodies kept for GET /debug/requests (0 disables)", default=1000
+    )
+    backlog: int = _opt("listen backlog (pending connections)", default=4096)
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            self,
+            (
+                "itl_ms",
+                "prefill_tokens_per_s",
+                "block_size",
+                "max_num_seqs",
+                "max_model_len",
+                "backlog",
+            ),
+        )
+        _check_non_negative(
+            self,
+            (
+                "port",
+                "ttft_ms",
+                "cache_capacity_tokens",
+                "decode_slowdown",
+                "retry_after_s",
+                "kv_bytes_per_token",
+                "debug_requests",
+            ),
+        )
+        for name in ("jitter", "error_rate", "rate_limit_rate", "drop_rate", "malformed_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise UsageError(f"llm_mocker: {_flag(name)} must be in [0, 1] (got {value})")
+        if not self.model or any(not m.strip() for m in self.model):
+            raise UsageError("llm_mocker: --model needs at least one non-empty name")
+        if self.port > 65535:
+            raise UsageError(f"llm_mocker: --port must be <= 65535 (got {self.port})")
+
+    @property
+    def served_model(self) -> str:
+        """The name used in responses when a request names no model, and in metric labels."""
+        return self.model[0]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per ``MockerConfig`` field, each defaulting to 'not given'."""
+    p = _RaisingParser(
+        prog="llm_mocker.py",
+        description="OpenAI-compatible mock LLM server with a simulated engine and prefix cache.",
+        argument_default=argparse.SUPPRESS,
+    )
+    converters = {int: int, float: float, str: str}
+    for f in fields(MockerConfig):
+        default = f.default if f.default is not MISSING else None
+        help_text = f"{f.metadata['help']} (default: {_show(default)})"
+        flag = _flag(f.name)
+        if f.name == "model":
+            p.add_argument(flag, nargs="+", metavar="NAME", help=help_text)
+        elif f.name == "output_tokens":
+            p.add_argument(flag, type=parse_output_tokens, metavar="SPEC", help=help_text)
+        elif f.name == "trace":
+            p.add_argument(flag, metavar="FILE", help=help_text)
+        else:
+            p.add_argument(flag, type=converters[type(default)], help=help_text)
+    return p
+
+
+def config_from_argv(argv: Sequence[str] | None) -> MockerConfig:
+    """Parse flags into a config; raises UsageError (one line) for a bad value."""
+    ns = build_parser().parse_args(list(argv) if argv is not None else None)
+    values = vars(ns)
+    if "model" in values:
+        values["model"] = tuple(values["model"])
+    return MockerConfig(**values)
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    """argparse would print usage and exit; raise instead so main() owns the one error line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"llm_mocker: {message} (see --help)")
+
+
+def _check_positive(cfg: MockerConfig, names: Sequence[str]) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if value <= 0:
+            raise UsageError(f"llm_mocker: {_flag(name)} must be > 0 (got {value})")
+
+
+def _check_non_negative(cfg: MockerConfig, names: Sequence[str]) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if value < 0:
+            raise UsageError(f"llm_mocker: {_flag(name)} must be >= 0 (got {value})")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        return " ".join(value)
+    return "none" if value is None else str(value)

@@ -1,0 +1,189 @@
+"""Prometheus metrics under the names real servers use, on a registry of the server's own.
+
+vLLM's names, types, labels (``model_name``, ``engine="0"``) and histogram buckets, so a
+benchmarker pointed at the mocker reads the same series it would read from vLLM; plus the two
+bare gauges the original README queries, ``lmcache_hit_rate`` and ``memory_usage_bytes``.
+Gauges of engine state are read lazily at scrape time through callbacks, so the engine's hot
+path never touches a metric; counters and histograms move once or twice per request.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["E2E_BUCKETS", "TTFT_BUCKETS", "EngineGauges", "MockerMetrics"]
+
+TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
+E2E_BUCKETS = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+)
+_HIT_RATE_WINDOW = 1000  # requests, like the windowed hit rate vLLM logs
+
+
+@dataclass(frozen=True, slots=True)
+class EngineGauges:
+    """Callbacks read at scrape time."""
+
+    running: Callable[[], float]
+    waiting: Callable[[], float]
+    kv_usage: Callable[[], float]
+    memory_bytes: Callable[[], float]
+
+
+class MockerMetrics:
+    """The server's metric set; one instance per server, never the global registry."""
+
+    def __init__(self, model_name: str, gauges: EngineGauges) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = {"model_name": model_name, "engine": "0"}
+        names = list(labels)
+        reg = self.registry
+
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(name, doc, names, registry=reg).labels(**labels)
+
+        def gauge(name: str, doc: str, fn: Callable[[], float]) -> None:
+            Gauge(name, doc, names, registry=reg).labels(**labels).set_function(fn)
+
+        gauge(
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            gauges.running,
+        )
+        gauge(
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+            gauges.waiting,
+        )
+        gauge(
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+            gauges.kv_usage,
+        )
+        self._queries = counter(
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+        )
+        self._hits = counter(
+            "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."
+        )
+        self._prompt = counter("vllm:prompt_tokens", "Number of prefill tokens processed.")
+        self._generation = counter(
+            "vllm:generation_tokens", "Number of generation tokens processed."
+        )
+        self._cached = counter(
+            "vllm:prompt_tokens_cached", "Number of cached prompt tokens (local prefix cache hits)."
+        )
+        self._success = Counter(
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            [*names, "finished_reason"],
+            registry=reg,
+        )
+        self._labels = labels
+        self._ttft = Histogram(
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            names,
+            buckets=TTFT_BUCKETS,
+            registry=reg,
+        ).labels(**labels)
+        self._e2e = Histogram(
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of e2e request latency in seconds.",
+            names,
+            buckets=E2E_BUCKETS,
+            registry=reg,
+        ).labels(**labels)
+        self._window: deque[tuple[int, int]] = deque()
+        self._window_sums = [0, 0]
+        Gauge(
+            "lmcache_hit_rate",
+            "Prefix-cache token hit rate over the last 1000 requests.",
+            registry=reg,
+        ).set_function(self._hit_rate)
+        Gauge(
+            "memory_usage_bytes", "KV-cache bytes held by the prefix cache.", registry=reg
+        ).set_function(gauges.memory_bytes)
+
+    def on_admit(self, prompt_tokens: int, cached_tokens: int) -> None:
+        """A request was scheduled: the cache was queried for its prompt."""
+        self._queries.inc(prompt_tokens)
+        self._hits.inc(cached_tokens)
+        window, sums = self._window, self._window_sums
+        window.append((prompt_tokens, cached_tokens))
+        sums[0] += prompt_tokens
+        sums[1] += cached_tokens
+        if len(window) > _HIT_RATE_WINDOW:
+            q, h = window.popleft()
+            sums[0] -= q
+            sums[1] -= h
+
+    def on_first_token(self, ttft_s: float, prompt_tokens: int, cached_tokens: int) -> None:
+        """Prefill finished: the uncached prompt tokens were computed."""
+        self._ttft.observe(ttft_s)
+        self._prompt.inc(prompt_tokens)
+        self._cached.inc(cached_tokens)
+
+    def on_end(self, e2e_s: float | None, generated: int, finished_reason: str) -> None:
+        """A request left the engine (``e2e_s`` is None when it was aborted)."""
+        if generated:
+            self._generation.inc(generated)
+        self._success.labels(**self._labels, finished_reason=finished_reason).inc()
+        if e2e_s is not None:
+            self._e2e.observe(e2e_s)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)
+
+    def _hit_rate(self) -> float:
+        queries, hits = self._window_sums
+        return hits / queries if queries else 0.0

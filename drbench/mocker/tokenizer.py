@@ -1,0 +1,70 @@
+"""A small deterministic toy tokenizer, the chat template, and the filler the mock "model" says.
+
+The tokenizer is lossless (``"".join(tokenize(t)) == t``) and prefix-stable at the template's
+boundaries, so a conversation that extends an earlier one shares its leading tokens and hence its
+prefix-cache blocks. It gives roughly 4 characters per token on English text, close enough to a
+real BPE for benchmark sizing; it has no vocabulary ids because the prefix cache hashes the token
+strings. It is not any real model's tokenizer and never loads one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "FILLER_TEXT",
+    "filler_tokens",
+    "render_chat",
+    "tokenize",
+]
+
+# Special tokens, then Latin words in pieces of at most 5 letters (with an optional leading
+# space, as GPT-style BPEs do), digits in threes, single punctuation, whitespace runs, and one
+# token per character of any other script (CJK and the like, where real tokenizers are dense).
+_TOKEN_RE = re.compile(
+    r"<\|[a-z_]+\|>| ?[A-Za-z\u00c0-\u024f]{1,5}| ?\d{1,3}| ?[^\w\s]|\s+|.",
+    re.DOTALL,
+)
+
+_IM_START = "<|im_start|>"
+_IM_END = "<|im_end|>"
+
+FILLER_TEXT = (
+    "The cache keeps the blocks of every prompt it has seen, so a second visit skips the long "
+    "prefill and the first token arrives early. Each block holds sixteen tokens and is named by "
+    "a hash that also covers the blocks before it, which makes a shared prefix cheap to find. "
+    "When the pool is full the least recently used blocks leave first, tail before head. This "
+    "answer is filler text from a mock server: it is readable, it is deterministic under the "
+    "seed, and it says nothing at all about the question that was asked."
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into toy tokens (strings); the concatenation gives the text back."""
+    return _TOKEN_RE.findall(text)
+
+
+def render_chat(messages: Iterable[Mapping[str, Any]]) -> str:
+    """ChatML-style template over every message, ending with the assistant's generation prompt.
+
+    Each turn renders as ``<|im_start|>{role}\\n{content}<|im_end|>\\n``; a conversation that
+    appends turns therefore renders to a string that starts with the earlier one's turns.
+    """
+    parts = [f"{_IM_START}{m.get('role', 'user')}\n{_content_text(m)}{_IM_END}\n" for m in messages]
+    parts.append(f"{_IM_START}assistant\n")
+    return "".join(parts)
+
+
+def filler_tokens() -> tuple[str, ...]:
+    """The cycle of tokens generated text is drawn from (a request starts at a seeded offset)."""
+    return tuple(tokenize(FILLER_TEXT + " "))
+
+
+def _content_text(message: Mapping[str, Any]) -> str:
+    """A message's text: a string, OpenAI's list of content parts, or nothing."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return "" if content is None else str(content)
