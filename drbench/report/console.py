@@ -107,24 +107,35 @@ def format_round(result: RoundResult, lang: str = "en") -> str:
 
 
 def format_server(report: dict[str, Any]) -> str:
-    """The Prometheus figures of one round as a table (kind, before, after, delta / mean / max)."""
+    """The Prometheus figures of one round: kind, before, after, delta (counters, histogram
+    counts), mean and max (gauges over the round's samples; histogram mean from sum/count)."""
+    metrics = report.get("metrics", [])
+    several = len({m.get("url") for m in metrics if m.get("url")}) > 1
     rows = []
-    for m in report.get("metrics", []):
-        rows.append(
-            [
-                m.get("name"),
-                m.get("kind"),
-                _num(m.get("before")),
-                _num(m.get("after")),
-                _num(m.get("delta")),
-                _num(m.get("mean")),
-                _num(m.get("max")),
-            ]
-        )
+    for m in metrics:
+        where = [m.get("url") or "(all)"] if several else []
+        values = [m.get(k) for k in ("before", "after", "delta", "mean", "max")]
+        rows.append([m.get("metric"), *where, m.get("kind"), *map(_val, values)])
     if not rows:
         return "  (no matching metrics found)"
-    headers = ("Metric", "Kind", "Before", "After", "Delta", "Mean", "Max")
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    headers = [
+        "Metric",
+        *(["URL"] if several else []),
+        "Kind",
+        "Before",
+        "After",
+        "Delta",
+        "Mean",
+        "Max",
+    ]
+    lines = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)]
+    for name, value in (report.get("derived") or {}).items():
+        lines.append(f"  {name}: {_pct(value)}")
+    for miss in report.get("missing") or []:
+        lines.append(
+            f"  missing: {miss.get('metric') or '(all metrics)'} at {miss.get('url')}: {miss.get('reason')}"
+        )
+    return "\n".join(lines)
 
 
 def format_comparison(level: LevelResult, lang: str = "en") -> str:
@@ -210,6 +221,13 @@ def _change(ch: Change, unit: str = "") -> str:
 
 def _num(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _val(v: float | None) -> str:
+    """Server values range from fractions to byte counts: keep both readable."""
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
 def _pct(v: float | None) -> str:
