@@ -1,0 +1,56 @@
+"""Argparse plumbing shared by the converter commands (LongBench, ShareGPT, mix).
+
+A parser whose errors are ``UsageError`` (so ``main([...])`` returns 2 instead of exiting), flag
+value checkers, and ``run`` which turns a DrbenchError into one stderr line and an exit code.
+The commands themselves live in longbench.py, sharegpt.py and mix.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from drbench.errors import DrbenchError, ExitStatus, UsageError
+
+__all__ = ["Parser", "non_negative_int", "positive_int", "run"]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see --help)")
+
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {text})")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
+    return value
+
+
+def run(prog: str, body: Callable[[], int]) -> int:
+    """Call an entry point's body; a user error becomes ``prog: message`` and its exit code."""
+    try:
+        return body()
+    except DrbenchError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return int(exc.exit_status)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return int(ExitStatus.INTERRUPTED)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None

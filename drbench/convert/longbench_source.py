@@ -1,0 +1,162 @@
+"""Read LongBench records: local JSONL files, or the Hugging Face hub through ``datasets``.
+
+Local reading (``--input`` / ``--input-dir``) never touches the network.  Hub reading imports
+``datasets`` only when called, tries ``load_dataset(repo, subset, split="test")`` first, then the
+repository's Parquet layout (``{subset}/test-*.parquet``) and the JSONL layout of LongBench's
+``data.zip`` (``data/{subset}.jsonl``): ``datasets>=4`` no longer runs the loading script the repo
+once had.  ``repo`` may be a local folder laid out like the hub repo.  An unreachable hub is one
+DatasetError that suggests ``--input-dir``.  Prompt building is in longbench_template.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drbench.convert.jsonl import read_items
+from drbench.convert.longbench_template import LongBenchSpec
+from drbench.errors import DatasetError, UsageError
+
+__all__ = ["HUB_REPO", "SourceRecord", "input_dir_files", "load_hub", "read_local"]
+
+HUB_REPO = "THUDM/LongBench"
+_SUFFIXES = (".jsonl", ".json")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One raw LongBench record, the subset it belongs to, and where it came from."""
+
+    subset: str
+    where: str
+    fields: dict[str, Any]
+
+
+def input_dir_files(directory: str | Path) -> list[Path]:
+    """The ``*.jsonl`` / ``*.json`` files of a folder (not its subfolders), sorted by name."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise UsageError(f"--input-dir {directory}: no such directory")
+    files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix in _SUFFIXES)
+    if not files:
+        raise UsageError(f"--input-dir {directory}: holds no .jsonl or .json files")
+    return files
+
+
+def read_local(
+    files: Sequence[Path],
+    spec: LongBenchSpec,
+    *,
+    subset: str | None = None,
+    wanted: Sequence[str] = (),
+) -> list[SourceRecord]:
+    """Every record of the files, each with its subset (``subset``, else file name, else field).
+
+    With ``wanted``, only records of those subsets are kept, and a wanted subset that no file
+    holds is an error.
+    """
+    records: list[SourceRecord] = []
+    for path in files:
+        for item in read_items(path, flag="--input"):
+            if not isinstance(item.obj, dict):
+                raise DatasetError(
+                    f"{item.where}: expected a JSON object, got {type(item.obj).__name__}"
+                )
+            name = subset or _subset_of(path, item.obj, item.where, spec)
+            if not wanted or name in wanted:
+                records.append(SourceRecord(name, item.where, item.obj))
+    missing = [w for w in wanted if not any(r.subset == w for r in records)]
+    if missing:
+        raise UsageError(
+            f"--dataset {' '.join(missing)}: no such records in the input files "
+            f"({', '.join(p.name for p in files)})"
+        )
+    return records
+
+
+def load_hub(
+    subset: str,
+    *,
+    repo: str = HUB_REPO,
+    cache_dir: str | None = None,
+    loader: Callable[..., Any] | None = None,
+) -> list[SourceRecord]:
+    """One subset's test split from the hub (or a local copy of the repo), as records.
+
+    ``loader`` stands in for ``datasets.load_dataset`` in tests.
+    """
+    load = loader or _datasets_loader()
+    attempts = [((repo, subset), {"split": "test"}), *_fallbacks(repo, subset)]
+    first_error: Exception | None = None
+    for args, kwargs in attempts:
+        try:
+            rows = load(*args, cache_dir=cache_dir, **kwargs)
+        except ConnectionError as exc:  # also datasets' OfflineModeIsEnabled
+            raise DatasetError(_unreachable(repo, exc)) from None
+        except Exception as exc:  # datasets raises many types for "not in this layout"
+            first_error = first_error or exc
+            continue
+        where = f"{repo}:{subset}"
+        return [SourceRecord(subset, f"{where}[{i}]", dict(row)) for i, row in enumerate(rows)]
+    tried = f"its configs, {subset}/test-*.parquet" + (
+        f", data/{subset}.jsonl" if Path(repo).is_dir() else ""
+    )
+    hint = "" if Path(repo).is_dir() else "; download the files and use --input-dir"
+    raise DatasetError(
+        f"{repo}: cannot find subset {subset!r} (tried {tried}: {_one_line(first_error)}){hint}"
+    )
+
+
+def _subset_of(path: Path, obj: dict[str, Any], where: str, spec: LongBenchSpec) -> str:
+    if spec.is_known(path.stem):
+        return path.stem
+    field = obj.get("dataset")
+    if isinstance(field, str) and spec.is_known(field):
+        return field
+    if field is None:
+        raise DatasetError(
+            f"{where}: cannot tell the subset: the file name {path.stem!r} is not a LongBench "
+            "subset and the record has no 'dataset' field; rename the file (e.g. hotpotqa.jsonl) "
+            "or give --dataset NAME"
+        )
+    raise DatasetError(spec.unknown_message(str(field), f"{where}: field 'dataset'"))
+
+
+def _fallbacks(repo: str, subset: str) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Other places the same data lives: Parquet per config, and data.zip's JSONL files."""
+    local = Path(repo).is_dir()
+    base = repo if local else f"hf://datasets/{repo}"
+    out = [(("parquet",), {"data_files": {"test": f"{base}/{subset}/test-*.parquet"}})]
+    if local:
+        out.append((("json",), {"data_files": {"test": f"{base}/data/{subset}.jsonl"}}))
+    for _, kwargs in out:
+        kwargs["split"] = "test"
+    return out
+
+
+def _datasets_loader() -> Callable[..., Any]:
+    try:
+        import datasets
+    except ImportError:
+        raise UsageError(
+            "loading LongBench from the hub needs the 'datasets' package: pip install datasets "
+            "(or download the files and use --input-dir)"
+        ) from None
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    return datasets.load_dataset
+
+
+def _unreachable(repo: str, exc: Exception) -> str:
+    return (
+        f"cannot reach the Hugging Face hub for {repo} ({_one_line(exc)}); download the LongBench "
+        "JSONL files (data.zip of https://huggingface.co/datasets/THUDM/LongBench), unzip them "
+        "and use --input-dir DIR"
+    )
+
+
+def _one_line(exc: Exception | None) -> str:
+    text = str(exc).strip().splitlines()[0] if exc and str(exc).strip() else type(exc).__name__
+    return text[:200]
