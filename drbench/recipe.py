@@ -94,6 +94,7 @@ def parse_recipe(text: str, *, name: str, environ: Mapping[str, str]) -> Recipe:
     loader = yaml.SafeLoader(text)
     try:
         root = _root_node(loader, name)
+        _check_duplicates(name, root)
         ctx = _Context(name, environ, loader)
         top = _items(ctx, root)
         _check_keys(ctx, top, RECIPE_KEYS, "", allow_extensions=True)
@@ -149,7 +150,7 @@ def keys_table_markdown() -> str:
             f"`{opt.flag}`",
             opt.help,
         )
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("| " + " | ".join(map(_cell, cells)) + " |")
     lines.append(
         "| `description` | string | (none) | (recipe only) | Free text about the recipe. |"
     )
@@ -192,19 +193,37 @@ def _root_node(loader: yaml.SafeLoader, name: str) -> yaml.MappingNode:
     return root
 
 
-def _items(ctx: _Context, node: yaml.Node) -> dict[Any, _Item]:
-    """The keys of a mapping node in order; a key given twice is an error (YAML keeps the last)."""
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+def _check_duplicates(name: str, root: yaml.Node) -> None:
+    """A key given twice in any mapping is an error (YAML would silently keep the last).
+
+    Runs on the node tree before anything is constructed, because constructing a mapping
+    flattens its ``<<: *anchor`` merges into it in place.
+    """
+    stack, visited = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:  # an alias repeats a node (and may loop)
             continue
-        line = key_node.start_mark.line + 1
-        if key_node.value in seen:
-            raise ConfigError(
-                f"{ctx.name}:{line}: {key_node.value}: given twice (first on line "
-                f"{seen[key_node.value]}); give each key once"
-            )
-        seen[key_node.value] = line
+        visited.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                stack.append(value_node)
+                if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise ConfigError(
+                        f"{name}:{line}: {key_node.value}: given twice (first on line "
+                        f"{seen[key_node.value]}); give each key once"
+                    )
+                seen[key_node.value] = line
+
+
+def _items(ctx: _Context, node: yaml.Node) -> dict[Any, _Item]:
+    """The keys of a mapping node in order, with ``<<: *anchor`` merges applied."""
     ctx.loader.flatten_mapping(node)  # resolves '<<: *anchor' merges, later keys winning
     out: dict[Any, _Item] = {}
     for key_node, value_node in node.value:
@@ -498,6 +517,11 @@ def _default_words(value: Any) -> str:
     if isinstance(value, tuple):
         return f"`[{', '.join(map(str, value))}]`"
     return f"`{value}`"
+
+
+def _cell(text: str) -> str:
+    """Table-cell text: a ``|`` would end the cell and ``<name>`` would vanish as an HTML tag."""
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _yaml_error(name: str, exc: yaml.YAMLError) -> str:
