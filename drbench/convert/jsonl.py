@@ -93,7 +93,7 @@ def write_jsonl(path: str | Path, records: Iterable[OutputRecord]) -> int:
     """Write the records one a line, each checked first; returns how many were written.
 
     The file is written beside the target and renamed over it, so a failed run never leaves
-    a half-written dataset behind.
+    a half-written dataset behind; an empty dataset is refused (the benchmarker rejects it).
     """
     path = Path(path)
     lines, seen = [], set()
@@ -106,6 +106,8 @@ def write_jsonl(path: str | Path, records: Iterable[OutputRecord]) -> int:
             raise DatasetError(f"{path}: refusing to write a second record with id {rec.id!r}")
         seen.add(rec.id)
         lines.append(json.dumps(obj, ensure_ascii=False) + "\n")
+    if not lines:
+        raise DatasetError(f"{path}: no records left to write (all were skipped, see above)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

@@ -277,7 +277,8 @@ def _read(
     if opts.input is not None:
         return read_local([opts.input], spec, subset=wanted[0] if wanted else None)
     if opts.input_dir is not None:
-        return read_local(input_dir_files(opts.input_dir), spec, wanted=wanted)
+        named = [n for n in opts.datasets if n not in (ALL, ALL_E)]
+        return read_local(input_dir_files(opts.input_dir), spec, wanted=wanted, required=named)
     records: list[SourceRecord] = []
     for name in wanted:
         records.extend(load_hub(name, repo=opts.hub_repo, cache_dir=opts.cache_dir, loader=loader))
@@ -347,12 +348,12 @@ def _sample(
 def _summary(conv: Conversion, opts: LongBenchOptions) -> list[str]:
     lines = [f"read {conv.read} records"]
     if conv.duplicates:
-        lines.append(f"skipped {conv.duplicates} duplicate prompts (same final prompt text)")
+        lines.append(f"skipped duplicate prompts (same final prompt text): {conv.duplicates}")
     limit = f"--max-model-len {opts.max_model_len}"
     if conv.truncated:
-        lines.append(f"truncated {conv.truncated} prompts in the middle to fit {limit}")
+        lines.append(f"truncated in the middle to fit {limit}: {conv.truncated}")
     if conv.dropped:
-        lines.append(f"skipped {conv.dropped} prompts too long for {limit} (--overlong drop)")
+        lines.append(f"skipped as too long for {limit} (--overlong drop): {conv.dropped}")
     total = sum(conv.available.values())
     if opts.num_samples is not None:
         if opts.num_samples > total:

@@ -51,11 +51,12 @@ def read_local(
     *,
     subset: str | None = None,
     wanted: Sequence[str] = (),
+    required: Sequence[str] = (),
 ) -> list[SourceRecord]:
     """Every record of the files, each with its subset (``subset``, else file name, else field).
 
-    With ``wanted``, only records of those subsets are kept, and a wanted subset that no file
-    holds is an error.
+    With ``wanted``, only records of those subsets are kept; a ``required`` subset (one the
+    user named, not one ``all`` expanded to) that no file holds is an error.
     """
     records: list[SourceRecord] = []
     for path in files:
@@ -67,7 +68,7 @@ def read_local(
             name = subset or _subset_of(path, item.obj, item.where, spec)
             if not wanted or name in wanted:
                 records.append(SourceRecord(name, item.where, item.obj))
-    missing = [w for w in wanted if not any(r.subset == w for r in records)]
+    missing = [w for w in required if not any(r.subset == w for r in records)]
     if missing:
         raise UsageError(
             f"--dataset {' '.join(missing)}: no such records in the input files "
