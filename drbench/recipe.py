@@ -476,7 +476,7 @@ def _substitute(body: str, environ: Mapping[str, str], where: str, used: list[st
     if op == ":?":
         if value:
             return value
-        message = _expand(arg, environ, where, used) or "is not set or empty"
+        message = " ".join(_expand(arg, environ, where, used).split()) or "is not set or empty"
         raise ConfigError(f"{where}: {name}: {message}")
     raise ConfigError(f"{where}: bad substitution '${{{body}}}'; use {_FORMS}")
 

@@ -103,6 +103,11 @@ def test_required_variable_without_message_says_what_is_wrong():
         expand("${OUT:?}", {}, "w")
 
 
+def test_a_multi_line_required_message_still_gives_one_line():
+    message = error("output_dir: |-\n  ${OUT:?set OUT\n  to a directory}\n")
+    assert message == "recipe.yaml:1: output_dir: OUT: set OUT to a directory"
+
+
 def test_required_message_may_itself_use_variables():
     with pytest.raises(ConfigError, match=r"^w: OUT: set OUT on host-1$"):
         expand("${OUT:?set OUT on ${HOST}}", {"HOST": "host-1"}, "w")
