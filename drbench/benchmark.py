@@ -67,8 +67,6 @@ class Benchmark:
         except KeyboardInterrupt:
             result.interrupted, status = True, ExitStatus.INTERRUPTED
         except PreflightError:
-            reporter.close()
-            _remove_if_empty(self.out_dir)
             raise
         except BaseException:
             result.interrupted = True
@@ -78,6 +76,8 @@ class Benchmark:
             result.finished_at = _now()
             if any(lv.rounds for lv in result.levels):
                 self._write_reports(result)
+            else:  # nothing measured (preflight failed, or stopped before a round ended)
+                _remove_if_empty(self.out_dir)
         return status if status != ExitStatus.OK else gate_status(result, cfg)
 
     async def _run(self, result: RunResult, reporter: LiveReporter) -> None:
