@@ -66,8 +66,6 @@ class Benchmark:
             asyncio.run(self._run(result, reporter))
         except KeyboardInterrupt:
             result.interrupted, status = True, ExitStatus.INTERRUPTED
-        except PreflightError:
-            raise
         except BaseException:
             result.interrupted = True
             raise
