@@ -108,8 +108,8 @@ def mix(parts: Sequence[MixPart], total: int, seed: int = 0) -> MixResult:
         p = short[0]
         raise UsageError(
             f"--mix {p.path}:{p.ratio:g}: needs {quotas[str(p.path)]} of --total {total} but the "
-            f"file has {len(pools[str(p.path)])} distinct prompts; use --total "
-            f"{_max_total(parts, pools, total)} or less, or change the ratios"
+            f"file has {len(pools[str(p.path)])} distinct prompts; the largest --total these "
+            f"ratios allow is {_max_total(parts, pools, total)}"
         )
     rng = random.Random(seed)
     picked: list[OutputRecord] = []
@@ -150,6 +150,8 @@ def _pools(parts: Sequence[MixPart]) -> tuple[dict[str, list[OutputRecord]], int
     """Each file's distinct prompts, none repeating a prompt of an earlier file."""
     pools, seen, removed = {}, set(), 0
     for p in parts:
+        if not p.path.is_file():
+            raise UsageError(f"--mix {p.path}: no such file")
         records = [_record(pr, p.path) for pr in load_prompts(p.path)]
         unique, n = dedupe(records, key=lambda r: r.prompt_key())
         fresh = [r for r in unique if r.prompt_key() not in seen]

@@ -45,6 +45,8 @@ class SubsetReport:
 
 def percentile(values: Sequence[int], q: float) -> int:
     """The nearest-rank ``q``-th percentile (0 < q <= 100) of non-empty ``values``."""
+    if not values:
+        raise ValueError("percentile of no values")
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
