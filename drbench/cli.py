@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -108,21 +109,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.demo:
             return _run_demo(flags)
         runs = _resolve_runs(flags, args.recipe)
+        label = _label_for(args.recipe)
+        for _, cfg in runs:  # every run is checked before the first one sends anything
+            cfg.check(label)
         if args.dry_run:
-            for name, cfg in runs:
-                cfg.check(_label_for(args.recipe))
-                print(
-                    json.dumps({"run": name, "config": cfg.to_dict()}, indent=2, ensure_ascii=False)
-                )
+            resolved = [{"run": name, "config": cfg.to_dict()} for name, cfg in runs]
+            print(
+                json.dumps(resolved if args.recipe else resolved[0], indent=2, ensure_ascii=False)
+            )
             return int(ExitStatus.OK)
-        statuses = [run_config(cfg, _label_for(args.recipe)) for _, cfg in runs]
-        return max(statuses, key=_severity)
+        return max((_run_named(name, cfg, label) for name, cfg in runs), key=_severity)
     except DrbenchError as exc:
         _err(str(exc))
         return int(exc.exit_status)
     except KeyboardInterrupt:
         _err("interrupted")
         return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:  # e.g. `--dry-run | head`: the reader left, which is fine
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return int(ExitStatus.OK)
     except Exception as exc:  # a bug: never hide it, never dump it on a user unasked
         if args.debug:
             traceback.print_exc()
@@ -159,6 +164,17 @@ def _run_demo(flags: dict[str, Any]) -> int:
             cfg = replace(cfg, endpoint=demo["endpoint"])
         print(f"drbench: demo against the bundled mock server at {mock.base_url}", file=sys.stderr)
         return run_config(cfg)
+
+
+def _run_named(name: str, cfg: BenchConfig, label: Any) -> int:
+    """One run of a recipe; a run that cannot start is reported and the next one still runs."""
+    try:
+        return run_config(cfg, label)
+    except DrbenchError as exc:
+        if not name:
+            raise
+        _err(f"run {name!r}: {exc}")
+        return int(exc.exit_status)
 
 
 def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[str, BenchConfig]]:

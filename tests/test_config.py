@@ -69,6 +69,7 @@ def test_range_errors_name_the_flag(argv: list[str], message: str) -> None:
         ("shuffle", "yes", True),
         ("temperature", "0.5", 0.5),
         ("prometheus_url", "http://x", ("http://x",)),
+        ("prometheus_metrics", 'a{x="1",y="2, 3"} b,c', ('a{x="1",y="2, 3"}', "b", "c")),
     ],
 )
 def test_coerce_converts_strings_from_recipes(

@@ -606,7 +606,7 @@ def test_dry_run_prints_every_run_with_the_key_redacted(tmp_path, monkeypatch, c
     out, err = capsys.readouterr()
     assert status == 0 and err == ""
     assert SECRET not in out
-    docs = [json.loads(chunk) for chunk in re.split(r"(?<=})\n(?={)", out.strip())]
+    docs = json.loads(out)  # one JSON list: a run per entry
     assert [(d["run"], d["config"]["concurrency"]) for d in docs] == [("c1", [1]), ("c8", [8])]
     assert {d["config"]["api_key"] for d in docs} == {"***"}
     assert docs[1]["config"]["output_dir"] == str(tmp_path / "out" / "c8")
