@@ -248,6 +248,10 @@ class Engine:
         seq.state = SeqState.RUNNING
         self._running.add(seq)
         self.metrics.on_admit(n, cached)
+        # As vLLM v1 does in allocate_slots: the blocks this step computes are cached at
+        # scheduling time, so a request admitted after this one shares them even if this
+        # one's prefill has not finished yet; hits depend on admission order, not timing.
+        self.cache.insert(seq.hashes)
         due = now + prefill_delay_s(n - cached, self.cfg.ttft_ms, self.cfg.prefill_tokens_per_s)
         heapq.heappush(self._heap, (due, next(self._order), seq))
 
@@ -262,7 +266,6 @@ class Engine:
     def _on_first_token(self, seq: Seq, now: float) -> None:
         seq.first_token_at = now
         self.metrics.on_first_token(now - seq.arrival, len(seq.prompt), seq.cached_tokens)
-        self.cache.insert(seq.hashes)
 
     def _end(self, seq: Seq, outcome: str, now: float) -> None:
         was_running = seq.state == SeqState.RUNNING
