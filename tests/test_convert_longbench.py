@@ -270,7 +270,12 @@ def test_recommend_writes_nothing_and_uses_kv_budget(tmp_path: Path, capsys) -> 
     assert "LongBench sends trec without one" in stdout
     small = _run([*args, "--kv-cache-tokens", "3000"], capsys)[1]
     row = next(line for line in small.splitlines() if line.startswith("hotpotqa "))
-    assert row.split()[-1] == "1-2"  # 3000 // (p90 1418 + 32)
+    head = (
+        "Answer the question based on the given passages. Only give me the answer and do not "
+        "output any other words.\n\nThe following are given passages.\nPassage 1:\n"
+    )
+    # columns: ..., concurrency 3000 // (p90 1418 + 32), shared prefix (the template's head)
+    assert row.split()[-2:] == ["1-2", str(-(-len(head) // 4))]
 
 
 def test_tokenizer_without_packages_is_one_clear_error(tmp_path: Path, capsys, monkeypatch) -> None:

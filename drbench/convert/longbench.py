@@ -9,6 +9,7 @@ sample (``--num-samples``, seeded, without replacement, stratified across subset
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from collections.abc import Callable, Sequence
@@ -217,7 +218,7 @@ def convert(opts: LongBenchOptions, *, loader: Callable[..., Any] | None = None)
     groups: dict[str, list[_Built]] = {}
     for b in kept:
         groups.setdefault(b.subset, []).append(b)
-    reports = [_report(name, items, opts, spec) for name, items in groups.items()]
+    reports = [_report(name, items, opts, spec, counter) for name, items in groups.items()]
     chosen, taken = _sample(groups, opts)
     return Conversion(
         records=unique_ids([b.record for b in chosen]),
@@ -322,8 +323,14 @@ def _fit(
 
 
 def _report(
-    name: str, items: list[_Built], opts: LongBenchOptions, spec: LongBenchSpec
+    name: str,
+    items: list[_Built],
+    opts: LongBenchOptions,
+    spec: LongBenchSpec,
+    counter: TokenCounter,
 ) -> SubsetReport:
+    texts = [b.record.text or "" for b in items]
+    shared = counter.count(os.path.commonprefix(texts)) if len(texts) > 1 else 0
     return analyse(
         name,
         [b.tokens for b in items],
@@ -331,6 +338,7 @@ def _report(
         max_model_len=opts.max_model_len,
         kv_cache_tokens=opts.kv_budget,
         chat_template=spec.chat_template(name),
+        shared_prefix_tokens=shared,
     )
 
 

@@ -41,6 +41,7 @@ class SubsetReport:
     concurrency: tuple[int, int]
     round_fits_cache: bool  # every fitting prompt fits the KV budget at once
     chat_template: bool
+    shared_prefix_tokens: int = 0  # tokens every prompt of the subset starts with
 
 
 def percentile(values: Sequence[int], q: float) -> int:
@@ -60,6 +61,7 @@ def analyse(
     max_model_len: int,
     kv_cache_tokens: int,
     chat_template: bool = True,
+    shared_prefix_tokens: int = 0,
 ) -> SubsetReport:
     """The summary and recommendation for one subset (see the module docstring for the rules)."""
     limit = max(1, max_model_len - max_tokens)
@@ -83,6 +85,7 @@ def analyse(
         concurrency=(1, top),
         round_fits_cache=len(prompt_tokens) <= cache_capacity,
         chat_template=chat_template,
+        shared_prefix_tokens=shared_prefix_tokens,
     )
 
 
@@ -97,6 +100,7 @@ def render(reports: Sequence[SubsetReport], *, counter: str, max_model_len: int,
             r.num_samples,
             r.max_tokens,
             f"{r.concurrency[0]}-{r.concurrency[1]}",
+            r.shared_prefix_tokens or "",
             "" if r.chat_template else "no",
         ]
         for r in reports
@@ -104,11 +108,12 @@ def render(reports: Sequence[SubsetReport], *, counter: str, max_model_len: int,
     headers = [
         "subset",
         "records",
-        "prompt tokens min/p50/p90/max",
+        "tokens min/p50/p90/max",
         "over limit",
         "--num-samples",
         "--max-tokens",
         "concurrency",
+        "shared prefix",
         "chat template",
     ]
     lines = [
@@ -133,6 +138,11 @@ def _footnotes(reports: Sequence[SubsetReport], max_model_len: int) -> list[str]
         notes.append(
             f"cache: all prompts of {', '.join(spill)} do not fit the KV-cache budget at once; "
             "with more than --num-samples prompts, round 2 finds early prompts evicted"
+        )
+    if any(r.shared_prefix_tokens for r in reports):
+        notes.append(
+            "shared prefix: tokens every prompt of the subset starts with (the template's "
+            "instruction); a cold round 1 still finds them cached after the first request"
         )
     plain = [r.subset for r in reports if not r.chat_template]
     if plain:
