@@ -115,6 +115,15 @@ class Benchmark:
     def _write_reports(self, result: RunResult) -> None:
         write_csv(self.out_dir, result)
         write_summary(self.out_dir, result)
+        if not self.config.no_plots:
+            from drbench.report.plots import plots_available, write_plots  # noqa: PLC0415
+
+            if plots_available():
+                write_plots(self.out_dir, result)
+            elif not self.config.quiet:
+                print(
+                    "drbench: plots.png skipped: pip install matplotlib to get it", file=sys.stderr
+                )
         print(format_overview(result, self.config.lang))
         print(f"drbench: results written to {self.out_dir}", file=sys.stderr)
 

@@ -236,6 +236,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _o("overwrite", "bool", "output", "Allow writing into an existing non-empty output directory."),
     _o(
+        "no_plots",
+        "bool",
+        "output",
+        "Do not write plots.png (it is written when matplotlib is installed).",
+    ),
+    _o(
         "lang",
         "choice",
         "output",
@@ -282,6 +288,7 @@ class BenchConfig:
     fail_on_errors: float | None = None
     output_dir: str | None = None
     overwrite: bool = False
+    no_plots: bool = False
     lang: str = "en"
     quiet: bool = False
 

@@ -29,6 +29,7 @@ __all__ = [
     "RoundSummary",
     "Throughput",
     "compare_rounds",
+    "paired_ttft_ratios",
     "summarize_round",
 ]
 
@@ -298,7 +299,7 @@ def compare_rounds(
     """Pair the successful requests of both rounds by prompt id and compare (see ``Comparison``)."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    ratios = _paired_ratios(r1, r2)
+    ratios = paired_ttft_ratios(r1, r2)
     logs = np.log(ratios)
     t1, t2 = s1.metrics["ttft_ms"], s2.metrics["ttft_ms"]
     g1, g2 = s1.goodput, s2.goodput
@@ -372,7 +373,7 @@ def _top_errors(records: Sequence[RequestRecord]) -> list[tuple[str, str, int]]:
     return [(kind, text, n) for (kind, text), n in counts.most_common(TOP_ERRORS)]
 
 
-def _paired_ratios(r1: Sequence[RequestRecord], r2: Sequence[RequestRecord]) -> np.ndarray:
+def paired_ttft_ratios(r1: Sequence[RequestRecord], r2: Sequence[RequestRecord]) -> np.ndarray:
     """TTFT2/TTFT1 per prompt id (repeated ids pair in order); only positive TTFTs of successes."""
     first: dict[str, list[float]] = defaultdict(list)
     for r in r1:

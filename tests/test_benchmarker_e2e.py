@@ -66,6 +66,7 @@ def test_every_output_file_and_the_summary_contract(mocker_factory, tmp_path: Pa
         "concurrency_4_round_1.json",
         "concurrency_4_round_2.json",
         "metrics_summary.csv",
+        "plots.png",
         "requests.jsonl",
         "summary.json",
     ]
@@ -103,8 +104,10 @@ def test_every_output_file_and_the_summary_contract(mocker_factory, tmp_path: Pa
     )
     per_round = json.loads((out / "concurrency_4_round_2.json").read_text())
     assert len(per_round["records"]) == 6 and per_round["summary"]["round"] == 2
+    assert (out / "plots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for p in out.iterdir():
-        assert "sk-test-SECRET" not in p.read_text()
+        if p.suffix != ".png":
+            assert "sk-test-SECRET" not in p.read_text()
 
 
 def test_round_two_is_faster_and_cached(mocker_factory, tmp_path: Path) -> None:

@@ -1,0 +1,85 @@
+"""plots.png: round 1 against round 2 across concurrency levels, drawn with matplotlib.
+
+matplotlib is optional (``pip install matplotlib``): without it no plot is drawn and the caller
+says so once.  Pure apart from writing the one file; imported only when a run ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drbench.results import RunResult
+from drbench.stats import paired_ttft_ratios
+
+__all__ = ["PLOT_NAME", "plots_available", "write_plots"]
+
+PLOT_NAME = "plots.png"
+
+
+def plots_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def write_plots(out_dir: Path, run: RunResult) -> Path | None:
+    """Four panels: TTFT p50, TTFT p99, output tokens/s per level and round; r2/r1 TTFT ratios."""
+    levels = [lv for lv in run.levels if lv.rounds]
+    if not levels:
+        return None
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")
+    conc = [lv.concurrency for lv in levels]
+    n_rounds = max(len(lv.rounds) for lv in levels)
+    panels = [
+        (axes[0][0], "TTFT p50 (ms)", lambda s: s.metrics["ttft_ms"].p50),
+        (axes[0][1], "TTFT p99 (ms)", lambda s: s.metrics["ttft_ms"].p99),
+        (axes[1][0], "Output tokens/s", lambda s: s.throughput.output_tokens_per_s),
+    ]
+    for ax, title, figure in panels:
+        for r in range(n_rounds):
+            ys = [figure(lv.rounds[r].summary) if r < len(lv.rounds) else None for lv in levels]
+            ys = [float("nan") if y is None else y for y in ys]
+            ax.plot(
+                range(len(conc)),
+                ys,
+                marker="o",
+                label=f"round {r + 1}" + (" (cold)" if r == 0 else ""),
+            )
+        _axis(ax, title, conc)
+    _ratio_panel(axes[1][1], levels, conc)
+    fig.suptitle(f"drbench: {run.model or ''}  cold start: {run.config.cold_start}")
+    path = out_dir / PLOT_NAME
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _axis(ax, title: str, conc: list[int]) -> None:
+    ax.set_title(title)
+    ax.set_xticks(range(len(conc)), [str(c) for c in conc])
+    ax.set_xlabel("concurrency")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def _ratio_panel(ax, levels, conc: list[int]) -> None:
+    """Per-prompt TTFT(round 2) / TTFT(round 1): below the line at 1 the cache helped."""
+    data = [
+        list(paired_ttft_ratios(lv.rounds[0].records, lv.rounds[1].records))
+        if len(lv.rounds) > 1
+        else []
+        for lv in levels
+    ]
+    ax.boxplot([d or [float("nan")] for d in data], positions=range(len(conc)))
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_title("Per-prompt TTFT ratio, round 2 / round 1")
+    ax.set_xticks(range(len(conc)), [str(c) for c in conc])
+    ax.set_xlabel("concurrency")
+    ax.grid(alpha=0.3)
