@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""How far the benchmarker's own timing is from the truth, and what the client costs in CPU.
+
+Runs the real CLI (``dual_round_benchmarker.py --cold-start none --rounds 1 --quiet``) in a child
+process pinned to one core, against the mocker (``--trace``) pinned to another, and joins the
+child's ``requests.jsonl`` with the mocker's trace by response id.
+
+Fidelity (``--ttft-ms 100 --itl-ms 20``, one child per concurrency level). All stamps share
+CLOCK_MONOTONIC (the client's ``perf_counter_ns``, the mocker's ``monotonic_ns``):
+
+- ``TTFT client`` = the record's ``ttft_ms`` (client send -> client stamp of the first text event);
+- ``TTFT sent``   = mocker's write of the first content event - client ``send_ns``: the TTFT a
+  perfect receiver would report for the same request, so ``error = client - sent`` is exactly the
+  client's receive-side delay on the first token (client stamp - mocker write time);
+- ``send->read``  = mocker finished reading the request body - client ``send_ns``: the request's
+  path out (connection, write, server read), part of both TTFTs and reported apart;
+- ``ITL client`` / ``ITL sent`` = gaps between successive text events as stamped by the client,
+  and between the mocker's writes of the same events; ``error`` = mean difference;
+- ``recv delay`` = client stamp - mocker write time over every text event (mean and p99).
+
+Cost (``--ttft-ms 0 --itl-ms 0``, long outputs): text events the client stamped inside the middle
+of the run divided by the child's CPU time over the same window (``/proc/PID/stat``, sampled every
+50 ms, so it includes everything the client does in steady state: receive, parse, log); and the
+child's CPU time when it opens its first connection (the first request: ``GET /v1/models``),
+taken inside the child by a ``socket.connect`` audit hook installed by the tiny launcher below,
+which then runs the CLI unchanged with ``runpy``.
+
+    python bench/client_overhead.py                  # the full bench (about a minute)
+    python bench/client_overhead.py --levels 64 --skip-cost
+
+Bounded: each child is killed after ``--child-timeout-s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from drbench.mocker.process import MockerProcess  # noqa: E402
+
+CLI = ROOT / "dual_round_benchmarker.py"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_SAMPLE_S = 0.05
+_TTFT_TARGET_MS = {64: 1.0, 256: 5.0}
+_ZERO_ITL_MS = 0.001  # the mocker refuses 0; 1 us per token means "as fast as it can write"
+
+# Runs in the child before the CLI: records the CPU time of the first socket.connect (the first
+# request's connection), writes it to $DRBENCH_BENCH_CPU_OUT, then runs the CLI as a script would.
+_LAUNCHER = r"""
+import os, resource, runpy, sys
+_out = os.environ.pop("DRBENCH_BENCH_CPU_OUT")
+_seen = []
+def _hook(event, args):
+    if event == "socket.connect" and not _seen:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        _seen.append(1)
+        with open(_out, "w") as f:
+            f.write(repr(ru.ru_utime + ru.ru_stime))
+sys.addaudithook(_hook)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@dataclass
+class ChildRun:
+    """One benchmarker child: its exit code, output directory and CPU samples."""
+
+    command: list[str]
+    out_dir: Path
+    returncode: int = 0
+    startup_cpu_s: float | None = None
+    samples: list[tuple[int, float]] = field(default_factory=list)  # (monotonic_ns, cpu_s)
+
+    def records(self) -> list[dict]:
+        path = self.out_dir / "requests.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_child(
+    args: argparse.Namespace, url: str, dataset: Path, n: int, concurrency: int, max_tokens: int
+) -> ChildRun:
+    """Run the CLI once (one level, one round) on the client core; sample its CPU while it runs."""
+    work = Path(tempfile.mkdtemp(prefix=f"c{concurrency}-", dir=dataset.parent))
+    out_dir, cpu_file, err_file = work / "out", work / "cpu_at_first_connect", work / "stderr"
+    cli_args = [
+        str(CLI), "--endpoint", f"{url}/v1/chat/completions", "--dataset", str(dataset),
+        "--num-samples", str(n), "--concurrency", str(concurrency), "--max-tokens",
+        str(max_tokens), "--cold-start", "none", "--rounds", "1", "--quiet",
+        "--output-dir", str(out_dir),
+    ]  # fmt: skip
+    run = ChildRun(command=[sys.executable, *cli_args], out_dir=out_dir)
+    env = dict(os.environ, DRBENCH_BENCH_CPU_OUT=str(cpu_file))
+    cpu = None if args.no_pin else {args.client_cpu}
+    with err_file.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, *cli_args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpu)) if cpu else None,
+        )
+    deadline = time.monotonic() + args.child_timeout_s
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise SystemExit(f"client_overhead: benchmarker child timed out: {run.command}")
+        sample = _proc_cpu_s(proc.pid)
+        if sample is not None:
+            run.samples.append((time.monotonic_ns(), sample))
+        time.sleep(_SAMPLE_S)
+    run.returncode = proc.returncode
+    if run.returncode != 0:
+        err = err_file.read_text(errors="replace")
+        raise SystemExit(f"client_overhead: benchmarker exited {run.returncode}: {err[-600:]}")
+    if cpu_file.exists():
+        run.startup_cpu_s = float(cpu_file.read_text())
+    return run
+
+
+def text_stamps(rec: dict) -> list[int]:
+    """The client's absolute stamps of a record's text events (send + TTFT, then each gap)."""
+    if rec.get("ttft_ms") is None or rec.get("send_ns") is None:
+        return []
+    t = rec["send_ns"] + rec["ttft_ms"] * 1e6
+    out = [round(t)]
+    for gap in rec.get("itl_ms") or ():
+        t += gap * 1e6
+        out.append(round(t))
+    return out
+
+
+@dataclass
+class Fidelity:
+    """Joined client/mocker figures of one level (all in ms)."""
+
+    concurrency: int
+    requests: int = 0
+    unmatched: int = 0
+    ttft_client: list[float] = field(default_factory=list)
+    ttft_sent: list[float] = field(default_factory=list)
+    send_read: list[float] = field(default_factory=list)
+    itl_client: list[float] = field(default_factory=list)
+    itl_sent: list[float] = field(default_factory=list)
+    recv_delay: list[float] = field(default_factory=list)
+
+
+def join(concurrency: int, records: list[dict], trace: dict[str, dict]) -> Fidelity:
+    """Pair each successful record with its trace line; events are matched by position."""
+    fid = Fidelity(concurrency)
+    for rec in records:
+        entry = trace.get(rec.get("response_id") or "")
+        stamps = text_stamps(rec)
+        if not rec.get("ok") or entry is None or len(stamps) != len(entry["content_ns"]):
+            fid.unmatched += 1
+            continue
+        sent = entry["content_ns"]
+        send_ns = rec["send_ns"]
+        fid.requests += 1
+        fid.ttft_client.append(rec["ttft_ms"])
+        fid.ttft_sent.append((sent[0] - send_ns) / 1e6)
+        fid.send_read.append((entry["read_ns"] - send_ns) / 1e6)
+        fid.itl_client.extend(rec["itl_ms"])
+        fid.itl_sent.extend((b - a) / 1e6 for a, b in pairwise(sent))
+        fid.recv_delay.extend((c - s) / 1e6 for c, s in zip(stamps, sent, strict=True))
+    return fid
+
+
+def steady_rate(run: ChildRun, trim: float = 0.2) -> tuple[float, float, int, float]:
+    """(text events per CPU-second, CPU share, events, window s) over the middle of the run."""
+    records = [r for r in run.records() if r.get("send_ns") is not None]
+    stamps = sorted(t for r in records for t in text_stamps(r))
+    if not stamps or len(run.samples) < 3:
+        return float("nan"), float("nan"), 0, 0.0
+    first, last = stamps[0], stamps[-1]
+    lo, hi = first + (last - first) * trim, last - (last - first) * trim
+    inside = [s for s in run.samples if lo <= s[0] <= hi]
+    if len(inside) < 2:
+        return float("nan"), float("nan"), 0, 0.0
+    (t0, c0), (t1, c1) = inside[0], inside[-1]
+    events = sum(1 for t in stamps if t0 <= t < t1)
+    cpu_s, wall_s = c1 - c0, (t1 - t0) / 1e9
+    return events / cpu_s if cpu_s else float("inf"), cpu_s / wall_s, events, wall_s
+
+
+def write_dataset(path: Path, n: int) -> None:
+    """N short distinct chat prompts (about 60 tokens each)."""
+    with path.open("w") as f:
+        for i in range(n):
+            text = f"Request {i}: " + "explain how a prefix cache speeds up serving. " * 6
+            f.write(json.dumps({"id": f"p{i}", "text": text}) + "\n")
+
+
+def read_trace(path: Path) -> dict[str, dict]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            out[entry["id"]] = entry
+    return out
+
+
+def fidelity_part(args: argparse.Namespace, work: Path) -> tuple[list[Fidelity], list[ChildRun]]:
+    trace = work / "trace.jsonl"
+    biggest = max(_prompts_for(c, args) for c in args.levels)
+    dataset = work / "prompts.jsonl"
+    write_dataset(dataset, biggest)
+    mocker_args = [
+        "--ttft-ms", str(args.ttft_ms), "--itl-ms", str(args.itl_ms), "--output-tokens",
+        str(args.output_tokens), "--max-num-seqs", str(2 * max(args.levels)), "--trace", str(trace),
+    ]  # fmt: skip
+    runs = []
+    with MockerProcess(mocker_args) as mock:
+        _pin_mocker(mock, args)
+        assert mock.base_url is not None
+        for c in args.levels:
+            n = _prompts_for(c, args)
+            runs.append(run_child(args, mock.base_url, dataset, n, c, args.output_tokens))
+    sent = read_trace(trace)  # complete: the mocker flushes its trace when it stops
+    return [join(c, run.records(), sent) for c, run in zip(args.levels, runs, strict=True)], runs
+
+
+def cost_part(args: argparse.Namespace, work: Path) -> ChildRun:
+    dataset = work / "prompts.jsonl"
+    write_dataset(dataset, args.cost_prompts)
+    mocker_args = [
+        "--ttft-ms", "0", "--itl-ms", str(_ZERO_ITL_MS), "--output-tokens", str(args.cost_tokens),
+        "--max-num-seqs", str(2 * args.cost_concurrency),
+    ]  # fmt: skip
+    with MockerProcess(mocker_args) as mock:
+        _pin_mocker(mock, args)
+        assert mock.base_url is not None
+        return run_child(
+            args, mock.base_url, dataset, args.cost_prompts, args.cost_concurrency, args.cost_tokens
+        )
+
+
+def print_fidelity(rows: list[Fidelity], args: argparse.Namespace) -> None:
+    print(
+        f"Fidelity: mocker --ttft-ms {args.ttft_ms:g} --itl-ms {args.itl_ms:g} --output-tokens "
+        f"{args.output_tokens}; ms; client = the benchmarker's record, sent = the mocker's write "
+        "times (see the module docstring); err = client - sent"
+    )
+    print(
+        f"{'C':>5} {'reqs':>5} | {'TTFT cli':>9} {'sent':>8} {'err':>7} | {'p99 cli':>8} "
+        f"{'sent':>8} | {'send->read':>10} {'p99':>7} | {'ITL cli':>7} {'sent':>7} {'err':>8} | "
+        f"{'p99 cli':>7} {'sent':>7} | {'recv delay':>10} {'p99':>7}"
+    )
+    for f in rows:
+        print(
+            f"{f.concurrency:>5} {f.requests:>5} | {_mean(f.ttft_client):9.2f} "
+            f"{_mean(f.ttft_sent):8.2f} {_err(f.ttft_client, f.ttft_sent):+7.3f} | "
+            f"{_pct(f.ttft_client, 99):8.2f} {_pct(f.ttft_sent, 99):8.2f} | "
+            f"{_mean(f.send_read):10.2f} {_pct(f.send_read, 99):7.2f} | "
+            f"{_mean(f.itl_client):7.3f} {_mean(f.itl_sent):7.3f} "
+            f"{_err(f.itl_client, f.itl_sent):+8.4f} | {_pct(f.itl_client, 99):7.2f} "
+            f"{_pct(f.itl_sent, 99):7.2f} | {_mean(f.recv_delay):10.3f} "
+            f"{_pct(f.recv_delay, 99):7.2f}"
+            + (f"  ({f.unmatched} requests unmatched)" if f.unmatched else "")
+        )
+    for f in rows:
+        if f.concurrency in _TTFT_TARGET_MS:
+            err, bound = _err(f.ttft_client, f.ttft_sent), _TTFT_TARGET_MS[f.concurrency]
+            verdict = _verdict(err < bound)
+            print(f"target: mean TTFT error < {bound:g} ms at C={f.concurrency}: {verdict}")
+    worst = max(abs(_err(f.itl_client, f.itl_sent)) for f in rows)
+    print(f"target: mean ITL error < 0.1 ms at every level: {_verdict(worst < 0.1)}")
+
+
+def print_cost(run: ChildRun, startups: list[float], args: argparse.Namespace) -> None:
+    rate, share, events, wall = steady_rate(run)
+    print(
+        f"\nCost: mocker --ttft-ms 0 --itl-ms {_ZERO_ITL_MS:g} --output-tokens {args.cost_tokens}; "
+        f"{args.cost_prompts} prompts at concurrency {args.cost_concurrency}"
+    )
+    print(
+        f"steady state: {events} text events in {wall:.2f} s at {100 * share:.0f}% of a core: "
+        f"{rate:,.0f} events per client CPU-second (target >= 60,000: "
+        f"{_verdict(rate >= 60000)})"
+    )
+    if startups:
+        print(
+            f"CPU before the first request: {_mean(startups):.3f} s mean, {max(startups):.3f} s "
+            f"max over {len(startups)} runs (target < 0.5 s: "
+            f"{_verdict(max(startups) < 0.5)})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if not args.no_pin:
+        os.sched_setaffinity(0, {args.mocker_cpu})  # keep this script off the client's core
+    with tempfile.TemporaryDirectory(prefix="drbench-overhead-") as tmp:
+        work = Path(args.keep or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        runs: list[ChildRun] = []
+        if not args.skip_fidelity:
+            rows, runs = fidelity_part(args, work)
+            print_fidelity(rows, args)
+        if not args.skip_cost:
+            cost = cost_part(args, work)
+            runs.append(cost)
+            print_cost(cost, [r.startup_cpu_s for r in runs if r.startup_cpu_s is not None], args)
+        if runs:
+            print("\nlast benchmarker command (run under the launcher, pinned):")
+            print(" ".join(runs[-1].command))
+    print(
+        "bench: python "
+        + " ".join([str(Path(__file__).relative_to(ROOT)), *(argv or sys.argv[1:])])
+    )
+    return 0
+
+
+def _prompts_for(concurrency: int, args: argparse.Namespace) -> int:
+    return max(args.min_prompts, args.prompts_per_slot * concurrency)
+
+
+def _pin_mocker(mock: MockerProcess, args: argparse.Namespace) -> None:
+    if args.no_pin or mock.proc is None:
+        return
+    for tid in os.listdir(f"/proc/{mock.proc.pid}/task"):
+        os.sched_setaffinity(int(tid), {args.mocker_cpu})
+
+
+def _proc_cpu_s(pid: int) -> float | None:
+    try:
+        fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields_[11]) + int(fields_[12])) / _CLK_TCK
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _mean(xs: list[float]) -> float:
+    return statistics.fmean(xs) if xs else float("nan")
+
+
+def _err(client: list[float], sent: list[float]) -> float:
+    return _mean(client) - _mean(sent)
+
+
+def _pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q / 100 * len(s)))]
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--levels", type=int, nargs="+", default=[1, 64, 256])
+    p.add_argument("--ttft-ms", type=float, default=100.0)
+    p.add_argument("--itl-ms", type=float, default=20.0)
+    p.add_argument("--output-tokens", type=int, default=32)
+    p.add_argument("--prompts-per-slot", type=int, default=3, help="prompts = this x concurrency")
+    p.add_argument("--min-prompts", type=int, default=8)
+    p.add_argument("--cost-tokens", type=int, default=8000)
+    p.add_argument("--cost-prompts", type=int, default=32)
+    p.add_argument("--cost-concurrency", type=int, default=8)
+    p.add_argument("--mocker-cpu", type=int, default=0)
+    p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument("--no-pin", action="store_true", help="do not pin the processes")
+    p.add_argument("--skip-fidelity", action="store_true")
+    p.add_argument("--skip-cost", action="store_true")
+    p.add_argument("--keep", metavar="DIR", help="keep datasets, traces and results in DIR")
+    p.add_argument("--child-timeout-s", type=float, default=120.0)
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
