@@ -154,6 +154,13 @@ def test_input_file_uses_official_prompt(tmp_path: Path, capsys) -> None:
         assert g["max_tokens"] == 32 and "followup" not in g
 
 
+def test_default_output_path(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, stdout, _ = _run(["--input", str(SAMPLES / "trec.jsonl")], capsys)
+    assert code == 0 and "wrote 3 records to datasets/longbench.jsonl" in stdout
+    assert len(_lines(tmp_path / "datasets" / "longbench.jsonl")) == 3
+
+
 def test_input_file_with_dataset_names_the_subset(tmp_path: Path, capsys) -> None:
     src = _write_jsonl(tmp_path / "mine.jsonl", [{"context": "C", "input": "Q"}])
     out = tmp_path / "o.jsonl"
@@ -435,6 +442,11 @@ def test_help_does_not_import_heavy_packages() -> None:
         (["--input", "a", "--input-dir", "b"], "not allowed with argument"),
         (["--dataset", "trec", "--max-tokens", "9", "--max-model-len", "9"], "leaves no room"),
         (["--input", "x.jsonl", "--dataset", "trec", "lcc"], "--input takes one file"),
+        (["--input", "x.jsonl", "--dataset", "all"], "--input takes one file"),
+        (
+            ["--input", str(SAMPLES / "gov_report.jsonl"), "--max-model-len", "512"],
+            "--max-model-len 512 leaves no room for a prompt next to gov_report's max_tokens 512",
+        ),
     ],
 )
 def test_usage_errors_are_one_line(capsys, args, message) -> None:

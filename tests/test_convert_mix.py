@@ -106,6 +106,12 @@ def test_bad_record_names_file_and_line(tmp_path: Path, capsys) -> None:
     assert code == 2 and f"{bad}:2: missing the prompt" in err
 
 
+def test_default_output_path(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _run(["--mix", f"{SG}:1", "--total", "2"], capsys)[0] == 0
+    assert len(_lines(tmp_path / "datasets" / "MixedBench.jsonl")) == 2
+
+
 def test_runs_as_a_module(tmp_path: Path) -> None:
     out = tmp_path / "m.jsonl"
     cmd = [sys.executable, "-m", "drbench.convert.mix", "--mix", f"{SG}:1", "--total", "3"]

@@ -254,7 +254,7 @@ def _main(argv: Sequence[str] | None) -> int:
 def _options(args: Any) -> LongBenchOptions:
     if not args.dataset and args.input is None and args.input_dir is None:
         raise UsageError("give --dataset NAME (from the hub), --input FILE or --input-dir DIR")
-    if args.input is not None and len(args.dataset) > 1:
+    if args.input is not None and (len(args.dataset) > 1 or {ALL, ALL_E} & set(args.dataset)):
         raise UsageError("--input takes one file of one subset: give at most one --dataset NAME")
     if args.max_tokens is not None and args.max_tokens >= args.max_model_len:
         raise UsageError(
@@ -311,6 +311,11 @@ def _fit(
     kept, truncated, dropped = [], 0, 0
     for b in built:
         limit = opts.max_model_len - (b.record.max_tokens or 0)
+        if limit < 1:
+            raise UsageError(
+                f"--max-model-len {opts.max_model_len} leaves no room for a prompt next to "
+                f"{b.subset}'s max_tokens {b.record.max_tokens}; raise it or lower --max-tokens"
+            )
         if b.tokens <= limit or opts.overlong == "keep":
             kept.append(b)
         elif opts.overlong == "drop":

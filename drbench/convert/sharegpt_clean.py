@@ -164,7 +164,7 @@ def _count(pattern: str, text: str) -> int:
 class _Markdown(HTMLParser):
     """A small HTML -> markdown converter; state lives on the instance, one per document."""
 
-    _SKIP = {"button", "svg", "script", "style", "path"}
+    _SKIP = frozenset({"button", "svg", "script", "style", "path"})
     _EMPHASIS = {"strong": "**", "b": "**", "em": "*", "i": "*"}
 
     def __init__(self) -> None:
