@@ -150,10 +150,15 @@ def run_config(cfg: BenchConfig, label: Any = flag_label) -> int:
 def _run_demo(flags: dict[str, Any]) -> int:
     from drbench.mocker.process import MockerProcess  # noqa: PLC0415
 
+    if not EXAMPLE_DATASET.exists() and not flags.get("dataset"):
+        raise UsageError(
+            f"--demo needs {EXAMPLE_DATASET} (it ships with the repository checkout); "
+            "run from a checkout or pass --dataset FILE"
+        )
     with MockerProcess(["--itl-ms", "5", "--output-tokens", "32"]) as mock:
         demo = {
             "endpoint": f"{mock.base_url}/v1/chat/completions",
-            "dataset": str(EXAMPLE_DATASET),
+            "dataset": str(EXAMPLE_DATASET) if EXAMPLE_DATASET.exists() else None,
             "concurrency": (1, 5),
             "prometheus_url": (f"{mock.base_url}/metrics",),
             "slo_file": str(EXAMPLE_SLO) if EXAMPLE_SLO.exists() else None,
