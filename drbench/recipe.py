@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from drbench.config import OPTIONS, BenchConfig, Option, coerce, redacted
+from drbench.envsubst import expand, expand_tree
 from drbench.errors import ConfigError
 from drbench.slo import BOUND_KEYS, parse_slo_flags, slo_from_mapping
 
@@ -31,8 +32,6 @@ __all__ = [
     "RECIPE_KEYS",
     "Recipe",
     "RecipeRun",
-    "expand",
-    "expand_tree",
     "keys_table_markdown",
     "load_recipe",
     "parse_recipe",
@@ -42,10 +41,8 @@ _OPTION = {o.name: o for o in OPTIONS}
 _TOP_ONLY = ("description", "runs")
 RECIPE_KEYS: tuple[str, ...] = (*_OPTION, *_TOP_ONLY)
 _RUN_KEYS = (*_OPTION, "description", "name")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SECRET_VAR = re.compile(r"KEY|TOKEN|SECRET|PASS", re.IGNORECASE)
-_FORMS = "${NAME}, ${NAME:-default} or ${NAME:?message}"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -110,23 +107,6 @@ def parse_recipe(text: str, *, name: str, environ: Mapping[str, str]) -> Recipe:
         raise ConfigError(_yaml_error(name, exc)) from None
     finally:
         loader.dispose()
-
-
-def expand(text: str, environ: Mapping[str, str], where: str) -> str:
-    """``text`` with every ``${VAR}`` form replaced; ``where`` prefixes error messages.
-
-    ``${VAR}`` is VAR's value (an error when VAR is unset), ``${VAR:-default}`` the default when
-    VAR is unset or empty, ``${VAR:?message}`` stops with the message when VAR is unset or empty,
-    and ``$$`` is one literal dollar.  A default or message may itself hold ``${...}``; a
-    variable's *value* is never expanded again.  A bare ``$NAME`` is an error (it is almost
-    always a forgotten pair of braces); any other lone ``$`` is kept.
-    """
-    return _expand(text, environ, where, [])
-
-
-def expand_tree(value: Any, environ: Mapping[str, str], where: str) -> Any:
-    """``value`` with every string inside it (lists, mapping values) expanded; keys untouched."""
-    return _expand_tree(value, environ, where, [])
 
 
 def keys_table_markdown() -> str:
@@ -282,7 +262,7 @@ def _run_name(ctx: _Context, entry: dict[Any, _Item], index: int, line: int) -> 
         raise ConfigError(f"{ctx.name}:{line}: runs[{index}]: missing 'name' (its subdirectory)")
     where = f"{ctx.name}:{item.line}: runs[{index}].name"
     raw = item.value
-    name = _expand(raw, ctx.environ, where, []) if isinstance(raw, str) else raw
+    name = expand(raw, ctx.environ, where, []) if isinstance(raw, str) else raw
     if (
         isinstance(name, bool)
         or not isinstance(name, (str, int))
@@ -325,7 +305,7 @@ def _option_value(ctx: _Context, option: Option, item: _Item) -> Any:
     """The expanded, converted value of one key; ``None`` when it is null or expands to ""."""
     loc = f"{ctx.name}:{item.line}"
     used: list[str] = []
-    value = _expand_tree(item.value, ctx.environ, f"{loc}: {option.name}", used)
+    value = expand_tree(item.value, ctx.environ, f"{loc}: {option.name}", used)
     if option.secret and not used and item.value not in (None, ""):
         ctx.warnings.append(
             f"{loc}: {option.name} is written literally in the recipe; write "
@@ -385,7 +365,7 @@ def _slo_mapping(ctx: _Context, item: _Item) -> tuple[str, ...] | None:
     bounds: dict[str, Any] = {}
     for key, sub in _items(ctx, item.node).items():
         where = f"{ctx.name}:{sub.line}: slo"
-        value = _expand_tree(sub.value, ctx.environ, f"{where}.{key}", [])
+        value = expand_tree(sub.value, ctx.environ, f"{where}.{key}", [])
         if isinstance(value, str) and key != "itl_mode":
             value = _number(value)
         slo_from_mapping({key: value}, where=where)  # checks this key with its own line
@@ -397,88 +377,6 @@ def _slo_mapping(ctx: _Context, item: _Item) -> tuple[str, ...] | None:
     if "itl_mode" in bounds:
         out.append(f"itl_mode={slo.itl_mode}")
     return tuple(out)
-
-
-# --- expansion -----------------------------------------------------------------------------
-
-
-def _expand_tree(value: Any, environ: Mapping[str, str], where: str, used: list[str]) -> Any:
-    if isinstance(value, str):
-        return _expand(value, environ, where, used)
-    if isinstance(value, list):
-        return [_expand_tree(v, environ, f"{where}[{i}]", used) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: _expand_tree(v, environ, f"{where}.{k}", used) for k, v in value.items()}
-    return value
-
-
-def _expand(text: str, environ: Mapping[str, str], where: str, used: list[str]) -> str:
-    out: list[str] = []
-    i = 0
-    while (j := text.find("$", i)) >= 0:
-        out.append(text[i:j])
-        after = text[j + 1 : j + 2]
-        if after == "$":
-            out.append("$")
-            i = j + 2
-        elif after == "{":
-            end = _closing_brace(text, j + 2, where)
-            out.append(_substitute(text[j + 2 : end], environ, where, used))
-            i = end + 1
-        elif (bare := _NAME.match(text, j + 1)) is not None:
-            name = bare.group()
-            raise ConfigError(
-                f"{where}: ${name} is not expanded; write ${{{name}}} for the variable "
-                f"or $${name} for a literal '${name}'"
-            )
-        else:
-            out.append("$")
-            i = j + 1
-    out.append(text[i:])
-    return "".join(out)
-
-
-def _closing_brace(text: str, start: int, where: str) -> int:
-    """Index of the ``}`` closing the ``${`` before ``start``, skipping nested ``${...}``."""
-    depth, i = 0, start
-    while i < len(text):
-        if text.startswith("$$", i):
-            i += 2
-            continue
-        if text.startswith("${", i):
-            depth, i = depth + 1, i + 2
-            continue
-        if text[i] == "}":
-            if depth == 0:
-                return i
-            depth -= 1
-        i += 1
-    raise ConfigError(f"{where}: unterminated '${{' in {text!r}; close it with '}}'")
-
-
-def _substitute(body: str, environ: Mapping[str, str], where: str, used: list[str]) -> str:
-    match = _NAME.match(body)
-    if match is None:
-        raise ConfigError(f"{where}: bad substitution '${{{body}}}'; use {_FORMS}")
-    name, rest = match.group(), body[match.end() :]
-    used.append(name)
-    value = environ.get(name)
-    if rest == "":
-        if value is None:
-            raise ConfigError(
-                f"{where}: ${{{name}}} is not set; set it, or write ${{{name}:-default}} "
-                f"(${{{name}:-}} leaves the option unset)"
-            )
-        return value
-    op, arg = rest[:2], rest[2:]
-    if op == ":-":
-        return value if value else _expand(arg, environ, where, used)
-    if op == ":?":
-        if value:
-            return value
-        message = " ".join(_expand(arg, environ, where, used).split()) or "is not set or empty"
-        raise ConfigError(f"{where}: {name}: {message}")
-    raise ConfigError(f"{where}: bad substitution '${{{body}}}'; use {_FORMS}")
 
 
 # --- small helpers -------------------------------------------------------------------------

@@ -10,15 +10,9 @@ import pytest
 
 from drbench.cli import _resolve_runs, main
 from drbench.config import OPTIONS, build_config
+from drbench.envsubst import expand, expand_tree
 from drbench.errors import ConfigError
-from drbench.recipe import (
-    RECIPE_KEYS,
-    expand,
-    expand_tree,
-    keys_table_markdown,
-    load_recipe,
-    parse_recipe,
-)
+from drbench.recipe import RECIPE_KEYS, keys_table_markdown, load_recipe, parse_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 URL = "http://127.0.0.1:9/v1/chat/completions"
