@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drbench.mocker.process import MockerProcess  # noqa: E402
+from drbench.mocker.tokenizer import render_chat, tokenize  # noqa: E402
 
 _PAT = b'"delta":{"content":"'
 _END = b"\r\n0\r\n\r\n"
@@ -133,9 +134,23 @@ def _request_bytes(host: str, port: int, model: str, prompt: str) -> bytes:
     return head.encode() + body
 
 
+def _prompt(i: int) -> str:
+    return f"stream {i}: " + "please write a long answer about caches. " * 4
+
+
 def _proc_cpu_s(pid: int) -> float:
     fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _core_ticks(cpu: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one core, softirq included (loopback TCP work lands there)."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            v = [int(x) for x in line.split()[1:]]
+            idle = v[3] + v[4]
+            return sum(v) - idle, sum(v)
+    return 0, 0
 
 
 def _self_cpu_s() -> float:
@@ -155,7 +170,7 @@ async def run_level(
     stats.window_end_ns = stats.window_start_ns + int(args.duration_s * 1e9)
     futures = []
     for i in range(streams):
-        prompt = f"stream {i}: " + "please write a long answer about caches. " * 4
+        prompt = _prompt(i)
         fut: asyncio.Future[None] = loop.create_future()
         futures.append(fut)
         req = _request_bytes(host, port, "mock-llm", prompt)
@@ -164,10 +179,15 @@ async def run_level(
         )
     await asyncio.sleep((stats.window_start_ns - time.perf_counter_ns()) / 1e9)
     cpu0, self0 = _proc_cpu_s(server_pid), _self_cpu_s()
+    core0 = _core_ticks(args.server_cpu)
     await asyncio.sleep((stats.window_end_ns - time.perf_counter_ns()) / 1e9)
     cpu1, self1 = _proc_cpu_s(server_pid), _self_cpu_s()
+    core1 = _core_ticks(args.server_cpu)
     await asyncio.wait_for(asyncio.gather(*futures), timeout=args.drain_timeout_s)
-    return _summary(streams, stats, args, (cpu1 - cpu0), (self1 - self0))
+    row = _summary(streams, stats, args, (cpu1 - cpu0), (self1 - self0))
+    total = core1[1] - core0[1]
+    row["server_core_pct"] = 100.0 * (core1[0] - core0[0]) / total if total else float("nan")
+    return row
 
 
 def _connect(
@@ -230,13 +250,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64, 256, 1024])
     p.add_argument("--itl-ms", type=float, default=20.0)
     p.add_argument("--ttft-ms", type=float, default=20.0)
-    p.add_argument("--output-tokens", default="128-256")
+    p.add_argument("--output-tokens", default="64-128")
     p.add_argument("--duration-s", type=float, default=4.0)
     p.add_argument("--warmup-s", type=float, default=1.0)
     p.add_argument("--drain-timeout-s", type=float, default=30.0)
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--no-pin", action="store_true", help="do not pin the two processes")
+    p.add_argument(
+        "--port",
+        type=int,
+        help="drive a mocker already listening on this port "
+        "(start it with the flags this script would pass) instead of starting one",
+    )
+    p.add_argument("--server-pid", type=int, help="with --port: that mocker's pid (for CPU)")
     p.add_argument(
         "--mocker-arg",
         action="append",
@@ -252,15 +279,17 @@ def _print_row(r: dict[str, float], prompt_ttft_ms: float) -> None:
         f"{r['chunks_per_s']:>10.0f} {r['target_chunks_per_s']:>8.0f} "
         f"{r['ttft_mean_ms']:>7.1f} {r['ttft_p50_ms']:>7.1f} {r['ttft_p99_ms']:>7.1f} "
         f"{prompt_ttft_ms:>6.1f} {r['itl_mean_ms']:>7.2f} {r['itl_p50_ms']:>7.2f} "
-        f"{r['itl_p99_ms']:>7.2f} {r['server_cpu_pct']:>6.0f}% {r['client_cpu_pct']:>6.0f}%",
+        f"{r['itl_p99_ms']:>7.2f} {r['server_cpu_pct']:>6.0f}% {r['server_core_pct']:>6.0f}% "
+        f"{r['client_cpu_pct']:>6.0f}%",
         flush=True,
     )
 
 
-async def _main_async(args: argparse.Namespace, proc: MockerProcess) -> None:
-    assert proc.port is not None and proc.proc is not None
-    # ~60-token prompts at the default 20,000 tokens/s prefill add ~3 ms to --ttft-ms.
-    cfg_ttft = args.ttft_ms + 60 / 20000 * 1000
+async def _main_async(args: argparse.Namespace, port: int, server_pid: int) -> None:
+    # The prefix cache is off (each connection repeats its prompt), so the configured TTFT is
+    # --ttft-ms plus the whole prompt at the mocker's default 20,000 tokens/s prefill.
+    n_prompt = len(tokenize(render_chat([{"role": "user", "content": _prompt(0)}])))
+    cfg_ttft = args.ttft_ms + n_prompt / 20000 * 1000
     print(
         f"mocker: --itl-ms {args.itl_ms} --ttft-ms {args.ttft_ms} --output-tokens "
         f"{args.output_tokens}; window {args.duration_s} s per level; pinned: "
@@ -269,14 +298,15 @@ async def _main_async(args: argparse.Namespace, proc: MockerProcess) -> None:
     print(
         f"{'streams':>7} {'requests':>8} {'errors':>6} {'chunks/s':>10} {'target':>8} "
         f"{'TTFTavg':>7} {'TTFTp50':>7} {'TTFTp99':>7} {'TTFTcf':>6} {'ITLavg':>7} "
-        f"{'ITLp50':>7} {'ITLp99':>7} {'server':>7} {'client':>7}"
+        f"{'ITLp50':>7} {'ITLp99':>7} {'server':>7} {'core':>7} {'client':>7}"
     )
     for streams in args.levels:
-        row = await run_level("127.0.0.1", proc.port, streams, args, proc.proc.pid)
+        row = await run_level("127.0.0.1", port, streams, args, server_pid)
         _print_row(row, cfg_ttft)
     print(
         f"(configured ITL {args.itl_ms:.2f} ms; TTFTcf = configured TTFT incl. prefill; "
-        "server/client = CPU share of one core in the window)"
+        "server/client = each process's CPU time as a share of one core; core = how busy the "
+        "server's core was, softirq included)"
     )
 
 
@@ -293,14 +323,22 @@ def main(argv: list[str] | None = None) -> int:
         args.output_tokens,
         "--max-num-seqs",
         str(max(args.levels) * 2),
+        "--cache-capacity-tokens",
+        "0",
         *args.mocker_arg,
     ]
+    if args.port is not None:  # a mocker started by hand (same flags, e.g. under a profiler)
+        if not args.no_pin:
+            _pin(args.server_pid, args.server_cpu)
+            os.sched_setaffinity(0, {args.client_cpu})
+        asyncio.run(_main_async(args, args.port, args.server_pid))
+        return 0
     with MockerProcess(mocker_args) as proc:
-        assert proc.proc is not None
+        assert proc.proc is not None and proc.port is not None
         if not args.no_pin:
             _pin(proc.proc.pid, args.server_cpu)
             os.sched_setaffinity(0, {args.client_cpu})
-        asyncio.run(_main_async(args, proc))
+        asyncio.run(_main_async(args, proc.port, proc.proc.pid))
     return 0
 
 

@@ -195,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         elif f.name == "trace":
             p.add_argument(flag, metavar="FILE", help=help_text)
         else:
-            p.add_argument(flag, type=converters[type(default)], help=help_text)
+            p.add_argument(
+                flag, type=converters[type(default)], metavar=_metavar(f.name), help=help_text
+            )
     return p
 
 
@@ -227,6 +229,14 @@ def _check_non_negative(cfg: MockerConfig, names: Sequence[str]) -> None:
         value = getattr(cfg, name)
         if value < 0:
             raise UsageError(f"llm_mocker: {_flag(name)} must be >= 0 (got {value})")
+
+
+def _metavar(name: str) -> str:
+    if name.endswith(("_rate", "jitter", "slowdown")):
+        return "F"
+    if name.endswith("_ms"):
+        return "MS"
+    return {"host": "ADDR", "retry_after_s": "S"}.get(name, "N")
 
 
 def _flag(name: str) -> str:

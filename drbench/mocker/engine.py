@@ -5,8 +5,10 @@ The step loop is a self-rescheduling event-loop callback (no task per stream, no
 token): a heap holds each running request's next due time; each step emits every token due
 within a short slack, then sleeps until the next due time. Token times follow each request's
 own schedule (``due + ITL``), so the delivered mean ITL equals the configured one as long as the
-server keeps up; a request that fell a whole ITL behind restarts its schedule from now rather
-than bursting to catch up, as a real engine's slow step would.
+server keeps up. A token that is already late is due in the next step (not twice in one step):
+after a stall a request catches up over a few quick steps, as vLLM's front end flushes the
+tokens its engine produced meanwhile, and an overloaded server stays busy, serving the late
+requests round-robin in due order.
 
 Handlers create a ``Seq``, ``submit`` it and await ``seq.done`` (resolved with the outcome:
 ``"stop"``, ``"length"``, ``"abort"`` or ``"drop"``); ``abort`` frees a slot at once.
@@ -213,9 +215,12 @@ class Engine:
         if seq.generated >= n:
             self._end(seq, seq.plan.finish_reason, now)
             return
-        nxt = due + (self._itl_s if self._fixed_itl else self._interval())
-        if nxt <= now:
-            nxt = now + self._itl_s
+        itl = self._itl_s if self._fixed_itl else self._interval()
+        nxt = due + itl
+        if nxt <= now + _SLACK_S:
+            # Late: due in the next step, not twice in this one; an ITL below the step
+            # granularity (e.g. --itl-ms 0.001, "as fast as possible") keeps streaming.
+            nxt = now + min(itl, 2 * _SLACK_S)
         heapq.heappush(self._heap, (nxt, next(self._order), seq))
 
     def _fault(self, seq: Seq, now: float) -> bool:
