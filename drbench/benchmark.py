@@ -20,7 +20,6 @@ from drbench.config import BenchConfig
 from drbench.dataset import load_prompts, select_prompts
 from drbench.errors import ExitStatus, PreflightError, UsageError
 from drbench.records import Prompt
-from drbench.report.console import format_overview
 from drbench.report.files import prepare_output_dir, write_csv, write_summary
 from drbench.report.live import LiveReporter
 from drbench.results import RunResult
@@ -124,6 +123,8 @@ class Benchmark:
                 print(
                     "drbench: plots.png skipped: pip install matplotlib to get it", file=sys.stderr
                 )
+        from drbench.report.console import format_overview  # noqa: PLC0415 - tabulate, numpy
+
         print(format_overview(result, self.config.lang))
         print(f"drbench: results written to {self.out_dir}", file=sys.stderr)
 

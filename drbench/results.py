@@ -7,12 +7,14 @@ The runner fills these as rounds finish, so an interrupted run still holds every
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drbench import __version__
 from drbench.config import BenchConfig
 from drbench.records import RequestRecord
-from drbench.stats import Comparison, RoundSummary
+
+if TYPE_CHECKING:  # stats imports numpy: not before a run has something to summarise
+    from drbench.stats import Comparison, RoundSummary
 
 __all__ = ["SCHEMA_VERSION", "LevelResult", "RoundResult", "RunResult"]
 

@@ -26,7 +26,6 @@ from drbench.records import Prompt, RequestRecord
 from drbench.response import parse_exchange
 from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.slo import SLO
-from drbench.stats import compare_rounds, summarize_round
 
 __all__ = ["RoundProgress", "RunObserver", "RunPlan", "continue_requests", "run"]
 
@@ -116,6 +115,8 @@ async def _run_level(
         level.rounds.append(result)
         observer.round_done(level, result)
     if len(level.rounds) >= 2:
+        from drbench.stats import compare_rounds  # noqa: PLC0415 - numpy, after the rounds
+
         r1, r2 = level.rounds[0], level.rounds[1]
         level.comparison = compare_rounds(
             r1.records,
@@ -167,6 +168,8 @@ async def _run_round(
         gc.unfreeze()
         progress.close()
     server = await watcher.end_round() if watcher is not None else None
+    from drbench.stats import summarize_round  # noqa: PLC0415 - numpy: not before the first send
+
     done = [r for r in records if r is not None]
     summary = summarize_round(done, concurrency=concurrency, round=rnd, slo=plan.slo)
     return RoundResult(summary=summary, records=done, server=server)

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from drbench.errors import ConfigError
 from drbench.records import RequestRecord
 
@@ -113,6 +111,8 @@ def load_slo_file(path: str | Path) -> SLO:
         raise ConfigError(f"{name}: no such file (check --slo-file)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{name}: cannot read the SLO file: {exc}") from None
+    import yaml  # noqa: PLC0415 - only SLO files need it; keeps the CLI's startup light
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -231,7 +231,7 @@ def _keys(keys: tuple[str, ...] = _VALID_KEYS) -> str:
     return ", ".join(keys)
 
 
-def _yaml_error(name: str, exc: yaml.YAMLError) -> str:
+def _yaml_error(name: str, exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or "syntax error"
     if mark is None:

@@ -15,7 +15,6 @@ from typing import TextIO
 from tqdm import tqdm
 
 from drbench.records import RequestRecord
-from drbench.report.console import format_comparison, format_round
 from drbench.report.files import RecordLog, write_round
 from drbench.results import LevelResult, RoundResult
 
@@ -77,10 +76,14 @@ class LiveReporter:
     def round_done(self, level: LevelResult, result: RoundResult) -> None:
         write_round(self.out_dir, result)
         if not self._quiet:
+            from drbench.report.console import format_round  # noqa: PLC0415 - tabulate, numpy
+
             self._print(format_round(result, self._lang))
 
     def level_done(self, level: LevelResult) -> None:
         if not self._quiet and level.comparison is not None:
+            from drbench.report.console import format_comparison  # noqa: PLC0415
+
             self._print(format_comparison(level, self._lang))
 
     def warning(self, message: str) -> None:
