@@ -446,6 +446,18 @@ def test_drop_closes_the_connection_mid_stream(mocker_factory) -> None:
     assert m.stderr_text() == ""
 
 
+def test_faults_on_non_streamed_requests(mocker_factory) -> None:
+    dropped = mocker_factory(*FAST, "--drop-rate", "1")
+    with pytest.raises(aiohttp.ClientError):
+        post(dropped.base_url + "/v1/completions", {"prompt": "x"})
+    garbled = mocker_factory(*FAST, "--malformed-rate", "1")
+    r = post(garbled.base_url + "/v1/completions", {"prompt": "x"})
+    assert r.status == 200
+    with pytest.raises(ValueError):
+        r.json()
+    assert dropped.stderr_text() == "" and garbled.stderr_text() == ""
+
+
 def test_malformed_inserts_one_garbage_event(mocker_factory) -> None:
     m = mocker_factory(*FAST, "--malformed-rate", "1", "--output-tokens", "12")
     res = stream(m.base_url, chat_body("x"))

@@ -238,7 +238,8 @@ async def _stream(
     entry["chunk_ns"], entry["content_ns"] = sink.chunk_ns, sink.content_ns
     entry["done_ns"] = sink.done_ns
     if outcome in _COMPLETED:
-        await resp.write_eof()
+        with contextlib.suppress(ConnectionError):  # the client left right after [DONE]
+            await resp.write_eof()
     return resp
 
 
@@ -317,15 +318,17 @@ async def _send_json(
         content_type="application/json",
         headers=headers,
     )
-    await resp.prepare(request)
-    await resp.write_eof()
+    with contextlib.suppress(ConnectionError):  # the client is gone: nothing to answer
+        await resp.prepare(request)
+        await resp.write_eof()
     return resp, time.monotonic_ns()
 
 
 async def _send_raw(request: web.Request, data: bytes, entry: dict[str, Any]) -> web.Response:
     resp = web.Response(body=data, status=200, content_type="application/json")
-    await resp.prepare(request)
-    await resp.write_eof()
+    with contextlib.suppress(ConnectionError):
+        await resp.prepare(request)
+        await resp.write_eof()
     entry["done_ns"] = time.monotonic_ns()
     return resp
 
