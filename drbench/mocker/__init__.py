@@ -1,1 +1,17 @@
-"""The OpenAI-compatible mock LLM server: aiohttp front end, simulated engine, prefix cache."""
+"""The OpenAI-compatible mock LLM server (``llm_mocker.py``); see docs/mocker_guide.md.
+
+Modules, front to back::
+
+    server.py     aiohttp routes, completion handlers, main()        (HTTP in, responses out)
+    request.py    body validation -> ParsedRequest, OpenAI-style 400/404s          (pure)
+    tokenizer.py  toy tokenizer, chat template, filler text                         (pure)
+    timing.py     TTFT/ITL math, output-length draws, per-request plan and faults   (pure)
+    engine.py     scheduler, wait queue and the ONE step loop producing every token
+    cache.py      chained block hashes, LRU prefix cache                            (pure)
+    sink.py       writes a stream's pre-built SSE chunks straight to its transport
+    wire.py       OpenAI wire format as bytes templates and dicts                   (pure)
+    metrics.py    vLLM-named Prometheus metrics on a registry of the server's own
+    trace.py      --trace JSONL writer (buffered, flushed every 0.5 s)
+    config.py     MockerConfig (every default) and the flags
+    process.py    MockerProcess: run the server as a child process (tests, demo, bench)
+"""

@@ -17,54 +17,40 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 __all__ = ["E2E_BUCKETS", "TTFT_BUCKETS", "EngineGauges", "MockerMetrics"]
 
-TTFT_BUCKETS = (
-    0.001,
-    0.005,
-    0.01,
-    0.02,
-    0.04,
-    0.06,
-    0.08,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    40.0,
-    80.0,
-    160.0,
-    640.0,
-    2560.0,
-)
-E2E_BUCKETS = (
-    0.3,
-    0.5,
-    0.8,
-    1.0,
-    1.5,
-    2.0,
-    2.5,
-    5.0,
-    10.0,
-    15.0,
-    20.0,
-    30.0,
-    40.0,
-    50.0,
-    60.0,
-    120.0,
-    240.0,
-    480.0,
-    960.0,
-    1920.0,
-    7680.0,
-)
+# fmt: off
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
+                5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+               120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+# fmt: on
 _HIT_RATE_WINDOW = 1000  # requests, like the windowed hit rate vLLM logs
+
+# (name, help) of the labelled counters, in the order __init__ unpacks them; vLLM's help texts.
+_COUNTERS = (
+    ("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens."),
+    ("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."),
+    ("vllm:prompt_tokens", "Number of prefill tokens processed."),
+    ("vllm:generation_tokens", "Number of generation tokens processed."),
+    ("vllm:prompt_tokens_cached", "Number of cached prompt tokens (local prefix cache hits)."),
+)
+_HISTOGRAMS = (
+    (
+        "vllm:time_to_first_token_seconds",
+        "Histogram of time to first token in seconds.",
+        TTFT_BUCKETS,
+    ),
+    (
+        "vllm:e2e_request_latency_seconds",
+        "Histogram of e2e request latency in seconds.",
+        E2E_BUCKETS,
+    ),
+)
+# (EngineGauges field, name, help) of the labelled gauges read at scrape time.
+_GAUGES = (
+    ("running", "vllm:num_requests_running", "Number of requests in model execution batches."),
+    ("waiting", "vllm:num_requests_waiting", "Number of requests waiting to be processed."),
+    ("kv_usage", "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,45 +67,18 @@ class MockerMetrics:
     """The server's metric set; one instance per server, never the global registry."""
 
     def __init__(self, model_name: str, gauges: EngineGauges) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        labels = {"model_name": model_name, "engine": "0"}
+        reg = self.registry = CollectorRegistry(auto_describe=True)
+        labels = self._labels = {"model_name": model_name, "engine": "0"}
         names = list(labels)
-        reg = self.registry
-
-        def counter(name: str, doc: str) -> Counter:
-            return Counter(name, doc, names, registry=reg).labels(**labels)
-
-        def gauge(name: str, doc: str, fn: Callable[[], float]) -> None:
-            Gauge(name, doc, names, registry=reg).labels(**labels).set_function(fn)
-
-        gauge(
-            "vllm:num_requests_running",
-            "Number of requests in model execution batches.",
-            gauges.running,
+        for field_name, name, doc in _GAUGES:
+            child = Gauge(name, doc, names, registry=reg).labels(**labels)
+            child.set_function(getattr(gauges, field_name))
+        self._queries, self._hits, self._prompt, self._generation, self._cached = (
+            Counter(name, doc, names, registry=reg).labels(**labels) for name, doc in _COUNTERS
         )
-        gauge(
-            "vllm:num_requests_waiting",
-            "Number of requests waiting to be processed.",
-            gauges.waiting,
-        )
-        gauge(
-            "vllm:kv_cache_usage_perc",
-            "KV-cache usage. 1 means 100 percent usage.",
-            gauges.kv_usage,
-        )
-        self._queries = counter(
-            "vllm:prefix_cache_queries",
-            "Prefix cache queries, in terms of number of queried tokens.",
-        )
-        self._hits = counter(
-            "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."
-        )
-        self._prompt = counter("vllm:prompt_tokens", "Number of prefill tokens processed.")
-        self._generation = counter(
-            "vllm:generation_tokens", "Number of generation tokens processed."
-        )
-        self._cached = counter(
-            "vllm:prompt_tokens_cached", "Number of cached prompt tokens (local prefix cache hits)."
+        self._ttft, self._e2e = (
+            Histogram(name, doc, names, buckets=buckets, registry=reg).labels(**labels)
+            for name, doc, buckets in _HISTOGRAMS
         )
         self._success = Counter(
             "vllm:request_success",
@@ -127,21 +86,6 @@ class MockerMetrics:
             [*names, "finished_reason"],
             registry=reg,
         )
-        self._labels = labels
-        self._ttft = Histogram(
-            "vllm:time_to_first_token_seconds",
-            "Histogram of time to first token in seconds.",
-            names,
-            buckets=TTFT_BUCKETS,
-            registry=reg,
-        ).labels(**labels)
-        self._e2e = Histogram(
-            "vllm:e2e_request_latency_seconds",
-            "Histogram of e2e request latency in seconds.",
-            names,
-            buckets=E2E_BUCKETS,
-            registry=reg,
-        ).labels(**labels)
         self._window: deque[tuple[int, int]] = deque()
         self._window_sums = [0, 0]
         Gauge(
