@@ -1,6 +1,8 @@
 """One streaming request over a shared aiohttp session, timed at the moment its bytes arrive.
 
-The hot loop does three things per network chunk: await it, stamp ``perf_counter_ns()``, append.
+The hot loop does three things per network chunk: await it, take its arrival stamp, append.
+The stamp is the one arrival.py's protocol noted when the bytes came off the socket (falling back
+to ``perf_counter_ns()`` at task wake-up when the connection does not stamp).
 Request bodies are JSON-encoded before the round starts; decoding and parsing happen after the
 stream ends (response.py).  Transport failures become data on the RawExchange, never exceptions.
 Also here: the endpoint's shape (chat or completions), the model list, the preflight request and
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from drbench.arrival import ArrivalLog, attach, make_connector
 from drbench.errors import PreflightError, UsageError
 from drbench.records import ErrorKind, Prompt
 from drbench.response import RawExchange, error_message, parse_exchange
@@ -122,7 +125,7 @@ class PreparedRequest:
 
 def make_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
     """One pooled keep-alive session for the whole run (connection setup is paid once per slot)."""
-    connector = aiohttp.TCPConnector(limit=max(concurrency, 1) + 4, ttl_dns_cache=300)
+    connector = make_connector(limit=max(concurrency, 1) + 4, ttl_dns_cache=300)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 30.0)),
@@ -143,7 +146,12 @@ async def send(
                 raw.end_ns = perf_counter_ns()
                 raw.body = endpoint.redact(body.decode("utf-8", "replace"))
                 return raw
-            await _read_stream(resp.content, raw)
+            arrivals = attach(resp)
+            try:
+                await _read_stream(resp.content, raw, arrivals)
+            finally:
+                if arrivals is not None:
+                    arrivals.detach()
     except asyncio.TimeoutError:
         _fail(raw, ErrorKind.TIMEOUT, f"timed out after {timeout_s:g} s (--timeout)")
     except aiohttp.ClientConnectorError as exc:
@@ -163,7 +171,9 @@ async def send(
     return raw
 
 
-async def _read_stream(content: aiohttp.StreamReader, raw: RawExchange) -> None:
+async def _read_stream(
+    content: aiohttp.StreamReader, raw: RawExchange, arrivals: ArrivalLog | None
+) -> None:
     """The timing path: stamp every chunk on arrival; stop at end of body or soon after [DONE]."""
     chunks = raw.chunks
     tail = b""
@@ -173,11 +183,18 @@ async def _read_stream(content: aiohttp.StreamReader, raw: RawExchange) -> None:
         if not data:
             raw.end_ns = t
             return
-        chunks.append((t, data))
+        if arrivals is None:
+            chunks.append((t, data))
+        else:
+            pieces = arrivals.split(data, t)
+            chunks.extend(pieces)
+            t = pieces[-1][0]
         if _DONE in data or _DONE in tail + data[:6]:
             raw.end_ns = t
             break
         tail = data[-6:]
+    if arrivals is not None:
+        arrivals.detach()
     try:  # drain the rest so the connection can be reused, but do not wait on a held stream
         while await asyncio.wait_for(content.readany(), _AFTER_DONE_WAIT_S):
             pass

@@ -1,0 +1,134 @@
+"""When each response body byte came off the socket: arrival stamps taken below aiohttp.
+
+aiohttp hands a read's bytes to the waiting task only after the rest of that event-loop
+iteration has run (other streams' reads, other requests' sends), and the task resumes in the
+next one; under load that wait is most of a naive client's TTFT and ITL error.  So the client
+does not stamp when its task wakes: ``make_connector`` gives aiohttp ``StampingProtocol``, whose
+``data_received`` notes ``perf_counter_ns()`` before aiohttp parses the HTTP framing, and an
+``ArrivalLog`` attached to one response maps the body bytes the reader later gets back to those
+notes (``split``).
+
+Relies on two aiohttp internals: the class ``aiohttp.client_proto.ResponseHandler`` and the
+connector's ``_factory`` attribute (a ``functools.partial`` of it).  Where either is missing or
+different, ``make_connector`` returns a plain ``TCPConnector``, ``attach`` returns None, and the
+client stamps chunks when its task wakes up.  No parsing and no I/O here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from time import perf_counter_ns
+from typing import Any
+
+import aiohttp
+
+try:
+    from aiohttp.client_proto import ResponseHandler
+except ImportError:  # another aiohttp layout: stamps are taken when the reading task wakes
+    ResponseHandler = None  # type: ignore[assignment,misc]
+
+__all__ = ["ArrivalLog", "StampingProtocol", "attach", "make_connector"]
+
+
+class ArrivalLog:
+    """Arrival times of one response body's bytes, as ``(perf_counter_ns, bytes fed so far)``."""
+
+    __slots__ = ("_consumed", "_content", "_marks", "_noted", "_protocol")
+
+    def __init__(self, protocol: Any, content: aiohttp.StreamReader) -> None:
+        self._protocol = protocol
+        self._content = content
+        self._marks: deque[tuple[int, int]] = deque()
+        self._consumed = 0  # body bytes the reader has taken so far
+        self._noted = content.total_bytes
+        if self._noted:  # came with the headers, before the reader could attach
+            self._marks.append((protocol.arrival_ns, self._noted))
+        protocol.arrival_log = self
+
+    def note(self, t_ns: int) -> None:
+        """Called by the protocol after each read: the bytes fed since the last note came at t."""
+        total = self._content.total_bytes
+        if total > self._noted:
+            self._noted = total
+            self._marks.append((t_ns, total))
+
+    def split(self, data: bytes, fallback_ns: int) -> list[tuple[int, bytes]]:
+        """The next ``data`` the reader got, cut where its bytes arrived in different reads.
+
+        Bytes no note covers (none should be) get ``fallback_ns``, the reader's own stamp.
+        """
+        start, end = self._consumed, self._consumed + len(data)
+        self._consumed = end
+        marks = self._marks
+        while marks and marks[0][1] <= start:
+            marks.popleft()
+        if marks and marks[0][1] >= end:  # the usual case: all of it came in one read
+            t_ns = marks[0][0]
+            if marks[0][1] == end:
+                marks.popleft()
+            return [(t_ns, data)]
+        pieces = []
+        pos = start
+        while pos < end:
+            if not marks:
+                pieces.append((fallback_ns, data[pos - start :]))
+                break
+            t_ns, upto = marks[0]
+            cut = min(upto, end)
+            pieces.append((t_ns, data[pos - start : cut - start]))
+            pos = cut
+            if upto <= end:
+                marks.popleft()
+        return pieces
+
+    def detach(self) -> None:
+        """Stop noting (the reader is done with this response)."""
+        if getattr(self._protocol, "arrival_log", None) is self:
+            self._protocol.arrival_log = None
+
+
+if ResponseHandler is not None:
+
+    class StampingProtocol(ResponseHandler):
+        """aiohttp's response protocol, noting when each read arrived before it is parsed."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.arrival_ns = 0
+            self.arrival_log: ArrivalLog | None = None
+
+        def data_received(self, data: bytes) -> None:
+            t_ns = perf_counter_ns()
+            self.arrival_ns = t_ns
+            super().data_received(data)
+            log = self.arrival_log
+            if log is not None:
+                log.note(t_ns)
+
+else:  # pragma: no cover - only without aiohttp.client_proto
+    StampingProtocol = None  # type: ignore[assignment,misc]
+
+
+def make_connector(**kwargs: Any) -> aiohttp.TCPConnector:
+    """A TCPConnector whose connections stamp arrivals, or a plain one if aiohttp differs."""
+    connector = aiohttp.TCPConnector(**kwargs)
+    factory = getattr(connector, "_factory", None)
+    if (
+        StampingProtocol is not None
+        and isinstance(factory, functools.partial)
+        and factory.func is ResponseHandler
+    ):
+        connector._factory = functools.partial(  # type: ignore[attr-defined]
+            StampingProtocol, *factory.args, **factory.keywords
+        )
+    return connector
+
+
+def attach(resp: aiohttp.ClientResponse) -> ArrivalLog | None:
+    """An ArrivalLog for this response's body, or None when its connection does not stamp."""
+    conn = resp.connection
+    protocol = conn.protocol if conn is not None else None
+    if StampingProtocol is None or not isinstance(protocol, StampingProtocol):
+        return None
+    return ArrivalLog(protocol, resp.content)

@@ -1,0 +1,168 @@
+"""Arrival stamps: ArrivalLog's byte-to-read mapping, and stamps taken before the task wakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import drbench.client as client
+from drbench import arrival
+from drbench.arrival import ArrivalLog, StampingProtocol, make_connector
+from drbench.records import Prompt
+from drbench.response import parse_exchange
+
+
+class FakeContent:
+    """Stands in for aiohttp's StreamReader: only ``total_bytes`` is read."""
+
+    def __init__(self) -> None:
+        self.total_bytes = 0
+
+    def feed(self, protocol: SimpleNamespace, t_ns: int, data: bytes) -> None:
+        """What StampingProtocol.data_received does around aiohttp's parsing."""
+        protocol.arrival_ns = t_ns
+        self.total_bytes += len(data)
+        if protocol.arrival_log is not None:
+            protocol.arrival_log.note(t_ns)
+
+
+def _setup() -> tuple[SimpleNamespace, FakeContent]:
+    return SimpleNamespace(arrival_ns=0, arrival_log=None), FakeContent()
+
+
+def test_one_read_per_chunk_keeps_its_stamp() -> None:
+    proto, content = _setup()
+    log = ArrivalLog(proto, content)
+    content.feed(proto, 100, b"data: a\n\n")
+    assert log.split(b"data: a\n\n", 999) == [(100, b"data: a\n\n")]
+    content.feed(proto, 200, b"data: b\n\n")
+    assert log.split(b"data: b\n\n", 999) == [(200, b"data: b\n\n")]
+
+
+def test_reads_merged_by_a_late_reader_are_cut_apart() -> None:
+    proto, content = _setup()
+    log = ArrivalLog(proto, content)
+    content.feed(proto, 100, b"aaa")
+    content.feed(proto, 150, b"bb")
+    content.feed(proto, 170, b"c")
+    assert log.split(b"aaabbc", 999) == [(100, b"aaa"), (150, b"bb"), (170, b"c")]
+
+
+def test_one_read_taken_in_two_parts_keeps_one_stamp() -> None:
+    proto, content = _setup()
+    log = ArrivalLog(proto, content)
+    content.feed(proto, 100, b"abcdef")
+    content.feed(proto, 130, b"gh")
+    assert log.split(b"abcd", 999) == [(100, b"abcd")]
+    assert log.split(b"efgh", 999) == [(100, b"ef"), (130, b"gh")]
+
+
+def test_bytes_that_came_with_the_headers_get_that_reads_stamp() -> None:
+    proto, content = _setup()
+    content.feed(proto, 50, b"early")  # before the reader attached
+    log = ArrivalLog(proto, content)
+    content.feed(proto, 80, b"late")
+    assert log.split(b"earlylate", 999) == [(50, b"early"), (80, b"late")]
+
+
+def test_bytes_no_read_noted_fall_back_to_the_readers_stamp() -> None:
+    proto, content = _setup()
+    log = ArrivalLog(proto, content)
+    content.feed(proto, 100, b"ab")
+    content.total_bytes += 2  # fed without a note
+    assert log.split(b"abcd", 999) == [(100, b"ab"), (999, b"cd")]
+
+
+def test_detach_stops_noting() -> None:
+    proto, content = _setup()
+    log = ArrivalLog(proto, content)
+    log.detach()
+    assert proto.arrival_log is None
+
+
+def test_make_connector_builds_stamping_connections() -> None:
+    async def go() -> None:
+        connector = make_connector(limit=2)
+        try:
+            assert isinstance(connector._factory(), StampingProtocol)
+        finally:
+            await connector.close()
+
+    asyncio.run(go())
+
+
+def _delays_ms(mocker_factory, tmp_path: Path) -> list[float]:
+    """Stamp of each text event minus the mocker's write time, with a 40 ms stall injected
+    between every read's arrival and the reading task's wake-up (tokens come 200 ms apart, so
+    the stalls never overlap the next token's arrival)."""
+    trace = tmp_path / "trace.jsonl"
+    mock = mocker_factory(
+        "--ttft-ms", "100", "--itl-ms", "200", "--output-tokens", "3", "--trace", str(trace)
+    )
+    endpoint = client.Endpoint.parse(mock.url("/v1/chat/completions"))
+    body = endpoint.body(Prompt(id="p", text="hi"), model="mock-llm", max_tokens=3, temperature=0)
+    req = client.PreparedRequest.of("p", body)
+
+    async def go():
+        async with client.make_session(1, 30) as session:
+            return await client.send(session, endpoint, req, 30)
+
+    raw = asyncio.run(go())
+    rec = parse_exchange(
+        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=raw.send_ns, prompt_chars=2
+    )
+    mock.stop()  # flushes the trace
+    entry = next(e for e in map(json.loads, trace.read_text().splitlines()))
+    assert rec.ok and rec.response_id == entry["id"]
+    stamps = [raw.send_ns + rec.ttft_ms * 1e6]
+    for gap in rec.itl_ms:
+        stamps.append(stamps[-1] + gap * 1e6)
+    return [(c - s) / 1e6 for c, s in zip(stamps, entry["content_ns"], strict=True)]
+
+
+@pytest.fixture
+def stalled_wakeups(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = StampingProtocol.data_received
+
+    def stalled(self, data: bytes) -> None:
+        asyncio.get_running_loop().call_soon(time.sleep, 0.04)  # runs before the task resumes
+        original(self, data)
+
+    monkeypatch.setattr(StampingProtocol, "data_received", stalled)
+
+
+def test_stamps_are_taken_on_arrival_not_on_wakeup(
+    stalled_wakeups, mocker_factory, tmp_path: Path
+) -> None:
+    delays = _delays_ms(mocker_factory, tmp_path)
+    assert len(delays) == 3
+    assert max(delays) < 20, delays  # the 40 ms stall is not in the stamps
+
+
+def test_without_arrival_stamps_the_stall_shows(
+    stalled_wakeups, mocker_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback (stamp at wake-up) is what the test above would catch."""
+    monkeypatch.setattr(client, "attach", lambda resp: None)
+    delays = _delays_ms(mocker_factory, tmp_path)
+    assert min(delays) >= 38, delays
+
+
+def test_missing_aiohttp_internals_fall_back_to_a_plain_connector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(arrival, "StampingProtocol", None)
+
+    async def go() -> None:
+        connector = make_connector(limit=2)
+        try:
+            assert not isinstance(connector._factory(), StampingProtocol)
+        finally:
+            await connector.close()
+
+    asyncio.run(go())
