@@ -2,7 +2,9 @@
 
 At each concurrency level C and for each round, the same N requests are sent with at most C in
 flight; a worker sends its next request when its previous one ends.  Round 2 starts only when
-round 1 has completely finished.  Everything observable (each finished request, round, level,
+round 1 has completely finished.  Workers only send and receive: one parser task turns each
+finished exchange into its record, one per event-loop iteration, and workers take turns to send
+(``_Turns``), so that a wave of requests ending together never holds up the stamping of reads.  Everything observable (each finished request, round, level,
 warning) goes to a ``RunObserver`` as it happens, so the caller can log records crash-safely and
 show progress; the runner itself never prints.  Finished rounds are appended to the RunResult the
 caller owns, so Ctrl-C loses none of them.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import perf_counter_ns
@@ -23,7 +26,7 @@ from drbench.client import Endpoint, PreparedRequest, make_session, post_reset, 
 from drbench.config import BenchConfig
 from drbench.dataset import cold_prefix, with_prefix
 from drbench.records import Prompt, RequestRecord
-from drbench.response import parse_exchange
+from drbench.response import RawExchange, parse_exchange
 from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.slo import SLO
 
@@ -143,28 +146,47 @@ async def _run_round(
     if watcher is not None:
         await watcher.start_round()
     queue = iter(enumerate(requests))
+    ended: asyncio.Queue[tuple[int, PreparedRequest, RawExchange] | None] = asyncio.Queue()
+    turns = _Turns()
     gc.collect()
     gc.freeze()  # a full collection mid-round would stall every stream's timestamps
     round_start_ns = perf_counter_ns()
 
+    def finish(i: int, req: PreparedRequest, raw: RawExchange) -> None:
+        rec = parse_exchange(
+            raw,
+            prompt_id=req.prompt_id,
+            concurrency=concurrency,
+            round=rnd,
+            round_start_ns=round_start_ns,
+            prompt_chars=req.prompt_chars,
+        )
+        records[i] = rec
+        observer.request_done(rec)
+        progress.update(rec)
+
     async def worker() -> None:
         for i, req in queue:
-            raw = await send(session, endpoint, req, cfg.timeout)
-            rec = parse_exchange(
-                raw,
-                prompt_id=req.prompt_id,
-                concurrency=concurrency,
-                round=rnd,
-                round_start_ns=round_start_ns,
-                prompt_chars=req.prompt_chars,
-            )
-            records[i] = rec
-            observer.request_done(rec)
-            progress.update(rec)
+            await turns.wait()
+            ended.put_nowait((i, req, await send(session, endpoint, req, cfg.timeout)))
+
+    async def workers() -> None:
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(concurrency, len(requests)))))
+        finally:
+            ended.put_nowait(None)
+
+    async def parser() -> None:
+        while (item := await ended.get()) is not None:
+            finish(*item)
+            await asyncio.sleep(0)  # one record per loop iteration: reads keep being stamped
 
     try:
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(requests)))))
+        await asyncio.gather(workers(), parser())
     finally:
+        while not ended.empty():  # interrupted: what was received is still parsed and logged
+            if (item := ended.get_nowait()) is not None:
+                finish(*item)
         gc.unfreeze()
         progress.close()
     server = await watcher.end_round() if watcher is not None else None
@@ -173,6 +195,42 @@ async def _run_round(
     done = [r for r in records if r is not None]
     summary = summarize_round(done, concurrency=concurrency, round=rnd, slo=plan.slo)
     return RoundResult(summary=summary, records=done, server=server)
+
+
+class _Turns:
+    """Lets one waiting worker send per event-loop iteration.
+
+    In a closed loop many requests end together (each wave started together), and their workers
+    would all send their next request within one loop iteration; every read arriving meanwhile
+    would wait for all of those sends before it is stamped.  Taking turns bounds that wait to one
+    send, without changing how many requests are in flight.
+    """
+
+    __slots__ = ("_loop", "_scheduled", "_waiting")
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._scheduled = False
+
+    async def wait(self) -> None:
+        fut = self._loop.create_future()
+        self._waiting.append(fut)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._next)
+        await fut
+
+    def _next(self) -> None:
+        waiting = self._waiting
+        while waiting:
+            fut = waiting.popleft()
+            if not fut.done():  # a cancelled worker gives its turn up
+                fut.set_result(None)
+                break
+        self._scheduled = bool(waiting)
+        if waiting:
+            self._loop.call_soon(self._next)
 
 
 def continue_requests(
