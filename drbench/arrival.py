@@ -99,12 +99,12 @@ if ResponseHandler is not None:
             self.arrival_log: ArrivalLog | None = None
 
         def data_received(self, data: bytes) -> None:
-            t_ns = perf_counter_ns()
-            self.arrival_ns = t_ns
+            if data:  # b"" is aiohttp resuming its decompressor: bytes of the last arrival
+                self.arrival_ns = perf_counter_ns()
             super().data_received(data)
             log = self.arrival_log
             if log is not None:
-                log.note(t_ns)
+                log.note(self.arrival_ns)
 
 else:  # pragma: no cover - only without aiohttp.client_proto
     StampingProtocol = None  # type: ignore[assignment,misc]

@@ -133,15 +133,21 @@ class _StreamState:
         if err is not None:
             self.error = self.error or err
             return
-        self.rid = self.rid or obj.get("id")
-        if isinstance(obj.get("usage"), dict):
-            self.usage = obj["usage"]
+        if not self.rid:
+            self.rid = obj.get("id")
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
         for choice in obj.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue  # carries nothing we can read
             piece = _choice_text(choice)
             if piece:
                 self.text_ns.append(t_ns)
                 self.text.append(piece)
-            self.finish = choice.get("finish_reason") or self.finish
+            finish = choice.get("finish_reason")
+            if finish:
+                self.finish = finish
 
     def fill(self, rec: RequestRecord, raw: RawExchange) -> None:
         rec.response_id = self.rid
@@ -177,12 +183,13 @@ def _count_tokens(rec: RequestRecord, state: _StreamState, prompt_chars: int) ->
     rec.completion_tokens = len(state.text_ns) if state.text_ns else None
 
 
-def _choice_text(choice: Any) -> str:
-    if not isinstance(choice, dict):
-        return ""
+def _choice_text(choice: dict[str, Any]) -> str:
     delta = choice.get("delta")
     if isinstance(delta, dict):
-        return "".join(v for k in _TEXT_FIELDS if isinstance(v := delta.get(k), str))
+        if "reasoning_content" in delta or "reasoning" in delta:
+            return "".join(v for k in _TEXT_FIELDS if isinstance(v := delta.get(k), str))
+        content = delta.get("content")  # the usual delta: the same result, computed faster
+        return content if isinstance(content, str) else ""
     text = choice.get("text")
     return text if isinstance(text, str) else ""
 

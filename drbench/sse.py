@@ -52,10 +52,15 @@ class SSEDecoder:
         lines = buf.split(b"\n")
         self._buf = lines.pop()
         events: list[SSEEvent] = []
+        data = self._data
         for line in lines:
-            if not line:
-                if self._data:
+            if line[:5] == b"data:":  # the usual line, handled inline (same as _field)
+                value = line[5:]
+                data.append((value[1:] if value[:1] == b" " else value).decode("utf-8", "replace"))
+            elif not line:
+                if data:
                     events.append(self._dispatch())
+                    data = self._data
                 else:
                     self._event = ""
             elif line[0] != 0x3A:  # ':' starts a comment
@@ -80,7 +85,8 @@ class SSEDecoder:
         # id and retry do not matter for one-shot completions streams; unknown fields are ignored.
 
     def _dispatch(self) -> SSEEvent:
-        event = SSEEvent("\n".join(self._data), self._event or "message")
+        data = self._data
+        event = SSEEvent(data[0] if len(data) == 1 else "\n".join(data), self._event or "message")
         self._data = []
         self._event = ""
         return event
