@@ -25,6 +25,7 @@ from drbench.report.live import LiveReporter
 from drbench.results import RunResult
 from drbench.runner import RunPlan, run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
+from drbench.tokens import TokenCounter, load_counter
 
 __all__ = ["Benchmark", "gate_status"]
 
@@ -37,6 +38,7 @@ class Benchmark:
     slo: SLO | None
     selectors: list | None
     out_dir: Path
+    tokenizer: TokenCounter | None = None
 
     @classmethod
     def prepare(cls, cfg: BenchConfig) -> Benchmark:
@@ -52,9 +54,10 @@ class Benchmark:
         if (cfg.fail_on_slo is not None) and slo is None:
             raise UsageError("--fail-on-slo needs SLO bounds: give --slo-file or --slo")
         selectors = _selectors(cfg)
+        tokenizer = load_counter(cfg.tokenizer) if cfg.tokenizer else None
         out_dir = Path(cfg.output_dir or f"results/{datetime.now():%Y%m%d-%H%M%S}")
         prepare_output_dir(out_dir, overwrite=cfg.overwrite)
-        return cls(cfg, endpoint, prompts, slo, selectors, out_dir)
+        return cls(cfg, endpoint, prompts, slo, selectors, out_dir, tokenizer)
 
     def execute(self) -> ExitStatus:
         cfg = self.config
@@ -91,6 +94,7 @@ class Benchmark:
             slo=self.slo,
             run_token=result.run_token,
             watcher_factory=self._watcher_factory(),
+            tokenizer=self.tokenizer,
         )
         if not cfg.quiet:
             print(

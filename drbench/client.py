@@ -24,6 +24,7 @@ from drbench.arrival import ArrivalLog, attach, make_connector
 from drbench.errors import PreflightError, UsageError
 from drbench.records import ErrorKind, Prompt
 from drbench.response import RawExchange, error_message, parse_exchange
+from drbench.tokens import EstimateCounter, TokenCounter
 
 __all__ = [
     "Endpoint",
@@ -109,18 +110,21 @@ class PreparedRequest:
 
     prompt_id: str
     body: bytes
-    prompt_chars: int
+    prompt_tokens: int  # counted before the round (used only when the server sends no usage)
     payload: dict[str, Any]  # the decoded body, kept to build multi-turn follow-ups from
 
     @classmethod
-    def of(cls, prompt_id: str, payload: dict[str, Any]) -> PreparedRequest:
+    def of(
+        cls, prompt_id: str, payload: dict[str, Any], counter: TokenCounter | None = None
+    ) -> PreparedRequest:
         messages = payload.get("messages")
         if messages:
-            chars = sum(len(str(m.get("content") or "")) for m in messages)
+            text = "".join(str(m.get("content") or "") for m in messages)
         else:
-            chars = len(payload.get("prompt") or "")
+            text = payload.get("prompt") or ""
         body = json.dumps(payload, ensure_ascii=False).encode()
-        return cls(prompt_id=prompt_id, body=body, prompt_chars=chars, payload=payload)
+        tokens = (counter or EstimateCounter()).count(text)
+        return cls(prompt_id=prompt_id, body=body, prompt_tokens=tokens, payload=payload)
 
 
 def make_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
@@ -242,7 +246,7 @@ async def preflight(
             concurrency=1,
             round=0,
             round_start_ns=raw.send_ns,
-            prompt_chars=req.prompt_chars,
+            prompt_tokens=req.prompt_tokens,
         )
         if rec.ok or rec.error_kind == ErrorKind.EMPTY:
             return

@@ -123,6 +123,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="T",
     ),
     _o(
+        "tokenizer",
+        "str",
+        "workload",
+        "Local tokenizer (a tokenizer.json, or a model folder with the transformers package) for token counts when the server sends no usage; default: the documented estimate.",
+        metavar="PATH",
+    ),
+    _o(
         "concurrency",
         "int_list",
         "load",
@@ -271,6 +278,7 @@ class BenchConfig:
     seed: int = 0
     max_tokens: int = 128
     temperature: float = 0.0
+    tokenizer: str | None = None
     concurrency: tuple[int, ...] = (5,)
     rounds: int = 2
     round_pause: float = 0.0

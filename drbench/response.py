@@ -16,8 +16,9 @@ from typing import Any
 
 from drbench.records import ErrorKind, RequestRecord, TokenSource
 from drbench.sse import SSEDecoder
+from drbench.tokens import TokenCounter
 
-__all__ = ["RawExchange", "error_message", "estimate_tokens", "parse_exchange"]
+__all__ = ["RawExchange", "error_message", "parse_exchange"]
 
 _TEXT_FIELDS = ("content", "reasoning_content", "reasoning")
 
@@ -42,7 +43,8 @@ def parse_exchange(
     concurrency: int,
     round: int,
     round_start_ns: int,
-    prompt_chars: int,
+    prompt_tokens: int,
+    tokenizer: TokenCounter | None = None,
 ) -> RequestRecord:
     """The record of one request; failures become ``error_kind``/``error``, never exceptions."""
     rec = RequestRecord(
@@ -67,7 +69,7 @@ def parse_exchange(
     for ev in decoder.flush():
         state.take(raw.end_ns or raw.send_ns, ev.data, ev.event)
     state.fill(rec, raw)
-    _count_tokens(rec, state, prompt_chars)
+    _count_tokens(rec, state, prompt_tokens, tokenizer)
     if rec.error_kind is None and raw.error_kind is not None:
         rec.error_kind, rec.error = raw.error_kind, raw.error
     return rec
@@ -82,11 +84,6 @@ def error_message(body: str | None) -> str:
     except ValueError:
         return body.strip()[:300]
     return _error_of(obj) or body.strip()[:300]
-
-
-def estimate_tokens(chars: int) -> int:
-    """The documented fallback: about 4 characters per token (OpenAI's rule of thumb)."""
-    return max(1, round(chars / 4))
 
 
 class _StreamState:
@@ -168,7 +165,11 @@ class _StreamState:
             rec.error = f"no generated text in {self.events} events"
 
 
-def _count_tokens(rec: RequestRecord, state: _StreamState, prompt_chars: int) -> None:
+def _count_tokens(
+    rec: RequestRecord, state: _StreamState, prompt_tokens: int, tokenizer: TokenCounter | None
+) -> None:
+    """usage first; else the user's tokenizer; else the estimate (documented in the guide):
+    the prompt's estimate counted before the round, and one token per text-bearing event."""
     usage = state.usage
     if usage and isinstance(usage.get("completion_tokens"), int):
         rec.token_source = TokenSource.USAGE
@@ -178,9 +179,13 @@ def _count_tokens(rec: RequestRecord, state: _StreamState, prompt_chars: int) ->
         if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
             rec.cached_tokens = details["cached_tokens"]
         return
-    rec.token_source = TokenSource.ESTIMATE
-    rec.prompt_tokens = estimate_tokens(prompt_chars)
-    rec.completion_tokens = len(state.text_ns) if state.text_ns else None
+    rec.prompt_tokens = prompt_tokens
+    if tokenizer is not None:
+        rec.token_source = TokenSource.TOKENIZER
+        rec.completion_tokens = tokenizer.count(rec.output_text) if state.text_ns else None
+    else:
+        rec.token_source = TokenSource.ESTIMATE
+        rec.completion_tokens = len(state.text_ns) if state.text_ns else None
 
 
 def _choice_text(choice: dict[str, Any]) -> str:

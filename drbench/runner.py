@@ -29,6 +29,7 @@ from drbench.records import Prompt, RequestRecord
 from drbench.response import RawExchange, parse_exchange
 from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.slo import SLO
+from drbench.tokens import TokenCounter
 
 __all__ = ["RoundProgress", "RunObserver", "RunPlan", "continue_requests", "run"]
 
@@ -59,6 +60,7 @@ class RunPlan:
     slo: SLO | None = None
     run_token: str = ""
     watcher_factory: Any = None  # callable(session) -> ServerMetricsWatcher, or None
+    tokenizer: TokenCounter | None = None  # --tokenizer: counts when the server sends no usage
 
 
 async def run(plan: RunPlan, result: RunResult, observer: RunObserver) -> None:
@@ -105,7 +107,11 @@ async def _run_level(
                 await asyncio.sleep(cfg.round_pause)
             if cfg.round2_mode == "continue":
                 requests, failed = continue_requests(
-                    requests, level.rounds[-1].records, plan.prompts, cfg.followup_text
+                    requests,
+                    level.rounds[-1].records,
+                    plan.prompts,
+                    cfg.followup_text,
+                    plan.tokenizer,
                 )
                 if failed:
                     level.warnings.append(
@@ -159,7 +165,8 @@ async def _run_round(
             concurrency=concurrency,
             round=rnd,
             round_start_ns=round_start_ns,
-            prompt_chars=req.prompt_chars,
+            prompt_tokens=req.prompt_tokens,
+            tokenizer=plan.tokenizer,
         )
         records[i] = rec
         observer.request_done(rec)
@@ -238,6 +245,7 @@ def continue_requests(
     records: Sequence[RequestRecord],
     prompts: Sequence[Prompt],
     default_followup: str,
+    tokenizer: TokenCounter | None = None,
 ) -> tuple[list[PreparedRequest], int]:
     """Round k+1 of a conversation: round k's request, its real answer, then a follow-up turn.
 
@@ -263,7 +271,7 @@ def continue_requests(
             ]
         else:
             payload["prompt"] = f"{payload['prompt']}{answer}\n\n{followup}\n\n"
-        out.append(PreparedRequest.of(req.prompt_id, payload))
+        out.append(PreparedRequest.of(req.prompt_id, payload, tokenizer))
     return out, failed
 
 
@@ -272,4 +280,4 @@ def _prepare(plan: RunPlan, prompt: Prompt) -> PreparedRequest:
     body = plan.endpoint.body(
         prompt, model=plan.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature
     )
-    return PreparedRequest.of(prompt.id, body)
+    return PreparedRequest.of(prompt.id, body, plan.tokenizer)

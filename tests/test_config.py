@@ -127,3 +127,21 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for code in ("0 ", "2 ", "3 ", "4 ", "5 ", "130"):
         assert f"\n  {code}" in out
+
+
+def test_tokenizer_path_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    argv = [
+        "--endpoint",
+        "http://127.0.0.1:9/v1/chat/completions",
+        "--dataset",
+        "examples/example_dataset.json",
+    ]
+    assert (
+        main(
+            [*argv, "--tokenizer", str(tmp_path / "none.json"), "--output-dir", str(tmp_path / "o")]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err == f"drbench: --tokenizer {tmp_path / 'none.json'}: no such file or directory"
+    assert not (tmp_path / "o").exists()

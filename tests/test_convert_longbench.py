@@ -15,7 +15,7 @@ import pytest
 from drbench.convert import longbench
 from drbench.convert.longbench import LongBenchOptions, convert
 from drbench.convert.longbench_template import LongBenchSpec
-from drbench.convert.tokens import EstimateCounter
+from drbench.tokens import EstimateCounter
 from drbench.errors import DatasetError, UsageError
 
 # Nothing in these tests may reach the network, even if `datasets` is imported later.

@@ -17,7 +17,7 @@ from drbench.convert.sharegpt_clean import (
     html_to_markdown,
     normalise,
 )
-from drbench.convert.tokens import EstimateCounter
+from drbench.tokens import EstimateCounter
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "datasets" / "ShareGPT" / "ShareGPT_sample.json"

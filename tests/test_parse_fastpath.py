@@ -17,7 +17,7 @@ def _parse(*events: object, done: bool = True) -> RequestRecord:
     raw.chunks.append((1_000_000, body + (b"data: [DONE]\n\n" if done else b"")))
     raw.end_ns = 2_000_000
     return parse_exchange(
-        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=0, prompt_chars=4
+        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=0, prompt_tokens=1
     )
 
 

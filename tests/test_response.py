@@ -52,7 +52,7 @@ def parse(
     end = end_ms * MS if end_ms is not None else (chunks[-1][0] if chunks else 0)
     raw = RawExchange(send_ns=0, status=status, chunks=chunks, end_ns=end, **raw_kw)
     return parse_exchange(
-        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=0, prompt_chars=80
+        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=0, prompt_tokens=20
     )
 
 
@@ -105,7 +105,42 @@ def test_usage_on_a_content_chunk_and_null_content_are_accepted() -> None:
 def test_no_usage_falls_back_to_a_labelled_estimate() -> None:
     rec = parse([(1 * MS, chat("a")), (2 * MS, chat("b", finish="length")), (3 * MS, DONE)])
     assert rec.token_source is TokenSource.ESTIMATE
-    assert rec.completion_tokens == 2 and rec.prompt_tokens == 20  # 80 chars / 4
+    assert rec.completion_tokens == 2 and rec.prompt_tokens == 20  # as counted before the round
+
+
+def test_no_usage_with_a_tokenizer_counts_the_answer_with_it() -> None:
+    from drbench.tokens import TokenizerCounter
+
+    words = TokenizerCounter("test", lambda t: t.split(), lambda ids: " ".join(ids))
+    chunks = [(1 * MS, chat("one two ")), (2 * MS, chat("three", finish="stop")), (3 * MS, DONE)]
+    raw = RawExchange(send_ns=0, status=200, chunks=chunks, end_ns=3 * MS)
+    rec = parse_exchange(
+        raw,
+        prompt_id="p",
+        concurrency=1,
+        round=1,
+        round_start_ns=0,
+        prompt_tokens=7,
+        tokenizer=words,
+    )
+    assert rec.token_source is TokenSource.TOKENIZER
+    assert (rec.prompt_tokens, rec.completion_tokens) == (7, 3)
+    # usage still wins over the tokenizer
+    chunks.insert(2, (3 * MS, USAGE))
+    rec = parse_exchange(
+        raw,
+        prompt_id="p",
+        concurrency=1,
+        round=1,
+        round_start_ns=0,
+        prompt_tokens=7,
+        tokenizer=words,
+    )
+    assert (
+        rec.token_source is TokenSource.USAGE
+        and rec.completion_tokens == 3
+        and rec.prompt_tokens == 20
+    )
 
 
 def test_completions_stream_and_reasoning_content_count_as_text() -> None:

@@ -29,8 +29,8 @@ from drbench.convert.longbench_source import (
 from drbench.convert.longbench_template import ALL, ALL_E, TEMPLATES, LongBenchSpec
 from drbench.convert.recommend import SubsetReport, analyse, render
 from drbench.convert.sampling import dedupe, sample, stratified_sample
-from drbench.convert.tokens import TokenCounter, load_counter
 from drbench.errors import DatasetError, UsageError
+from drbench.tokens import TokenCounter, load_counter
 
 __all__ = ["Conversion", "LongBenchOptions", "build_parser", "convert", "main"]
 

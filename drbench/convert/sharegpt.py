@@ -29,8 +29,8 @@ from drbench.convert.sharegpt_clean import (
     normalise,
     parse_conversation,
 )
-from drbench.convert.tokens import TokenCounter, load_counter
 from drbench.errors import DatasetError, UsageError
+from drbench.tokens import TokenCounter, load_counter
 
 __all__ = ["MODES", "ShareGPTOptions", "ShareGPTResult", "build_parser", "main", "process"]
 

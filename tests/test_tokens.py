@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drbench.convert.recommend import analyse, percentile, render
-from drbench.convert.tokens import EstimateCounter, load_counter, wide_chars
+from drbench.tokens import EstimateCounter, load_counter, wide_chars
 
 
 def test_estimate_rules() -> None:
