@@ -20,7 +20,7 @@ from drbench.config import BenchConfig
 from drbench.dataset import load_prompts, select_prompts
 from drbench.errors import ExitStatus, PreflightError, UsageError
 from drbench.records import Prompt
-from drbench.report.files import prepare_output_dir, write_csv, write_summary
+from drbench.report.files import default_output_dir, prepare_output_dir, write_csv, write_summary
 from drbench.report.live import LiveReporter
 from drbench.results import RunResult
 from drbench.runner import RunPlan, run
@@ -32,6 +32,8 @@ __all__ = ["Benchmark", "gate_status"]
 
 @dataclass
 class Benchmark:
+    """A run whose every input has been read and checked; ``execute`` sends the requests."""
+
     config: BenchConfig
     endpoint: Endpoint
     prompts: list[Prompt]
@@ -55,7 +57,7 @@ class Benchmark:
             raise UsageError("--fail-on-slo needs SLO bounds: give --slo-file or --slo")
         selectors = _selectors(cfg)
         tokenizer = load_counter(cfg.tokenizer) if cfg.tokenizer else None
-        out_dir = Path(cfg.output_dir or f"results/{datetime.now():%Y%m%d-%H%M%S}")
+        out_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
         prepare_output_dir(out_dir, overwrite=cfg.overwrite)
         return cls(cfg, endpoint, prompts, slo, selectors, out_dir, tokenizer)
 

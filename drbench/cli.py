@@ -195,7 +195,9 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
     for run in recipe.runs:
         cfg = build_config(flags, run.values)
         if len(recipe.runs) > 1 or run.name:
-            base = Path(cfg.output_dir or f"results/{datetime.now():%Y%m%d-%H%M%S}")
+            from drbench.report.files import default_output_dir  # noqa: PLC0415
+
+            base = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
             cfg = replace(cfg, output_dir=str(base / run.name) if run.name else str(base))
         out.append((run.name, cfg))
     return out

@@ -11,6 +11,7 @@ import io
 import json
 import os
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from drbench.results import SCHEMA_VERSION, LevelResult, RoundResult, RunResult
 __all__ = [
     "RecordLog",
     "csv_rows",
+    "default_output_dir",
     "prepare_output_dir",
     "write_csv",
     "write_json",
@@ -32,6 +34,11 @@ REQUESTS_LOG = "requests.jsonl"
 CSV_NAME = "metrics_summary.csv"
 SUMMARY_NAME = "summary.json"
 GOODPUT_KEYS = ("good", "total", "percent", "requests_per_s", "output_tokens_per_s")
+
+
+def default_output_dir() -> Path:
+    """results/<local timestamp>: a new directory per run unless --output-dir says otherwise."""
+    return Path("results") / f"{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def prepare_output_dir(path: str | Path, *, overwrite: bool) -> Path:
