@@ -154,7 +154,7 @@ OPTIONS: tuple[Option, ...] = (
         "cold_start",
         "choice",
         "cache",
-        "How round 1 is made cold: 'nonce' prefixes each prompt with a per-run, per-level nonce; 'reset' POSTs --cache-reset-url before each level; 'none' sends prompts as they are.",
+        "How round 1 is made cold: 'nonce' prefixes each prompt with a per-run, per-level, per-prompt nonce (round 1 a guaranteed miss); 'reset' POSTs --cache-reset-url before each level; 'none' sends prompts as they are.",
         choices=COLD_START_POLICIES,
     ),
     _o(

@@ -107,13 +107,15 @@ def select_prompts(
     return list(prompts[:n])
 
 
-def cold_prefix(run_token: str, level_index: int) -> str:
-    """The nonce put at the very start of every prompt of one level (see DESIGN.md, Cold round 1).
+def cold_prefix(run_token: str, level_index: int, prompt_index: int) -> str:
+    """The nonce put at the very start of one prompt of one level (DESIGN.md, Cold round 1).
 
     ``run_token`` must differ between runs (the caller draws it from the OS), so neither an
-    earlier level nor an earlier run of the tool can have cached any block of the prompt.
+    earlier level nor an earlier run of the tool can have cached any block of the prompt.  The
+    prompt's index keeps prompts of one level from sharing the nonce's own block: without it,
+    the nonce would hand every prompt after the first a block of hits in round 1.
     """
-    return f"[drbench {run_token}-L{level_index}] "
+    return f"[#{prompt_index} drbench {run_token}-L{level_index}] "  # differs in its first tokens
 
 
 def with_prefix(prompt: Prompt, prefix: str) -> Prompt:

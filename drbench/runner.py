@@ -92,15 +92,16 @@ async def _run_level(
     observer: RunObserver,
 ) -> None:
     cfg = plan.config
-    prefix = ""
-    if cfg.cold_start == "nonce":
-        prefix = cold_prefix(plan.run_token, index)
-    elif cfg.cold_start == "reset" and cfg.cache_reset_url:
+    if cfg.cold_start == "reset" and cfg.cache_reset_url:
         problem = await post_reset(session, cfg.cache_reset_url)
         if problem:
             level.warnings.append(problem + " (round 1 may not be cold)")
             observer.warning(level.warnings[-1])
-    requests = [_prepare(plan, with_prefix(p, prefix)) for p in plan.prompts]
+    nonce = cfg.cold_start == "nonce"
+    requests = [
+        _prepare(plan, with_prefix(p, cold_prefix(plan.run_token, index, i) if nonce else ""))
+        for i, p in enumerate(plan.prompts)
+    ]
     for rnd in range(1, cfg.rounds + 1):
         if rnd > 1:
             if cfg.round_pause:

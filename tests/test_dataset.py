@@ -97,11 +97,16 @@ def test_select_first_n_seeded_shuffle_and_too_many() -> None:
 
 def test_prefix_goes_at_the_very_start() -> None:
     prompts = {p.id: p for p in load_prompts(EXAMPLE)}
-    nonce = cold_prefix("abcd1234", 2)
+    nonce = cold_prefix("abcd1234", 2, 0)
     assert with_prefix(prompts["ex-01"], nonce).text.startswith(nonce + "Explain")
     chat = with_prefix(prompts["ex-04"], nonce)
     assert chat.messages[0]["role"] == "system" and chat.messages[0]["content"].startswith(nonce)
     assert (
         prompts["ex-04"].messages[0]["content"].startswith("You are")
     )  # the original is untouched
-    assert cold_prefix("abcd1234", 1) != nonce and cold_prefix("ffff0000", 2) != nonce
+    others = [
+        cold_prefix("abcd1234", 1, 0),
+        cold_prefix("ffff0000", 2, 0),
+        cold_prefix("abcd1234", 2, 1),
+    ]
+    assert nonce not in others and len(set(others)) == 3

@@ -52,7 +52,7 @@ def test_hit_rate_is_cold_then_warm_from_counter_deltas(mocker_factory, tmp_path
     mock = mocker_factory(*FAST)
     assert bench(mock, tmp_path / "a") == 0
     r1, r2 = rounds(tmp_path / "a")
-    assert r1["cache"]["server_hit_rate"] < 0.05
+    assert r1["cache"]["server_hit_rate"] == 0  # preflight is outside the round's deltas
     assert r2["cache"]["server_hit_rate"] > 0.9
     assert r2["server_metrics"]["hit_rate_source"] == "vllm_prefix_cache_hit_rate"
     # the client's view from usage agrees with the server's counters
