@@ -42,6 +42,12 @@ LABELS: dict[str, dict[str, str]] = {
         "server_rate": "  Server prefix-cache hit rate (counter deltas): {v}",
         "errors": "Failed requests (most common errors):",
         "compare": "Round 2 vs round 1 | concurrency {c} | cold start: {cold}",
+        "ratio": "Per-prompt TTFT ratio r2/r1: median {median} | geomean {geomean}{ci} | faster in round 2: {faster} of {n} prompts",
+        "cmp_tokens": "Output tokens/s",
+        "cmp_requests": "Requests/s",
+        "cmp_goodput": "Goodput %",
+        "cmp_cached": "Cached share",
+        "cmp_hit": "Server hit rate",
         "overview": "Summary",
         "server": "Server metrics (Prometheus):",
     },
@@ -61,6 +67,12 @@ LABELS: dict[str, dict[str, str]] = {
         "server_rate": "  服务端前缀缓存命中率 (计数器差值): {v}",
         "errors": "失败请求 (最常见的错误):",
         "compare": "第 2 轮 vs 第 1 轮 | 并发 {c} | 冷启动方式: {cold}",
+        "ratio": "逐条 TTFT 比值 (第 2 轮/第 1 轮): 中位数 {median} | 几何平均 {geomean}{ci} | 第 2 轮更快的比例: {faster} (共 {n} 条)",
+        "cmp_tokens": "输出 tokens/s",
+        "cmp_requests": "请求/s",
+        "cmp_goodput": "Goodput %",
+        "cmp_cached": "缓存命中 tokens",
+        "cmp_hit": "服务端命中率",
         "overview": "汇总",
         "server": "服务端指标 (Prometheus):",
     },
@@ -148,21 +160,24 @@ def format_comparison(level: LevelResult, lang: str = "en") -> str:
         lines.append(f"  TTFT {key:<4} {_change(c.ttft_ms[key], ' ms')}")
     ci = c.ratio_geomean_ci95
     ci_text = f" [95% CI {_num(ci[0], 3)}-{_num(ci[1], 3)}]" if ci else ""
+    L = LABELS[lang]
     lines.append(
-        f"  Per-prompt TTFT ratio r2/r1: median {_num(c.ratio_median, 3)} | geomean "
-        f"{_num(c.ratio_geomean, 3)}{ci_text} | faster in round 2: {_pct(c.share_faster)} "
-        f"of {c.n_pairs} prompts"
+        "  "
+        + L["ratio"].format(
+            median=_num(c.ratio_median, 3),
+            geomean=_num(c.ratio_geomean, 3),
+            ci=ci_text,
+            faster=_pct(c.share_faster),
+            n=c.n_pairs,
+        )
     )
-    lines.append(f"  Output tokens/s  {_change(c.output_tokens_per_s)}")
-    lines.append(f"  Requests/s       {_change(c.requests_per_s)}")
+    lines.append(f"  {L['cmp_tokens']:<16} {_change(c.output_tokens_per_s)}")
+    lines.append(f"  {L['cmp_requests']:<16} {_change(c.requests_per_s)}")
     if c.goodput_percent.round1 is not None or c.goodput_percent.round2 is not None:
-        lines.append(f"  Goodput %        {_change(c.goodput_percent)}")
-    lines.append(
-        f"  Cached share     {_pct(c.client_cached_share.round1)} -> {_pct(c.client_cached_share.round2)}"
-    )
-    lines.append(
-        f"  Server hit rate  {_pct(c.server_hit_rate.round1)} -> {_pct(c.server_hit_rate.round2)}"
-    )
+        lines.append(f"  {L['cmp_goodput']:<16} {_change(c.goodput_percent)}")
+    share, hit = c.client_cached_share, c.server_hit_rate
+    lines.append(f"  {L['cmp_cached']:<16} {_pct(share.round1)} -> {_pct(share.round2)}")
+    lines.append(f"  {L['cmp_hit']:<16} {_pct(hit.round1)} -> {_pct(hit.round2)}")
     lines.extend(f"  ! {w}" for w in level.warnings)
     return "\n".join(lines)
 
