@@ -11,10 +11,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from drbench.errors import DrbenchError, ExitStatus, UsageError
 
-__all__ = ["Parser", "non_negative_int", "positive_int", "run"]
+__all__ = ["Parser", "add_output_and_seed", "non_negative_int", "positive_int", "run"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -22,6 +24,18 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see --help)")
+
+
+def add_output_and_seed(group: Any, default_output: str) -> None:
+    """The --output FILE and --seed N flags every converter command shares."""
+    group.add_argument(
+        "--output",
+        type=Path,
+        default=Path(default_output),
+        metavar="FILE",
+        help=f"output JSONL (default {default_output})",
+    )
+    group.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
 
 
 def positive_int(text: str) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from drbench.convert.cli import Parser, positive_int, run
+from drbench.convert.cli import Parser, add_output_and_seed, positive_int, run
 from drbench.convert.jsonl import OutputRecord, unique_ids, write_jsonl
 from drbench.convert.longbench_source import (
     HUB_REPO,
@@ -136,13 +136,7 @@ def _input_args(src: Any) -> None:
 
 
 def _output_args(out: Any) -> None:
-    out.add_argument(
-        "--output",
-        type=Path,
-        default=Path(DEFAULT_OUTPUT),
-        metavar="FILE",
-        help=f"output JSONL (default {DEFAULT_OUTPUT})",
-    )
+    add_output_and_seed(out, DEFAULT_OUTPUT)
     out.add_argument(
         "--template",
         choices=TEMPLATES,
@@ -161,7 +155,6 @@ def _output_args(out: Any) -> None:
         metavar="N",
         help="sample N records in all, without replacement (default: all)",
     )
-    out.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     out.add_argument(
         "--stratify",
         choices=STRATIFY,

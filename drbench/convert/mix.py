@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drbench.convert.cli import Parser, positive_int, run
+from drbench.convert.cli import Parser, add_output_and_seed, positive_int, run
 from drbench.convert.jsonl import OutputRecord, unique_ids, write_jsonl
 from drbench.convert.sampling import apportion, dedupe
 from drbench.dataset import load_prompts
@@ -73,14 +73,7 @@ def build_parser() -> Parser:
         metavar="N",
         help="number of records in the mix",
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument(
-        "--output",
-        type=Path,
-        default=Path(DEFAULT_OUTPUT),
-        metavar="FILE",
-        help=f"output JSONL (default {DEFAULT_OUTPUT})",
-    )
+    add_output_and_seed(p, DEFAULT_OUTPUT)
     return p  # fmt: skip
 
 

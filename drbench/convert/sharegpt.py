@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drbench.convert.cli import Parser, non_negative_int, positive_int, run
+from drbench.convert.cli import Parser, add_output_and_seed, non_negative_int, positive_int, run
 from drbench.convert.jsonl import OutputRecord, read_items, unique_ids, write_jsonl
 from drbench.convert.sampling import dedupe, sample
 from drbench.convert.sharegpt_clean import (
@@ -91,13 +91,7 @@ def _io_args(p: Parser) -> None:
         metavar="FILE",
         help="ShareGPT JSON ([{id, conversations: [{from, value}]}]) or JSONL",
     )
-    p.add_argument(
-        "--output",
-        type=Path,
-        default=Path(DEFAULT_OUTPUT),
-        metavar="FILE",
-        help=f"output JSONL (default {DEFAULT_OUTPUT})",
-    )
+    add_output_and_seed(p, DEFAULT_OUTPUT)
     p.add_argument(
         "--mode",
         choices=MODES,
@@ -116,7 +110,6 @@ def _io_args(p: Parser) -> None:
         metavar="N",
         help="sample N records without replacement (default: all)",
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
 
 
 def _filter_args(p: Parser) -> None:
