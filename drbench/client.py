@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from time import perf_counter_ns
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,8 +70,9 @@ class Endpoint:
         suffix = "/chat/completions" if self.kind == "chat" else "/completions"
         return self.url.rstrip("/")[: -len(suffix)] + "/models"
 
-    @property
+    @cached_property
     def headers(self) -> dict[str, str]:
+        """Built once: every request of the run sends the same headers."""
         h = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if self.api_key:
             h["Authorization"] = f"Bearer {self.api_key}"

@@ -114,28 +114,24 @@ def test_no_usage_with_a_tokenizer_counts_the_answer_with_it() -> None:
     words = TokenizerCounter("test", lambda t: t.split(), lambda ids: " ".join(ids))
     chunks = [(1 * MS, chat("one two ")), (2 * MS, chat("three", finish="stop")), (3 * MS, DONE)]
     raw = RawExchange(send_ns=0, status=200, chunks=chunks, end_ns=3 * MS)
-    rec = parse_exchange(
-        raw,
-        prompt_id="p",
-        concurrency=1,
-        round=1,
-        round_start_ns=0,
-        prompt_tokens=7,
-        tokenizer=words,
-    )
+
+    def parse(raw: RawExchange):
+        return parse_exchange(
+            raw,
+            prompt_id="p",
+            concurrency=1,
+            round=1,
+            round_start_ns=0,
+            prompt_tokens=7,
+            tokenizer=words,
+        )
+
+    rec = parse(raw)
     assert rec.token_source is TokenSource.TOKENIZER
     assert (rec.prompt_tokens, rec.completion_tokens) == (7, 3)
     # usage still wins over the tokenizer
     chunks.insert(2, (3 * MS, USAGE))
-    rec = parse_exchange(
-        raw,
-        prompt_id="p",
-        concurrency=1,
-        round=1,
-        round_start_ns=0,
-        prompt_tokens=7,
-        tokenizer=words,
-    )
+    rec = parse(raw)
     assert (
         rec.token_source is TokenSource.USAGE
         and rec.completion_tokens == 3
