@@ -30,8 +30,9 @@ class ErrorKind(str, Enum):
     TIMEOUT = "timeout"  # --timeout elapsed
     CONNECTION = "connection"  # could not connect, or the connection dropped
     STREAM = "stream"  # stream ended without [DONE] / finish, or an in-stream error event
-    MALFORMED = "malformed"  # an event whose data is not the JSON it should be
-    EMPTY = "empty"  # the stream finished without any generated text
+    MALFORMED = "malformed"  # an event whose data is not the JSON it should be, or not a stream
+    EMPTY = "empty"  # the stream finished without any token event and no completion tokens
+    OVERSIZE = "oversize"  # the response passed --max-response-bytes (or a line, the line cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +70,10 @@ class RequestRecord:
     round: int
     start_ms: float  # when the request was written, from the round's start
     end_ms: float | None = None  # when the stream ended ([DONE], close or failure)
-    ttft_ms: float | None = None  # send -> first event carrying generated text
+    ttft_ms: float | None = None  # send -> first token event (docs/benchmarker_guide.md)
     latency_ms: float | None = None  # send -> end of stream
-    itl_ms: list[float] = field(default_factory=list)  # gaps between text-bearing events
+    itl_ms: list[float] = field(default_factory=list)  # gaps between token events
+    token_events: int = 0  # events that carried a generated token (even with empty text)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
@@ -82,6 +84,8 @@ class RequestRecord:
     finish_reason: str | None = None
     response_id: str | None = None
     send_ns: int | None = None  # absolute perf_counter_ns (CLOCK_MONOTONIC): compare with traces
+    max_tokens: int | None = None  # the max_tokens this request asked for
+    note: str | None = None  # what is odd about a successful answer (e.g. tokens but no text)
     output_text: str = ""
 
     @property
@@ -90,9 +94,12 @@ class RequestRecord:
 
     @property
     def tpot_ms(self) -> float | None:
-        """(latency - TTFT) / (output tokens - 1), defined for successful multi-token answers."""
+        """(latency - TTFT) / (output tokens - 1), for successful multi-token answers that were
+        streamed in at least two token events: one event carries no timing between tokens."""
         n = self.completion_tokens
         if not self.ok or n is None or n < 2 or self.latency_ms is None or self.ttft_ms is None:
+            return None
+        if not self.itl_ms:  # fewer than two token events
             return None
         return (self.latency_ms - self.ttft_ms) / (n - 1)
 

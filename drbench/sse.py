@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "SSEEvent"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "SSEDecoder", "SSEEvent", "SSELineTooLong"]
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -22,15 +22,29 @@ class SSEEvent:
     event: str = "message"
 
 
+class SSELineTooLong(ValueError):
+    """A line passed the decoder's cap: a hostile or broken stream, not one to keep buffering."""
+
+
+DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024
+
+
 class SSEDecoder:
-    """Incremental decoder; one instance per stream."""
+    """Incremental decoder; one instance per stream.
 
-    __slots__ = ("_buf", "_data", "_event", "_skip_lf", "_started")
+    Linear in the bytes fed: an unfinished line is kept as a list of pieces and joined once, when
+    its end arrives (re-joining it on every read made a 20 MB line cost seconds).  A line longer
+    than ``max_line_bytes`` raises ``SSELineTooLong``.
+    """
 
-    def __init__(self) -> None:
-        self._buf = b""
+    __slots__ = ("_data", "_event", "_max_line", "_pending", "_pending_len", "_skip_lf", "_started")
+
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self._pending: list[bytes] = []  # the pieces of the line not yet ended
+        self._pending_len = 0
         self._data: list[str] = []
         self._event = ""
+        self._max_line = max_line_bytes
         self._skip_lf = False  # the last chunk ended in CR: a leading LF belongs to it
         self._started = False
 
@@ -38,22 +52,31 @@ class SSEDecoder:
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False
-        buf = self._buf + chunk if self._buf else chunk
         if not self._started:
-            if len(buf) < 3 and _BOM.startswith(buf):  # wait: this may be the start of a BOM
-                self._buf = buf
+            chunk = self._strip_bom(chunk)
+            if not self._started:
                 return []
-            self._started = True
-            if buf.startswith(_BOM):
-                buf = buf[3:]
-        if b"\r" in buf:
-            self._skip_lf = buf.endswith(b"\r")
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buf.split(b"\n")
-        self._buf = lines.pop()
+        if b"\r" in chunk:  # CR and CRLF are line ends too; a CR at the end may own a leading LF
+            self._skip_lf = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self._hold(chunk)
+            return []
+        if self._pending:
+            head = b"".join(self._pending) + chunk[: end + 1]
+            self._pending, self._pending_len = [], 0
+        else:
+            head = chunk[: end + 1]
+        self._hold(chunk[end + 1 :])
+        lines = head.split(b"\n")
+        lines.pop()  # head ends with a line end: the last piece is empty
         events: list[SSEEvent] = []
         data = self._data
+        cap = self._max_line
         for line in lines:
+            if len(line) > cap:
+                raise SSELineTooLong(f"an SSE line of {len(line)} bytes (cap {cap})")
             if line[:5] == b"data:":  # the usual line, handled inline (same as _field)
                 value = line[5:]
                 data.append((value[1:] if value[:1] == b" " else value).decode("utf-8", "replace"))
@@ -67,11 +90,30 @@ class SSEDecoder:
                 self._field(line)
         return events
 
+    def _hold(self, piece: bytes) -> None:
+        if piece:
+            self._pending.append(piece)
+            self._pending_len += len(piece)
+            if self._pending_len > self._max_line:
+                raise SSELineTooLong(
+                    f"an SSE line of more than {self._max_line} bytes (cap {self._max_line})"
+                )
+
+    def _strip_bom(self, chunk: bytes) -> bytes:
+        """Drop a leading BOM, which may arrive split over the first reads."""
+        head = b"".join(self._pending) + chunk
+        if len(head) < 3 and _BOM.startswith(head):  # wait: this may be the start of a BOM
+            self._pending, self._pending_len = [head] if head else [], len(head)
+            return b""
+        self._pending, self._pending_len = [], 0
+        self._started = True
+        return head[3:] if head.startswith(_BOM) else head
+
     def flush(self) -> list[SSEEvent]:
         """The event in progress when the stream ended without a blank line, if any."""
-        if self._buf:
-            self._field(self._buf)
-            self._buf = b""
+        if self._pending:
+            self._field(b"".join(self._pending))
+            self._pending, self._pending_len = [], 0
         return [self._dispatch()] if self._data else []
 
     def _field(self, line: bytes) -> None:

@@ -103,7 +103,7 @@ def test_usage_on_a_content_chunk_and_null_content_are_accepted() -> None:
 
 
 def test_no_usage_falls_back_to_a_labelled_estimate() -> None:
-    rec = parse([(1 * MS, chat("a")), (2 * MS, chat("b", finish="length")), (3 * MS, DONE)])
+    rec = parse([(1 * MS, chat("abcd")), (2 * MS, chat("efgh", finish="length")), (3 * MS, DONE)])
     assert rec.token_source is TokenSource.ESTIMATE
     assert rec.completion_tokens == 2 and rec.prompt_tokens == 20  # as counted before the round
 
