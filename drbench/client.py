@@ -12,12 +12,13 @@ the cache-reset call, which all share the session and the error wording.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from dataclasses import dataclass
 from functools import cached_property
 from time import perf_counter_ns
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -35,29 +36,48 @@ __all__ = [
     "post_reset",
     "preflight",
     "send",
+    "split_userinfo",
 ]
 
 _DONE = b"[DONE]"
 _AFTER_DONE_WAIT_S = 2.0  # a server may hold the connection after [DONE]; don't wait for --timeout
 _ERROR_BODY_LIMIT = 4096
 _RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+_RETRY_AFTER_CAP_S = 30.0  # the preflight honours Retry-After up to this
+_MODELS_BODY_LIMIT = 4 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+MAX_READS = (
+    1 << 20
+)  # reads kept per response: a server dribbling bytes cannot grow the list past it
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """The target URL, whether it speaks chat or completions, and the request headers."""
+    """The target URL, whether it speaks chat or completions, and the request headers.
+
+    Credentials in the URL (``http://user:pass@host/...``) are taken out of it and sent as HTTP
+    basic auth, so ``url`` itself is safe to print; aiohttp refuses a URL with credentials and an
+    Authorization header together, so they cannot be combined with ``--api-key``.
+    """
 
     url: str
     kind: str  # "chat" | "completions"
     api_key: str | None = None
+    basic_auth: str | None = None  # "user:password" taken from the URL
 
     @classmethod
     def parse(cls, url: str, api_key: str | None = None) -> Endpoint:
+        url, userinfo = split_userinfo(url.strip())
+        if userinfo and api_key:
+            raise UsageError(
+                "--endpoint carries user:password@ and an API key is set too (--api-key or "
+                "$OPENAI_API_KEY): both would be the Authorization header; drop one of them"
+            )
         path = urlsplit(url).path.rstrip("/")
         if path.endswith("/chat/completions"):
-            return cls(url, "chat", api_key)
+            return cls(url, "chat", api_key, userinfo)
         if path.endswith("/completions"):
-            return cls(url, "completions", api_key)
+            return cls(url, "completions", api_key, userinfo)
         base = url.rstrip("/")
         hint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
         raise UsageError(
@@ -76,11 +96,16 @@ class Endpoint:
         h = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if self.api_key:
             h["Authorization"] = f"Bearer {self.api_key}"
+        elif self.basic_auth:
+            h["Authorization"] = "Basic " + base64.b64encode(self.basic_auth.encode()).decode()
         return h
 
     def redact(self, text: str) -> str:
-        """Text with the API key removed, in case a server echoes it back in an error."""
-        return text.replace(self.api_key, "***") if self.api_key and text else text
+        """Text with the credentials removed, in case a server echoes them back in an error."""
+        for secret in (self.api_key, self.basic_auth):
+            if secret and text:
+                text = text.replace(secret, "***")
+        return text
 
     def body(
         self,
@@ -98,7 +123,7 @@ class Endpoint:
         else:
             body["prompt"] = prompt.as_text() if messages is None else _flatten(messages)
         body.update(
-            max_tokens=prompt.max_tokens or max_tokens,
+            max_tokens=max_tokens,
             temperature=temperature,
             stream=True,
             stream_options={"include_usage": True},
@@ -140,9 +165,17 @@ def make_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
 
 
 async def send(
-    session: aiohttp.ClientSession, endpoint: Endpoint, req: PreparedRequest, timeout_s: float
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    req: PreparedRequest,
+    timeout_s: float,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> RawExchange:
-    """Send one streaming request and collect its time-stamped chunks; never raises for I/O."""
+    """Send one streaming request and collect its time-stamped chunks; never raises for I/O.
+
+    ``timeout_s`` is a deadline for the whole response (the session's total timeout); a response
+    of more than ``max_bytes`` (or ``MAX_READS`` reads) is cut there and fails as ``oversize``.
+    """
     raw = RawExchange(send_ns=perf_counter_ns())
     try:
         async with session.post(endpoint.url, data=req.body, headers=endpoint.headers) as resp:
@@ -152,9 +185,11 @@ async def send(
                 raw.end_ns = perf_counter_ns()
                 raw.body = endpoint.redact(body.decode("utf-8", "replace"))
                 return raw
+            raw.content_type = resp.headers.get("Content-Type")
             arrivals = attach(resp)
             try:
-                await _read_stream(resp.content, raw, arrivals)
+                if not await _read_stream(resp.content, raw, arrivals, max_bytes):
+                    resp.close()  # over the cap, or babbling after [DONE]: drop the connection
             finally:
                 if arrivals is not None:
                     arrivals.detach()
@@ -172,40 +207,63 @@ async def send(
             ErrorKind.CONNECTION,
             f"server closed the connection after {len(raw.chunks)} chunks",
         )
-    except (aiohttp.ClientError, OSError) as exc:
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
         _fail(raw, ErrorKind.CONNECTION, endpoint.redact(f"{type(exc).__name__}: {exc}"))
     return raw
 
 
 async def _read_stream(
-    content: aiohttp.StreamReader, raw: RawExchange, arrivals: ArrivalLog | None
-) -> None:
-    """The timing path: stamp every chunk on arrival; stop at end of body or soon after [DONE]."""
+    content: aiohttp.StreamReader, raw: RawExchange, arrivals: ArrivalLog | None, max_bytes: int
+) -> bool:
+    """The timing path: stamp every chunk on arrival; stop at end of body or soon after [DONE].
+
+    Returns whether the connection can be reused: False when the response passed the size cap
+    (recorded on ``raw``) or the server kept sending or holding the connection after [DONE].
+    """
     chunks = raw.chunks
     tail = b""
+    size = 0
     while True:
         data = await content.readany()
         t = perf_counter_ns()
         if not data:
             raw.end_ns = t
-            return
+            return True
         if arrivals is None:
             chunks.append((t, data))
         else:
             pieces = arrivals.split(data, t)
             chunks.extend(pieces)
             t = pieces[-1][0]
+        size += len(data)
+        if size > max_bytes or len(chunks) > MAX_READS:
+            _fail(raw, ErrorKind.OVERSIZE, _oversize(size, len(chunks), max_bytes))
+            raw.end_ns = t
+            return False
         if _DONE in data or _DONE in tail + data[:6]:
             raw.end_ns = t
             break
         tail = data[-6:]
     if arrivals is not None:
         arrivals.detach()
+    drained = 0
     try:  # drain the rest so the connection can be reused, but do not wait on a held stream
-        while await asyncio.wait_for(content.readany(), _AFTER_DONE_WAIT_S):
-            pass
+        while data := await asyncio.wait_for(content.readany(), _AFTER_DONE_WAIT_S):
+            drained += len(data)
+            if drained > _ERROR_BODY_LIMIT:
+                return False  # still talking after [DONE]: not a connection to reuse
     except asyncio.TimeoutError:
-        pass
+        return False
+    return True
+
+
+def _oversize(size: int, reads: int, max_bytes: int) -> str:
+    if reads > MAX_READS:
+        return f"response cut after {reads} reads ({size} bytes): more than {MAX_READS} reads"
+    return (
+        f"response cut after {size} bytes, over --max-response-bytes {max_bytes}: "
+        "an endless or oversized stream"
+    )
 
 
 async def list_models(session: aiohttp.ClientSession, endpoint: Endpoint) -> list[str]:
@@ -271,6 +329,15 @@ async def post_reset(session: aiohttp.ClientSession, url: str) -> str | None:
             )
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
         return f"cache reset {url} failed: {_why(exc)}"
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """The URL without ``user:password@``, and that ``user:password`` (percent-decoded)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=host)), unquote(userinfo)
 
 
 def _preflight_message(endpoint: Endpoint, model: str, raw: RawExchange, error: str) -> str:

@@ -123,9 +123,9 @@ def parse_steps(
         rec.error_kind, rec.error = ErrorKind.OVERSIZE, f"{exc}: not a stream to keep reading"
         return rec
     state.fill(rec, raw)
-    _count_tokens(rec, state, prompt_tokens, tokenizer)
     if rec.error_kind is None and raw.error_kind is not None:
         rec.error_kind, rec.error = raw.error_kind, raw.error
+    _count_tokens(rec, state, prompt_tokens, tokenizer)
     return rec
 
 
