@@ -140,6 +140,10 @@ class PreparedRequest:
     prompt_tokens: int  # counted before the round (used only when the server sends no usage)
     payload: dict[str, Any]  # the decoded body, kept to build multi-turn follow-ups from
 
+    @property
+    def max_tokens(self) -> int | None:
+        return self.payload.get("max_tokens")
+
     @classmethod
     def of(
         cls, prompt_id: str, payload: dict[str, Any], counter: TokenCounter | None = None
@@ -187,6 +191,7 @@ async def send(
                 return raw
             raw.content_type = resp.headers.get("Content-Type")
             arrivals = attach(resp)
+            raw.socket_stamps = arrivals is not None
             try:
                 if not await _read_stream(resp.content, raw, arrivals, max_bytes):
                     resp.close()  # over the cap, or babbling after [DONE]: drop the connection

@@ -17,6 +17,7 @@ from typing import Any
 from drbench.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_MAX_TOKENS",
     "OPTIONS",
     "BenchConfig",
     "Option",
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 COLD_START_POLICIES = ("nonce", "reset", "none")
+DEFAULT_MAX_TOKENS = 128
 ROUND2_MODES = ("repeat", "continue")
 
 
@@ -112,7 +114,7 @@ OPTIONS: tuple[Option, ...] = (
         "max_tokens",
         "int",
         "workload",
-        "max_tokens of each request (a record's own 'max_tokens' wins).",
+        "max_tokens of every request; when given (flag or recipe) it wins over a record's own 'max_tokens' (default: the record's, else 128).",
         metavar="N",
     ),
     _o(
@@ -154,14 +156,14 @@ OPTIONS: tuple[Option, ...] = (
         "cold_start",
         "choice",
         "cache",
-        "How round 1 is made cold: 'nonce' prefixes each prompt with a per-run, per-level, per-prompt nonce (round 1 a guaranteed miss); 'reset' POSTs --cache-reset-url before each level; 'none' sends prompts as they are.",
+        "How round 1 is made cold: 'nonce' (default) starts each prompt with a per-run, per-level, per-prompt nonce (round 1 a guaranteed miss); 'reset' POSTs --cache-reset-url before each level (the default when that URL is given); 'none' sends prompts as they are.",
         choices=COLD_START_POLICIES,
     ),
     _o(
         "cache_reset_url",
         "str",
         "cache",
-        "URL POSTed before each level with --cold-start reset (vLLM: /reset_prefix_cache, SGLang: /flush_cache).",
+        "URL POSTed before each level, and once in preflight (a non-2xx answer stops the run); implies --cold-start reset (vLLM: /reset_prefix_cache with VLLM_SERVER_DEV_MODE=1, SGLang: /flush_cache).",
         metavar="URL",
     ),
     _o(
@@ -259,7 +261,21 @@ OPTIONS: tuple[Option, ...] = (
         "quiet",
         "bool",
         "output",
-        "No progress bars and no per-round tables; only the final summary and errors.",
+        "No progress bars and no per-round tables; only the final summary, warnings, one line per round with failures, and errors.",
+    ),
+    _o(
+        "max_response_bytes",
+        "int",
+        "target",
+        "Bytes kept of one response; a longer (or endless) stream is cut there and fails as 'oversize' (default: 32 MiB).",
+        metavar="N",
+    ),
+    _o(
+        "max_line_bytes",
+        "int",
+        "target",
+        "Longest SSE line accepted; a longer one fails the request as 'oversize' (default: 4 MiB).",
+        metavar="N",
     ),
 )
 
@@ -276,13 +292,13 @@ class BenchConfig:
     num_samples: int | None = None
     shuffle: bool = False
     seed: int = 0
-    max_tokens: int = 128
+    max_tokens: int | None = None  # None: each record's own, else DEFAULT_MAX_TOKENS
     temperature: float = 0.0
     tokenizer: str | None = None
     concurrency: tuple[int, ...] = (5,)
     rounds: int = 2
     round_pause: float = 0.0
-    cold_start: str = "nonce"
+    cold_start: str = "nonce"  # build_config makes it "reset" when only a reset URL is given
     cache_reset_url: str | None = None
     round2_mode: str = "repeat"
     followup_text: str = "Thank you. Now summarise your answer in one sentence."
@@ -299,6 +315,8 @@ class BenchConfig:
     no_plots: bool = False
     lang: str = "en"
     quiet: bool = False
+    max_response_bytes: int = 32 * 1024 * 1024
+    max_line_bytes: int = 4 * 1024 * 1024
 
     def check(self, label: Callable[[str], str] = lambda n: flag_label(n)) -> BenchConfig:
         """Raise ConfigError for a value out of range or an inconsistent combination."""
@@ -346,6 +364,8 @@ def build_config(
     for name in ("concurrency", "prometheus_url", "prometheus_metrics", "slo"):
         if name in values:
             values[name] = tuple(values[name])
+    if values.get("cache_reset_url") and "cold_start" not in values:
+        values["cold_start"] = "reset"  # a reset URL says how round 1 is made cold
     return replace(BenchConfig(), **values)
 
 
@@ -356,14 +376,21 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
     if not c.concurrency:
         out.append(("concurrency", "needs at least one level"))
     out += [("concurrency", f"must be >= 1 (got {v})") for v in c.concurrency if v < 1]
+    repeated = sorted({v for v in c.concurrency if c.concurrency.count(v) > 1})
+    if repeated:
+        out.append(
+            ("concurrency", f"lists {', '.join(map(str, repeated))} twice: give each level once")
+        )
     checks = [
         ("num_samples", c.num_samples is not None and c.num_samples < 1, ">= 1"),
         ("rounds", c.rounds < 1, ">= 1"),
-        ("max_tokens", c.max_tokens < 1, ">= 1"),
+        ("max_tokens", c.max_tokens is not None and c.max_tokens < 1, ">= 1"),
         ("timeout", c.timeout <= 0, "> 0"),
         ("temperature", c.temperature < 0, ">= 0"),
         ("round_pause", c.round_pause < 0, ">= 0"),
         ("prometheus_interval", c.prometheus_interval <= 0, "> 0"),
+        ("max_response_bytes", c.max_response_bytes < 1024, ">= 1024"),
+        ("max_line_bytes", c.max_line_bytes < 1024, ">= 1024"),
     ]
     for name, bad, rule in checks:
         if bad:
@@ -375,6 +402,14 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
     if c.cold_start == "reset" and not c.cache_reset_url:
         out.append(
             ("cold_start", "reset needs --cache-reset-url URL (e.g. .../reset_prefix_cache)")
+        )
+    if c.cache_reset_url and c.cold_start != "reset":
+        out.append(
+            (
+                "cache_reset_url",
+                f"is only called with --cold-start reset (got --cold-start {c.cold_start}): "
+                "drop one of them",
+            )
         )
     if c.round2_mode == "continue" and c.rounds < 2:
         out.append(("round2_mode", "continue needs --rounds 2 or more"))

@@ -8,8 +8,10 @@ No network and no clock here; the nonce's randomness is passed in by the caller.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -107,15 +109,41 @@ def select_prompts(
     return list(prompts[:n])
 
 
-def cold_prefix(run_token: str, level_index: int, prompt_index: int) -> str:
+_NONCE_LETTERS = string.ascii_letters
+_NONCE_HEAD = 5  # letters that are distinct for every prompt of every level of one run
+
+
+def cold_prefix(run_token: str, level_index: int, prompt_index: int, prompts_per_level: int) -> str:
     """The nonce put at the very start of one prompt of one level (DESIGN.md, Cold round 1).
 
-    ``run_token`` must differ between runs (the caller draws it from the OS), so neither an
-    earlier level nor an earlier run of the tool can have cached any block of the prompt.  The
-    prompt's index keeps prompts of one level from sharing the nonce's own block: without it,
-    the nonce would hand every prompt after the first a block of hits in round 1.
+    What varies comes first: a cache block can only be shared by prompts whose first tokens are
+    identical, so the nonce's first characters must differ between every prompt of every level.
+    Its first five letters count the prompt (level by level) from an offset drawn from
+    ``run_token``, little-endian, so the first letter changes from one prompt to the next: no two
+    prompts of a run share their first four letters (up to 52**4 prompts x levels), hence no
+    block of 4 tokens or more that holds them; with token-level caching (SGLang's radix tree)
+    two prompts share at most the first letter's token.  Five letters drawn from the run token,
+    level and prompt follow, so an earlier run's prompts (another offset) share nothing longer.
+    ``run_token`` must differ between runs (the caller draws it from the OS).
     """
-    return f"[#{prompt_index} drbench {run_token}-L{level_index}] "  # differs in its first tokens
+    base = len(_NONCE_LETTERS)
+    offset = _digest_int(run_token) % base**_NONCE_HEAD
+    head = _letters((offset + level_index * prompts_per_level + prompt_index) % base**_NONCE_HEAD)
+    tail = _letters(_digest_int(f"{run_token}/{level_index}/{prompt_index}") % base**_NONCE_HEAD)
+    return f"{head}{tail} "
+
+
+def _letters(n: int) -> str:
+    """``n`` in base 52, least significant letter first, always ``_NONCE_HEAD`` letters."""
+    out = []
+    for _ in range(_NONCE_HEAD):
+        n, d = divmod(n, len(_NONCE_LETTERS))
+        out.append(_NONCE_LETTERS[d])
+    return "".join(out)
+
+
+def _digest_int(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def with_prefix(prompt: Prompt, prefix: str) -> Prompt:

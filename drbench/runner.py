@@ -15,23 +15,31 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Protocol
 
 import aiohttp
 
 from drbench.client import Endpoint, PreparedRequest, make_session, post_reset, send
-from drbench.config import BenchConfig
+from drbench.config import DEFAULT_MAX_TOKENS, BenchConfig
 from drbench.dataset import cold_prefix, with_prefix
 from drbench.records import Prompt, RequestRecord
-from drbench.response import RawExchange, parse_exchange
+from drbench.response import RawExchange, parse_steps
 from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.slo import SLO
 from drbench.tokens import TokenCounter
 
-__all__ = ["RoundProgress", "RunObserver", "RunPlan", "continue_requests", "run"]
+__all__ = [
+    "RoundProgress",
+    "RunObserver",
+    "RunPlan",
+    "continue_requests",
+    "max_tokens_for",
+    "run",
+]
 
 
 class RoundProgress(Protocol):
@@ -61,6 +69,7 @@ class RunPlan:
     run_token: str = ""
     watcher_factory: Any = None  # callable(session) -> ServerMetricsWatcher, or None
     tokenizer: TokenCounter | None = None  # --tokenizer: counts when the server sends no usage
+    timing: Counter[str] = field(default_factory=Counter)  # responses by stamp source
 
 
 async def run(plan: RunPlan, result: RunResult, observer: RunObserver) -> None:
@@ -98,10 +107,18 @@ async def _run_level(
             level.warnings.append(problem + " (round 1 may not be cold)")
             observer.warning(level.warnings[-1])
     nonce = cfg.cold_start == "nonce"
+    n = len(plan.prompts)
     requests = [
-        _prepare(plan, with_prefix(p, cold_prefix(plan.run_token, index, i) if nonce else ""))
+        _prepare(plan, with_prefix(p, cold_prefix(plan.run_token, index, i, n) if nonce else ""))
         for i, p in enumerate(plan.prompts)
     ]
+    if level.concurrency > n:
+        level.warnings.append(
+            f"concurrency {level.concurrency} with {n} prompts keeps at most {n} requests in "
+            f"flight: the level is really concurrency {n} (give --num-samples "
+            f"{level.concurrency} or more to load it)"
+        )
+        observer.warning(level.warnings[-1])
     for rnd in range(1, cfg.rounds + 1):
         if rnd > 1:
             if cfg.round_pause:
@@ -155,12 +172,14 @@ async def _run_round(
     queue = iter(enumerate(requests))
     ended: asyncio.Queue[tuple[int, PreparedRequest, RawExchange] | None] = asyncio.Queue()
     turns = _Turns()
+    timing = plan.timing
     gc.collect()
     gc.freeze()  # a full collection mid-round would stall every stream's timestamps
     round_start_ns = perf_counter_ns()
 
-    def finish(i: int, req: PreparedRequest, raw: RawExchange) -> None:
-        rec = parse_exchange(
+    def steps(req: PreparedRequest, raw: RawExchange) -> Generator[None, None, RequestRecord]:
+        timing["socket" if raw.socket_stamps else "wakeup"] += 1
+        return parse_steps(
             raw,
             prompt_id=req.prompt_id,
             concurrency=concurrency,
@@ -168,7 +187,11 @@ async def _run_round(
             round_start_ns=round_start_ns,
             prompt_tokens=req.prompt_tokens,
             tokenizer=plan.tokenizer,
+            max_line_bytes=cfg.max_line_bytes,
         )
+
+    def finish(i: int, req: PreparedRequest, rec: RequestRecord) -> None:
+        rec.max_tokens = req.max_tokens
         records[i] = rec
         observer.request_done(rec)
         progress.update(rec)
@@ -176,7 +199,8 @@ async def _run_round(
     async def worker() -> None:
         for i, req in queue:
             await turns.wait()
-            ended.put_nowait((i, req, await send(session, endpoint, req, cfg.timeout)))
+            raw = await send(session, endpoint, req, cfg.timeout, cfg.max_response_bytes)
+            ended.put_nowait((i, req, raw))
 
     async def workers() -> None:
         try:
@@ -186,15 +210,24 @@ async def _run_round(
 
     async def parser() -> None:
         while (item := await ended.get()) is not None:
-            finish(*item)
-            await asyncio.sleep(0)  # one record per loop iteration: reads keep being stamped
+            i, req, raw = item
+            parse = steps(req, raw)
+            while True:  # a slice of a record per loop iteration: reads keep being stamped
+                try:
+                    next(parse)
+                except StopIteration as stop:
+                    finish(i, req, stop.value)
+                    break
+                finally:
+                    await asyncio.sleep(0)
 
     try:
         await asyncio.gather(workers(), parser())
     finally:
         while not ended.empty():  # interrupted: what was received is still parsed and logged
             if (item := ended.get_nowait()) is not None:
-                finish(*item)
+                i, req, raw = item
+                finish(i, req, _complete(steps(req, raw)))
         gc.unfreeze()
         progress.close()
     server = await watcher.end_round() if watcher is not None else None
@@ -276,9 +309,28 @@ def continue_requests(
     return out, failed
 
 
+def max_tokens_for(prompt: Prompt, configured: int | None) -> tuple[int, str]:
+    """A request's max_tokens and where it came from: an explicit --max-tokens (or recipe key)
+    wins over the record's own value, which wins over the default."""
+    if configured is not None:
+        return configured, "flag"
+    if prompt.max_tokens is not None:
+        return prompt.max_tokens, "dataset"
+    return DEFAULT_MAX_TOKENS, "default"
+
+
+def _complete(steps: Generator[None, None, RequestRecord]) -> RequestRecord:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
 def _prepare(plan: RunPlan, prompt: Prompt) -> PreparedRequest:
     cfg = plan.config
+    max_tokens, _ = max_tokens_for(prompt, cfg.max_tokens)
     body = plan.endpoint.body(
-        prompt, model=plan.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature
+        prompt, model=plan.model, max_tokens=max_tokens, temperature=cfg.temperature
     )
     return PreparedRequest.of(prompt.id, body, plan.tokenizer)

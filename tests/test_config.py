@@ -24,7 +24,7 @@ def test_defaults_recipe_then_flags() -> None:
     cfg = build_config(
         flags("--concurrency", "2", "8"), {"concurrency": (1,), "rounds": 3}, environ={}
     )
-    assert cfg.concurrency == (2, 8) and cfg.rounds == 3 and cfg.max_tokens == 128
+    assert cfg.concurrency == (2, 8) and cfg.rounds == 3 and cfg.max_tokens is None
 
 
 def test_list_flags_accept_repeats() -> None:

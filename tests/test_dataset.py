@@ -97,7 +97,7 @@ def test_select_first_n_seeded_shuffle_and_too_many() -> None:
 
 def test_prefix_goes_at_the_very_start() -> None:
     prompts = {p.id: p for p in load_prompts(EXAMPLE)}
-    nonce = cold_prefix("abcd1234", 2, 0)
+    nonce = cold_prefix("abcd1234", 2, 0, 10)
     assert with_prefix(prompts["ex-01"], nonce).text.startswith(nonce + "Explain")
     chat = with_prefix(prompts["ex-04"], nonce)
     assert chat.messages[0]["role"] == "system" and chat.messages[0]["content"].startswith(nonce)
@@ -105,8 +105,8 @@ def test_prefix_goes_at_the_very_start() -> None:
         prompts["ex-04"].messages[0]["content"].startswith("You are")
     )  # the original is untouched
     others = [
-        cold_prefix("abcd1234", 1, 0),
-        cold_prefix("ffff0000", 2, 0),
-        cold_prefix("abcd1234", 2, 1),
+        cold_prefix("abcd1234", 1, 0, 10),
+        cold_prefix("ffff0000", 2, 0, 10),
+        cold_prefix("abcd1234", 2, 1, 10),
     ]
     assert nonce not in others and len(set(others)) == 3

@@ -85,7 +85,7 @@ def test_interrupted_round_still_records_every_received_exchange(
     received: list[str] = []
     answer = asyncio.Event()
 
-    async def instant_send(session, endpoint, req, timeout_s) -> RawExchange:
+    async def instant_send(session, endpoint, req, timeout_s, max_bytes) -> RawExchange:
         raw = RawExchange(send_ns=perf_counter_ns(), status=200)
         await answer.wait()  # every request in flight ends in the same loop iteration
         raw.chunks.append((perf_counter_ns(), _STREAM))
