@@ -11,21 +11,26 @@ import asyncio
 import secrets
 import shutil
 import sys
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from drbench.client import Endpoint, list_models, make_session, preflight
+import aiohttp
+
+from drbench.cache_config import fetch_block_size
+from drbench.client import Endpoint, ModelInfo, check_reset, list_models, make_session, preflight
 from drbench.config import BenchConfig
 from drbench.dataset import load_prompts, select_prompts
 from drbench.errors import ExitStatus, PreflightError, UsageError
+from drbench.gates import evaluate_gates, exit_status
 from drbench.records import Prompt
 from drbench.report.files import default_output_dir, prepare_output_dir, write_csv, write_summary
 from drbench.report.live import LiveReporter
 from drbench.results import RunResult
-from drbench.runner import RunPlan, run
+from drbench.runner import RunPlan, max_tokens_for, run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
-from drbench.tokens import TokenCounter, load_counter
+from drbench.tokens import EstimateCounter, TokenCounter, load_counter
 
 __all__ = ["Benchmark", "gate_status"]
 
@@ -64,6 +69,10 @@ class Benchmark:
     def execute(self) -> ExitStatus:
         cfg = self.config
         result = RunResult(config=cfg, started_at=_now(), run_token=secrets.token_hex(4))
+        result.max_tokens_sources = dict(
+            Counter(max_tokens_for(p, cfg.max_tokens)[1] for p in self.prompts)
+        )
+        result.timing = {"aiohttp": aiohttp.__version__}
         reporter = LiveReporter(self.out_dir, lang=cfg.lang, quiet=cfg.quiet)
         status = ExitStatus.OK
         try:
@@ -77,16 +86,35 @@ class Benchmark:
             reporter.close()
             result.finished_at = _now()
             if any(lv.rounds for lv in result.levels):
+                result.gates = evaluate_gates(result, cfg)
                 self._write_reports(result)
+                for gate in result.gates:
+                    if not gate.passed:
+                        print(f"drbench: {gate.message()}", file=sys.stderr)
             else:  # nothing measured (preflight failed, or stopped before a round ended)
                 _remove_if_empty(self.out_dir)
-        return status if status != ExitStatus.OK else gate_status(result, cfg)
+        return status if status != ExitStatus.OK else exit_status(result.gates)
 
     async def _run(self, result: RunResult, reporter: LiveReporter) -> None:
         cfg = self.config
+        limits = [max_tokens_for(p, cfg.max_tokens)[0] for p in self.prompts]
         async with make_session(1, min(cfg.timeout, 60.0)) as session:
-            model = cfg.model or await _first_model(session, self.endpoint)
-            await preflight(session, self.endpoint, model, min(cfg.timeout, 60.0))
+            models = [] if cfg.model else await list_models(session, self.endpoint)
+            model = cfg.model or _first_model(models, self.endpoint)
+            notes = await preflight(
+                session, self.endpoint, model, min(cfg.timeout, 60.0), max_tokens=max(limits)
+            )
+            if cfg.cold_start == "reset" and cfg.cache_reset_url:
+                await check_reset(session, cfg.cache_reset_url)
+            if cfg.model and not models:
+                models = await _models_if_listed(session, self.endpoint)
+            block_size = None
+            if cfg.prometheus_url:
+                block_size = await fetch_block_size(session, cfg.prometheus_url[0])
+        notes += _too_long(self.prompts, limits, models, model, self.tokenizer)
+        for line in notes:
+            result.warnings.append(line)
+            reporter.warning(line)
         result.model = model
         plan = RunPlan(
             config=cfg,
@@ -97,6 +125,7 @@ class Benchmark:
             run_token=result.run_token,
             watcher_factory=self._watcher_factory(),
             tokenizer=self.tokenizer,
+            block_size=block_size,
         )
         if not cfg.quiet:
             print(
@@ -105,7 +134,10 @@ class Benchmark:
                 f"cold start: {cfg.cold_start}); results in {self.out_dir}",
                 file=sys.stderr,
             )
-        await run(plan, result, reporter)
+        try:
+            await run(plan, result, reporter)
+        finally:
+            result.timing["chunk_stamps"] = dict(plan.timing)
 
     def _watcher_factory(self):
         cfg = self.config
@@ -136,17 +168,8 @@ class Benchmark:
 
 
 def gate_status(result: RunResult, cfg: BenchConfig) -> ExitStatus:
-    """The CI gates: --fail-on-errors (exit 5) is checked before --fail-on-slo (exit 4)."""
-    rounds = [r.summary for lv in result.levels for r in lv.rounds]
-    if cfg.fail_on_errors is not None:
-        for s in rounds:
-            if s.requests_total and 100.0 * s.failed / s.requests_total > cfg.fail_on_errors:
-                return ExitStatus.ERRORS_FAILED
-    if cfg.fail_on_slo is not None:
-        for s in rounds:
-            if s.goodput is not None and (s.goodput.percent or 0.0) < cfg.fail_on_slo:
-                return ExitStatus.SLO_FAILED
-    return ExitStatus.OK
+    """The exit code the run's gates give (see drbench/gates.py)."""
+    return exit_status(evaluate_gates(result, cfg))
 
 
 def _load_slo(cfg: BenchConfig) -> SLO | None:
@@ -166,11 +189,46 @@ def _selectors(cfg: BenchConfig) -> list | None:
     return parse_selectors(cfg.prometheus_metrics)
 
 
-async def _first_model(session, endpoint: Endpoint) -> str:
-    models = await list_models(session, endpoint)
+def _first_model(models: list[ModelInfo], endpoint: Endpoint) -> str:
     if not models:
         raise PreflightError(f"{endpoint.models_url} lists no models; pass --model NAME")
-    return models[0]
+    return models[0].id
+
+
+async def _models_if_listed(session, endpoint: Endpoint) -> list[ModelInfo]:
+    """The model list for its context lengths; a server without one is fine when --model is set."""
+    try:
+        return await list_models(session, endpoint)
+    except PreflightError:
+        return []
+
+
+def _too_long(
+    prompts: list[Prompt],
+    limits: list[int],
+    models: list[ModelInfo],
+    model: str,
+    tokenizer: TokenCounter | None,
+) -> list[str]:
+    """A warning naming the prompts that cannot fit the model's context (prompt + max_tokens)."""
+    max_len = next((m.max_model_len for m in models if m.id == model), None)
+    if not max_len:
+        return []
+    counter = tokenizer or EstimateCounter()
+    over = [
+        p.id
+        for p, limit in zip(prompts, limits, strict=True)
+        if counter.count(p.as_text()) + limit > max_len
+    ]
+    if not over:
+        return []
+    shown = ", ".join(over[:5]) + (", ..." if len(over) > 5 else "")
+    how = "counted by --tokenizer" if tokenizer else "estimated"
+    return [
+        f"{len(over)} of {len(prompts)} prompts need more than the model's max_model_len "
+        f"{max_len} (prompt tokens {how} + max_tokens): {shown}; they will likely fail with "
+        "HTTP 400: lower --max-tokens or leave them out"
+    ]
 
 
 def _remove_if_empty(path: Path) -> None:

@@ -45,6 +45,7 @@ exit codes:
   4    --fail-on-slo: some round's goodput fell below the threshold
   5    --fail-on-errors: some round's failed-request share exceeded the threshold
          (5 wins when both gates fail)
+  6    some round had no successful request at all (always checked; wins over 4 and 5)
   130  interrupted (Ctrl-C); finished rounds are still reported
 
 Metric definitions, every output file and the summary.json contract: docs/benchmarker_guide.md
@@ -212,7 +213,7 @@ def _label_for(recipe_path: str | None) -> Any:
 
 def _severity(status: int) -> tuple[int, int]:
     """Which exit code a multi-run recipe reports: the worst one, interrupts and bugs first."""
-    order = {130: 6, 1: 5, 3: 4, 2: 4, 5: 3, 4: 2, 0: 0}
+    order = {130: 7, 1: 6, 3: 5, 2: 5, 6: 4, 5: 3, 4: 2, 0: 0}
     return (order.get(status, 1), status)
 
 

@@ -30,7 +30,9 @@ from drbench.tokens import EstimateCounter, TokenCounter
 
 __all__ = [
     "Endpoint",
+    "ModelInfo",
     "PreparedRequest",
+    "check_reset",
     "list_models",
     "make_session",
     "post_reset",
@@ -271,23 +273,37 @@ def _oversize(size: int, reads: int, max_bytes: int) -> str:
     )
 
 
-async def list_models(session: aiohttp.ClientSession, endpoint: Endpoint) -> list[str]:
-    """The model ids GET /v1/models lists; a PreflightError says what to pass instead."""
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One entry of GET /v1/models; vLLM also lists the model's context length."""
+
+    id: str
+    max_model_len: int | None = None
+
+
+async def list_models(session: aiohttp.ClientSession, endpoint: Endpoint) -> list[ModelInfo]:
+    """The models GET /v1/models lists; a PreflightError says what to pass instead."""
     url = endpoint.models_url
     try:
         async with session.get(url, headers=endpoint.headers) as resp:
-            text = await resp.text()
+            text = (await resp.content.read(_MODELS_BODY_LIMIT)).decode("utf-8", "replace")
             if resp.status != 200:
                 raise PreflightError(
                     f"cannot list models at {url} (HTTP {resp.status}: {error_message(text)}); "
-                    "pass --model NAME"
+                    "check the path of --endpoint, or pass --model NAME"
                 )
             data = json.loads(text).get("data") or []
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
         raise PreflightError(_unreachable(url, exc)) from None
-    except (ValueError, AttributeError):
-        raise PreflightError(f"{url} did not return a model list; pass --model NAME") from None
-    return [m["id"] for m in data if isinstance(m, dict) and "id" in m]
+    except (ValueError, AttributeError, RecursionError):
+        raise PreflightError(
+            f"{url} did not return a model list: check the path of --endpoint, or pass --model NAME"
+        ) from None
+    return [
+        ModelInfo(m["id"], _count_or_none(m.get("max_model_len")))
+        for m in (data if isinstance(data, list) else [])
+        if isinstance(m, dict) and isinstance(m.get("id"), str)
+    ]
 
 
 async def preflight(
@@ -296,15 +312,20 @@ async def preflight(
     model: str,
     timeout_s: float,
     *,
+    max_tokens: int = 1,
     attempts: int = 4,
     backoff_s: float = 0.5,
-) -> None:
-    """One tiny real request before any round; transient failures are retried a few times."""
+) -> list[str]:
+    """One real request before any round, with the run's largest ``max_tokens``, so a limit the
+    server refuses stops the run before it starts; it is read only up to its first token.
+    Transient failures are retried a few times, honouring Retry-After up to a cap; returns what
+    the caller should tell the user about those waits."""
     probe = Prompt(id="preflight", text="Say OK.")
-    body = endpoint.body(probe, model=model, max_tokens=1, temperature=0.0)
+    body = endpoint.body(probe, model=model, max_tokens=max_tokens, temperature=0.0)
     req = PreparedRequest.of("preflight", body)
+    notes: list[str] = []
     for attempt in range(1, attempts + 1):
-        raw = await send(session, endpoint, req, timeout_s)
+        raw, retry_after = await _first_token(session, endpoint, req, timeout_s)
         rec = parse_exchange(
             raw,
             prompt_id="preflight",
@@ -313,14 +334,81 @@ async def preflight(
             round_start_ns=raw.send_ns,
             prompt_tokens=req.prompt_tokens,
         )
-        if rec.ok or rec.error_kind == ErrorKind.EMPTY:
-            return
+        if rec.ok or (rec.token_events and rec.error_kind is ErrorKind.STREAM and not raw.error):
+            return notes  # a token arrived (the stream was cut there on purpose)
         transient = raw.status in _RETRYABLE or (
             raw.status == 200 and rec.error_kind in (ErrorKind.STREAM, ErrorKind.CONNECTION)
         )
         if not transient or attempt == attempts:
             raise PreflightError(_preflight_message(endpoint, model, raw, rec.error or ""))
-        await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+        wait = backoff_s * 2 ** (attempt - 1)
+        if retry_after is not None:
+            wait = min(retry_after, _RETRY_AFTER_CAP_S)
+            capped = " (capped)" if retry_after > _RETRY_AFTER_CAP_S else ""
+            notes.append(
+                f"preflight: HTTP {raw.status} with Retry-After {retry_after:g} s; "
+                f"waited {wait:g} s{capped} before trying again"
+            )
+        await asyncio.sleep(wait)
+    return notes
+
+
+async def _first_token(
+    session: aiohttp.ClientSession, endpoint: Endpoint, req: PreparedRequest, timeout_s: float
+) -> tuple[RawExchange, float | None]:
+    """The start of one answer: its status, error body or stream up to the first token event."""
+    raw = RawExchange(send_ns=perf_counter_ns())
+    retry_after = None
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    try:
+        async with session.post(
+            endpoint.url, data=req.body, headers=endpoint.headers, timeout=timeout
+        ) as resp:
+            raw.status = resp.status
+            retry_after = _retry_after_s(resp.headers.get("Retry-After"))
+            if resp.status >= 300:
+                body = await resp.content.read(_ERROR_BODY_LIMIT)
+                raw.body = endpoint.redact(body.decode("utf-8", "replace"))
+                raw.end_ns = perf_counter_ns()
+                return raw, retry_after
+            raw.content_type = resp.headers.get("Content-Type")
+            size = 0
+            while data := await resp.content.readany():
+                raw.chunks.append((perf_counter_ns(), data))
+                size += len(data)
+                if size > _ERROR_BODY_LIMIT * 16 or _has_token(raw):
+                    resp.close()
+                    break
+            raw.end_ns = perf_counter_ns()
+    except asyncio.TimeoutError:
+        _fail(raw, ErrorKind.TIMEOUT, f"timed out after {timeout_s:g} s")
+    except aiohttp.ClientConnectorError as exc:
+        _fail(
+            raw, ErrorKind.CONNECTION, f"cannot connect to {exc.host}:{exc.port} ({exc.os_error})"
+        )
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        _fail(raw, ErrorKind.CONNECTION, endpoint.redact(_why(exc)))
+    return raw, retry_after
+
+
+def _has_token(raw: RawExchange) -> bool:
+    rec = parse_exchange(
+        raw, prompt_id="", concurrency=1, round=0, round_start_ns=raw.send_ns, prompt_tokens=0
+    )
+    return rec.token_events > 0 or rec.error_kind in (ErrorKind.MALFORMED, ErrorKind.OVERSIZE)
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Retry-After in seconds (the delta-seconds form; an HTTP date is not worth honouring)."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
+
+
+def _count_or_none(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
 
 
 async def post_reset(session: aiohttp.ClientSession, url: str) -> str | None:
@@ -329,11 +417,29 @@ async def post_reset(session: aiohttp.ClientSession, url: str) -> str | None:
         async with session.post(url) as resp:
             if 200 <= resp.status < 300:
                 return None
-            return (
-                f"cache reset {url} answered HTTP {resp.status}: {error_message(await resp.text())}"
-            )
+            body = (await resp.content.read(_ERROR_BODY_LIMIT)).decode("utf-8", "replace")
+            return f"cache reset {url} answered HTTP {resp.status}: {error_message(body)}"
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
         return f"cache reset {url} failed: {_why(exc)}"
+
+
+async def check_reset(session: aiohttp.ClientSession, url: str) -> None:
+    """Call the cache-reset URL once before any round; a refusal stops the run (exit 3)."""
+    problem = await post_reset(session, url)
+    if problem is None:
+        return
+    path = urlsplit(url).path.rstrip("/")
+    hint = "check --cache-reset-url"
+    if "404" in problem and path.endswith("/reset_prefix_cache"):
+        hint = (
+            "vLLM serves /reset_prefix_cache only when started with VLLM_SERVER_DEV_MODE=1 "
+            "(SGLang's is /flush_cache); or use --cold-start nonce"
+        )
+    elif "404" in problem and path.endswith("/flush_cache"):
+        hint = (
+            "SGLang serves /flush_cache; vLLM's is /reset_prefix_cache; or use --cold-start nonce"
+        )
+    raise PreflightError(f"{problem}: round 1 could not be made cold; {hint}")
 
 
 def split_userinfo(url: str) -> tuple[str, str | None]:

@@ -46,6 +46,8 @@ class LevelResult:
 
     concurrency: int
     cold_start: str
+    effective_concurrency: int | None = None  # at most the number of prompts
+    round2_mode: str = "repeat"
     rounds: list[RoundResult] = field(default_factory=list)
     comparison: Comparison | None = None
     warnings: list[str] = field(default_factory=list)
@@ -53,7 +55,9 @@ class LevelResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "concurrency": self.concurrency,
+            "effective_concurrency": self.effective_concurrency,
             "cold_start": self.cold_start,
+            "round2_mode": self.round2_mode,
             "rounds": [r.to_dict() for r in self.rounds],
             "comparison": self.comparison.to_dict() if self.comparison else None,
             "warnings": list(self.warnings),
@@ -72,18 +76,27 @@ class RunResult:
     interrupted: bool = False
     levels: list[LevelResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    timing: dict[str, Any] = field(default_factory=dict)  # how chunks were stamped
+    max_tokens_sources: dict[str, int] = field(default_factory=dict)  # flag/dataset/default
+    gates: list[Any] = field(default_factory=list)  # gates.GateResult, once the run ended
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "drbench", "version": __version__},
-            "config": {**self.config.to_dict(), "model": self.model},
+            "config": {
+                **self.config.to_dict(),
+                "model": self.model,
+                "max_tokens_sources": dict(self.max_tokens_sources),
+            },
             "run": {
                 "started_at": self.started_at,
                 "finished_at": self.finished_at,
                 "interrupted": self.interrupted,
                 "run_token": self.run_token,
                 "warnings": list(self.warnings),
+                "timing": dict(self.timing),
             },
             "levels": [lv.to_dict() for lv in self.levels if lv.rounds],
+            "gates": [g.to_dict() for g in self.gates],
         }

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections import deque
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter_ns
@@ -29,6 +28,7 @@ from drbench.dataset import cold_prefix, with_prefix
 from drbench.records import Prompt, RequestRecord
 from drbench.response import RawExchange, parse_steps
 from drbench.results import LevelResult, RoundResult, RunResult
+from drbench.sanity import RoundFacts, no_usage_warning, round_warnings
 from drbench.slo import SLO
 from drbench.tokens import TokenCounter
 
@@ -70,6 +70,7 @@ class RunPlan:
     watcher_factory: Any = None  # callable(session) -> ServerMetricsWatcher, or None
     tokenizer: TokenCounter | None = None  # --tokenizer: counts when the server sends no usage
     timing: Counter[str] = field(default_factory=Counter)  # responses by stamp source
+    block_size: int | None = None  # the server's prefix-cache block, when its metrics say
 
 
 async def run(plan: RunPlan, result: RunResult, observer: RunObserver) -> None:
@@ -83,7 +84,12 @@ async def run(plan: RunPlan, result: RunResult, observer: RunObserver) -> None:
                     result.warnings.append(line)
                     observer.warning(line)
             for index, concurrency in enumerate(cfg.concurrency):
-                level = LevelResult(concurrency=concurrency, cold_start=cfg.cold_start)
+                level = LevelResult(
+                    concurrency=concurrency,
+                    cold_start=cfg.cold_start,
+                    effective_concurrency=min(concurrency, len(plan.prompts)),
+                    round2_mode=cfg.round2_mode,
+                )
                 result.levels.append(level)
                 await _run_level(plan, session, watcher, level, index, observer)
                 observer.level_done(level)
@@ -141,6 +147,22 @@ async def _run_level(
         )
         level.rounds.append(result)
         observer.round_done(level, result)
+        facts = RoundFacts(
+            concurrency=level.concurrency,
+            round=rnd,
+            records=result.records,
+            client_cached_share=result.summary.cache.client_cached_share,
+            server_hit_rate=result.server_hit_rate,
+            cold_start=cfg.cold_start,
+            block_size=plan.block_size,
+            estimates={r.prompt_id: r.prompt_tokens for r in requests},
+        )
+        lines = round_warnings(facts)
+        if index == 0 and rnd == 1 and (line := no_usage_warning(result.records)):
+            lines.insert(0, line)
+        for line in lines:
+            level.warnings.append(line)
+            observer.warning(line)
     if len(level.rounds) >= 2:
         from drbench.stats import compare_rounds  # noqa: PLC0415 - numpy, after the rounds
 

@@ -1,0 +1,111 @@
+"""The run's pass/fail checks for CI: which gate failed, where, with what value against what.
+
+Always on: a round in which no request succeeded fails the run (exit 6), so a CI job never goes
+green on 0/N.  With ``--fail-on-errors`` a round whose failed share is above the threshold fails
+(exit 5); with ``--fail-on-slo`` a round whose goodput is below it (exit 4).  The worst failing
+gate gives the exit code (6 > 5 > 4).  Pure: results in, verdicts out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from drbench.config import BenchConfig
+from drbench.errors import ExitStatus
+from drbench.results import RunResult
+
+__all__ = ["GateResult", "evaluate_gates", "exit_status"]
+
+_SEVERITY = {ExitStatus.NO_SUCCESS: 3, ExitStatus.ERRORS_FAILED: 2, ExitStatus.SLO_FAILED: 1}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate checked on one round."""
+
+    gate: str  # "no_success" | "fail_on_errors" | "fail_on_slo"
+    concurrency: int
+    round: int
+    value: float | None  # percent: failed share, goodput; succeeded count for no_success
+    threshold: float | None
+    passed: bool
+    status: ExitStatus  # the exit code when it fails
+    detail: str = ""
+
+    def message(self) -> str:
+        where = f"round {self.round} at concurrency {self.concurrency}"
+        if self.gate == "no_success":
+            return f"no request succeeded in {where} ({self.detail}): exit {int(self.status)}"
+        flag = "--" + self.gate.replace("_", "-")
+        what = "failed requests" if self.gate == "fail_on_errors" else "goodput"
+        return (
+            f"{flag} {self.threshold:g}% failed: {where} had {self.value:.1f}% {what} "
+            f"({self.detail}): exit {int(self.status)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate,
+            "concurrency": self.concurrency,
+            "round": self.round,
+            "value": self.value,
+            "threshold": self.threshold,
+            "passed": self.passed,
+            "exit_status": int(self.status),
+        }
+
+
+def evaluate_gates(result: RunResult, cfg: BenchConfig) -> list[GateResult]:
+    """Every gate on every finished round, in run order."""
+    out: list[GateResult] = []
+    for level in result.levels:
+        for rnd in level.rounds:
+            s = rnd.summary
+            where = {"concurrency": s.concurrency, "round": s.round}
+            if s.requests_total:
+                kinds = ", ".join(f"{n} {kind}" for kind, _, n in s.errors[:3])
+                out.append(
+                    GateResult(
+                        "no_success",
+                        **where,
+                        value=float(s.succeeded),
+                        threshold=None,
+                        passed=s.succeeded > 0,
+                        status=ExitStatus.NO_SUCCESS,
+                        detail=f"{s.failed} of {s.requests_total} failed: {kinds}",
+                    )
+                )
+            if cfg.fail_on_errors is not None and s.requests_total:
+                pct = 100.0 * s.failed / s.requests_total
+                out.append(
+                    GateResult(
+                        "fail_on_errors",
+                        **where,
+                        value=pct,
+                        threshold=cfg.fail_on_errors,
+                        passed=pct <= cfg.fail_on_errors,
+                        status=ExitStatus.ERRORS_FAILED,
+                        detail=f"{s.failed} of {s.requests_total}",
+                    )
+                )
+            if cfg.fail_on_slo is not None and s.goodput is not None:
+                pct = s.goodput.percent or 0.0
+                out.append(
+                    GateResult(
+                        "fail_on_slo",
+                        **where,
+                        value=pct,
+                        threshold=cfg.fail_on_slo,
+                        passed=pct >= cfg.fail_on_slo,
+                        status=ExitStatus.SLO_FAILED,
+                        detail=f"{s.goodput.good} of {s.requests_total} good",
+                    )
+                )
+    return out
+
+
+def exit_status(gates: list[GateResult]) -> ExitStatus:
+    """The worst failing gate's code, or OK."""
+    failed = [g.status for g in gates if not g.passed]
+    return max(failed, key=_SEVERITY.__getitem__) if failed else ExitStatus.OK

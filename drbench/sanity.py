@@ -1,0 +1,173 @@
+"""Checks that say, in one line each, when a round cannot answer the cache question or when the
+server's own numbers look wrong.
+
+Pure: each takes a finished round and what the plan knew (the cold-start policy, the server's
+cache block size, the client's estimate of each prompt's tokens) and returns warning lines; the
+runner logs them, prints them and writes them into ``summary.json``.  docs/benchmarker_guide.md
+lists every sentence.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from drbench.records import RequestRecord, TokenSource
+
+__all__ = ["COLD_MAX_SHARE", "WARM_MIN_SHARE", "RoundFacts", "no_usage_warning", "round_warnings"]
+
+COLD_MAX_SHARE = 0.05  # a round 1 more cached than this was not cold
+WARM_MIN_SHARE = 0.01  # a later round less cached than this reused (almost) nothing
+_EVENTS_PER_TOKEN = (0.5, 1.5)  # outside this, ITL is not a per-token figure
+
+
+@dataclass(frozen=True)
+class RoundFacts:
+    """One finished round, as the checks need it."""
+
+    concurrency: int
+    round: int
+    records: Sequence[RequestRecord]
+    client_cached_share: float | None  # usage's cached_tokens / prompt_tokens
+    server_hit_rate: float | None  # from the server's counters, when scraped
+    cold_start: str
+    block_size: int | None = None  # the server's cache block, when it says
+    estimates: Mapping[str, int] | None = None  # prompt id -> the client's prompt-token count
+
+
+def round_warnings(f: RoundFacts) -> list[str]:
+    """Every warning about one round, in a stable order."""
+    where = f"round {f.round} at concurrency {f.concurrency}"
+    ok = [r for r in f.records if r.ok]
+    cache = _not_cold(f, where) if f.round == 1 else _not_warm(f, where, ok)
+    return [
+        *cache,
+        *_implausible_usage(f, where, ok),
+        *_ignored_limits(where, ok),
+        *_events_per_token(where, ok),
+    ]
+
+
+def _shares(f: RoundFacts) -> list[str]:
+    named = [("of prompt tokens cached (usage)", f.client_cached_share)]
+    named.append(("server hit rate", f.server_hit_rate))
+    return [f"{100 * v:.1f}% {name}" for name, v in named if v is not None]
+
+
+def _not_cold(f: RoundFacts, where: str) -> list[str]:
+    shares = [v for v in (f.client_cached_share, f.server_hit_rate) if v is not None]
+    if not shares or max(shares) <= COLD_MAX_SHARE:
+        return []
+    cause = {
+        "none": "--cold-start none sends prompts the server may have cached before (an earlier "
+        "level or run); use --cold-start nonce (the default) or --cold-start reset",
+        "reset": "the cache reset did not empty the cache, or another client shares the server; "
+        "check --cache-reset-url, or use --cold-start nonce",
+        "nonce": "the chat template's header before the nonce is cached, or another client "
+        "shares the server; compare the cached tokens per prompt with the template's length",
+    }.get(f.cold_start, "")
+    return [f"{where} was not cold: {', '.join(_shares(f))}. Likely cause: {cause}"]
+
+
+def _not_warm(f: RoundFacts, where: str, ok: Sequence[RequestRecord]) -> list[str]:
+    shares = [v for v in (f.client_cached_share, f.server_hit_rate) if v is not None]
+    if not shares or max(shares) >= WARM_MIN_SHARE:
+        return []  # no cache figures at all, or some reuse
+    prompt = [r.prompt_tokens for r in ok if r.prompt_tokens is not None]
+    mean = sum(prompt) / len(prompt) if prompt else None
+    if f.block_size and mean is not None and mean < f.block_size:
+        cause = (
+            f"the prompts average {mean:.0f} tokens, shorter than the server's cache block of "
+            f"{f.block_size} tokens (only whole blocks are cached): use longer prompts"
+        )
+    else:
+        cause = (
+            "prefix caching is off (vLLM: --enable-prefix-caching; SGLang: the radix cache is "
+            "disabled), or the cache is too small for the round's prompts (evicted before reuse)"
+        )
+    return [
+        f"{where} reused almost nothing ({', '.join(_shares(f))}), so it does not measure "
+        f"what the cache buys. Likely cause: {cause}"
+    ]
+
+
+def _implausible_usage(f: RoundFacts, where: str, ok: Sequence[RequestRecord]) -> list[str]:
+    if not f.estimates:
+        return []
+    pairs = [
+        (r.prompt_tokens, f.estimates[r.prompt_id])
+        for r in ok
+        if r.token_source is TokenSource.USAGE
+        and r.prompt_tokens is not None
+        and f.estimates.get(r.prompt_id)
+    ]
+    if not pairs:
+        return []
+    told = statistics.median(p for p, _ in pairs)
+    guessed = statistics.median(e for _, e in pairs)
+    # The estimate is within tens of percent; the chat template adds a few dozen tokens.
+    if (guessed >= 32 and told < guessed / 4) or told > 4 * guessed + 256:
+        return [
+            f"{where}: the server's usage.prompt_tokens (median {told:g}) is "
+            f"{told / guessed:.2g}x the estimate from the prompts' text (median {guessed:g}): "
+            "its usage looks implausible, so token counts and cached shares are suspect"
+        ]
+    return []
+
+
+def _ignored_limits(where: str, ok: Sequence[RequestRecord]) -> list[str]:
+    over = [
+        r
+        for r in ok
+        if r.token_source is TokenSource.USAGE
+        and r.max_tokens is not None
+        and r.completion_tokens is not None
+        and r.completion_tokens > r.max_tokens
+    ]
+    if not over:
+        return []
+    worst = max(over, key=lambda r: r.completion_tokens or 0)
+    return [
+        f"{where}: {len(over)} of {len(ok)} answers had more tokens than max_tokens asked (e.g. "
+        f"{worst.completion_tokens} > {worst.max_tokens}): the server ignores max_tokens, so "
+        "output lengths and throughput are not the configured ones"
+    ]
+
+
+def _events_per_token(where: str, ok: Sequence[RequestRecord]) -> list[str]:
+    counted = [r for r in ok if r.completion_tokens and r.completion_tokens >= 2]
+    tokens = sum(r.completion_tokens or 0 for r in counted)
+    events = sum(r.token_events for r in counted)
+    if not tokens or not events:
+        return []
+    ratio = events / tokens
+    lo, hi = _EVENTS_PER_TOKEN
+    if lo <= ratio <= hi:
+        return []
+    estimated = all(r.token_source is TokenSource.ESTIMATE for r in counted)
+    basis = (
+        " (token counts estimated from the text: the server sends no usage)" if estimated else ""
+    )
+    if ratio < lo:
+        return [
+            f"{where}: the server streamed {tokens / events:.1f} tokens per event{basis}: ITL is "
+            "the gap between events of several tokens, TPOT stays per token"
+        ]
+    return [
+        f"{where}: the server streamed {ratio:.1f} events per token{basis} (pieces of tokens, "
+        "e.g. one character per event): ITL is per event, not per token"
+    ]
+
+
+def no_usage_warning(records: Sequence[RequestRecord]) -> str | None:
+    """Said once per run: the server sent no usage, so every token count is the client's."""
+    ok = [r for r in records if r.ok]
+    if not ok or any(r.token_source is TokenSource.USAGE for r in ok):
+        return None
+    if all(r.token_source is TokenSource.TOKENIZER for r in ok):
+        return "the server sends no usage: token counts come from --tokenizer"
+    return (
+        "the server sends no usage (stream_options.include_usage): token counts are estimated "
+        "from the text (about 4 characters per token); pass --tokenizer PATH for exact counts"
+    )
