@@ -190,8 +190,13 @@ async def _complete(request: web.Request, kind: Kind) -> web.StreamResponse:
     cfg = state.cfg
     try:
         raw = await _read_body(request, cfg)
-    except Rejected as rej:  # the rest of the body is not read: close the connection
+    except Rejected as rej:
+        # No keep-alive after a body left unread. After a 413, aiohttp reads and discards what
+        # is still coming (its lingering, at most 10 s) so the client sees the answer; a body
+        # too slow to arrive gets no such grace: the 408 is sent and the connection closed.
         resp, _ = await _send_json(request, rej.body, rej.status, close=True)
+        if rej.status == 408 and request.transport is not None:
+            request.transport.close()
         return resp
     read_ns = time.monotonic_ns()
     arrival = asyncio.get_running_loop().time()
