@@ -1,10 +1,13 @@
 """The mocker's pure parts: toy tokenizer, chat template, prefix cache, timing math, planner,
-config parsing, request validation and the pre-encoded wire format."""
+config parsing, request validation, the pre-encoded wire format, the stream shapes, the
+bounded request log, and the first-head deadline (on a loopback server of its own)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import time
 
 import pytest
 from openai.types.chat import ChatCompletionChunk
@@ -12,8 +15,17 @@ from openai.types.completion import Completion
 
 from drbench.errors import UsageError
 from drbench.mocker.cache import PrefixCache, block_hashes, cacheable_blocks
-from drbench.mocker.config import LengthKind, MockerConfig, config_from_argv, parse_output_tokens
+from drbench.mocker.config import (
+    LengthKind,
+    MockerConfig,
+    UsageMode,
+    config_from_argv,
+    parse_output_tokens,
+)
+from drbench.mocker.guard import guarded
+from drbench.mocker.reqlog import RequestLog
 from drbench.mocker.request import Rejected, check_context, decode_body, parse_request
+from drbench.mocker.shape import StreamShape, chunk_texts, token_pieces, tool_arguments
 from drbench.mocker.timing import (
     Fault,
     Planner,
@@ -242,6 +254,14 @@ def test_defaults_live_on_the_dataclass_and_flags_override() -> None:
         (["--bogus"], "--bogus"),
         (["--port", "70000"], "--port"),
         (["--cache-capacity-tokens", "-1"], "--cache-capacity"),
+        (["--empty-token-rate", "2"], "--empty-token-rate"),
+        (["--tokens-per-chunk", "0"], "--tokens-per-chunk"),
+        (["--usage-mode", "sometimes"], "--usage-mode"),
+        (["--fake-prompt-tokens", "-3"], "--fake-prompt-tokens"),
+        (["--read-timeout-s", "0"], "--read-timeout-s"),
+        (["--max-request-bytes", "0"], "--max-request-bytes"),
+        (["--whole-answer", "--char-chunks"], "--whole-answer and --char-chunks"),
+        (["--tokens-per-chunk", "4", "--whole-answer"], "--tokens-per-chunk and --whole-answer"),
     ],
 )
 def test_bad_flags_give_one_line_naming_the_flag(argv: list[str], needle: str) -> None:
@@ -388,3 +408,217 @@ def test_frame_uses_http_chunked_encoding() -> None:
     assert frame(b"hello", True) == b"5\r\nhello\r\n"
     assert frame(b"x" * 26, True).startswith(b"1a\r\n")
     assert frame(b"hello", False) == b"hello"
+
+
+def test_quirk_flags_parse_and_default_off() -> None:
+    off = MockerConfig()
+    assert (off.usage_mode, off.tokens_per_chunk, off.fake_prompt_tokens) == (
+        UsageMode.FINAL,
+        1,
+        None,
+    )
+    assert not (off.whole_answer or off.char_chunks or off.tool_calls or off.no_reset_endpoint)
+    cfg = config_from_argv(
+        ["--usage-mode", "last-token", "--tool-calls", "--fake-prompt-tokens", "0",
+         "--chat-template-header", "<s>", "--block-size", "1"]
+    )  # fmt: skip
+    assert cfg.usage_mode is UsageMode.LAST_TOKEN and cfg.tool_calls
+    assert (cfg.fake_prompt_tokens, cfg.chat_template_header, cfg.block_size) == (0, "<s>", 1)
+
+
+def test_only_the_default_stream_takes_the_fast_path() -> None:
+    assert StreamShape.from_config(MockerConfig(), Kind.CHAT).plain
+    assert StreamShape.from_config(MockerConfig(usage_mode=UsageMode.NONE), Kind.CHAT).plain
+    for kw in (
+        {"tokens_per_chunk": 2},
+        {"whole_answer": True},
+        {"char_chunks": True},
+        {"usage_mode": UsageMode.LAST_TOKEN},
+        {"new_id_per_chunk": True},
+        {"empty_first_tokens": 1},
+        {"empty_token_rate": 0.1},
+        {"tool_calls": True},
+    ):
+        assert not StreamShape.from_config(MockerConfig(**kw), Kind.CHAT).plain, kw
+    tools = MockerConfig(tool_calls=True)
+    assert StreamShape.from_config(tools, Kind.COMPLETION).plain  # no tool calls there
+
+
+# -- stream shapes ---------------------------------------------------------------------------
+
+
+def test_empty_tokens_hold_their_text_for_the_next_chunk() -> None:
+    toks = ["The", " cache", " keeps", " the"]
+    assert token_pieces(toks, {0, 1}) == ["", "", "The cache keeps", " the"]
+    assert token_pieces(toks, set()) == toks
+    assert token_pieces(toks, {3}) == ["The", " cache", " keeps", " the"]  # held text goes last
+    assert token_pieces([], {0}) == []
+
+
+def test_tool_arguments_concatenate_to_json() -> None:
+    pieces = tool_arguments(['He said "hi"', "\n", " bye"])
+    assert json.loads("".join(pieces)) == {"answer": 'He said "hi"\n bye'}
+    assert tool_arguments([]) == []
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({}, [("a",), ("b",), ("c",), ("d",), ("e",)]),
+        ({"tokens_per_chunk": 2}, [(), ("ab",), (), ("cd",), ("e",)]),
+        ({"tokens_per_chunk": 5}, [(), (), (), (), ("abcde",)]),
+        ({"tokens_per_chunk": 9}, [(), (), (), (), ("abcde",)]),
+        ({"whole_answer": True}, [("abcde",), (), (), (), ()]),
+    ],
+)
+def test_chunk_texts_group_tokens(kw: dict, expected: list) -> None:
+    assert chunk_texts(list("abcde"), StreamShape(**kw)) == expected
+
+
+def test_char_chunks_split_every_piece_and_keep_empty_ones() -> None:
+    got = chunk_texts(["", "ab", " c"], StreamShape(char_chunks=True))
+    assert got == [("",), ("a", "b"), (" ", "c")]
+
+
+def test_planner_draws_empty_tokens_seeded_and_never_the_last() -> None:
+    first = _planner(empty_first_tokens=3).plan(10)
+    assert first.empty_tokens == frozenset({0, 1, 2})
+    assert _planner(empty_first_tokens=50).plan(10).empty_tokens == frozenset(range(9))
+    draws = [
+        [p.plan(None).empty_tokens for _ in range(5)]
+        for p in (_planner(seed=4, empty_token_rate=0.3) for _ in range(2))
+    ]
+    assert draws[0] == draws[1] and len(set(draws[0])) > 1
+    assert all(63 not in e and 5 < len(e) < 35 for e in draws[0])  # 64 tokens, ~30% empty
+    lengths = [
+        p.plan(None).output_tokens
+        for p in (_planner(seed=4), _planner(seed=4, empty_token_rate=0.9))
+    ]
+    assert lengths[0] == lengths[1]  # its own random stream
+
+
+# -- request validation (abuse) --------------------------------------------------------------
+
+
+def test_deep_and_broken_json_are_vllm_style_400s() -> None:
+    for raw in (b"[" * 100_000 + b"]" * 100_000, b"{bad", b"\xff", b"42"):
+        with pytest.raises(Rejected) as info:
+            decode_body(raw)
+        err = info.value.body["error"]
+        assert info.value.status == 400
+        assert (err["type"], err["code"]) == ("BadRequestError", 400)
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "param"),
+    [
+        (
+            {"messages": [{"role": "user", "content": "x"}], "min_tokens": -2},
+            Kind.CHAT,
+            "min_tokens",
+        ),
+        ({"prompt": [3, -1]}, Kind.COMPLETION, "prompt"),
+        ({"messages": [{"role": "user", "content": [1]}]}, Kind.CHAT, "messages[0].content[0]"),
+        ({"messages": [{"role": "u", "content": ["t"]}]}, Kind.CHAT, "messages[0].content[0]"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "top_p": float("nan")},
+            Kind.CHAT,
+            "top_p",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "temperature": float("inf")},
+            Kind.CHAT,
+            "temperature",
+        ),
+    ],
+)
+def test_out_of_range_fields_name_the_field(body: dict, kind: Kind, param: str) -> None:
+    rej = _reject(body, kind)
+    assert rej.status == 400 and rej.body["error"]["param"] == param
+    assert param.split("[")[0] in rej.body["error"]["message"]
+
+
+def test_chat_header_is_tokenized_before_the_first_message() -> None:
+    msgs = [{"role": "user", "content": "hi"}]
+    got = parse_request({"messages": msgs}, Kind.CHAT, SERVED, "<s> header ")
+    assert got.prompt_tokens == tokenize("<s> header ") + tokenize(render_chat(msgs))
+    comp = parse_request({"prompt": "hi"}, Kind.COMPLETION, SERVED, "<s> header ")
+    assert comp.prompt_tokens == tokenize("hi")
+
+
+def test_context_checks_use_vllms_two_messages() -> None:
+    with pytest.raises(Rejected, match="your request has 128 input tokens") as info:
+        check_context(128, None, 128)
+    assert info.value.body["error"]["param"] == "input_tokens"
+    with pytest.raises(Rejected, match=r"too large: 29\. .* \(29 > 128 - 100\)\.$") as info:
+        check_context(100, 29, 128)
+    assert info.value.body["error"]["type"] == "BadRequestError"
+    check_context(127, None, 128)
+
+
+# -- bounded request log ---------------------------------------------------------------------
+
+
+def test_request_log_is_bounded_by_count_and_bytes() -> None:
+    log = RequestLog(3, 25)
+    for body in (b'{"a":1}', b'{"b":2}', b'{"c":3}', b'{"d":4}'):
+        log.add(body)
+    assert json.loads(log.render()) == [{"b": 2}, {"c": 3}, {"d": 4}]
+    log.add(b'{"e":"xxxxxxxxxx"}')  # 18 bytes: with d's 7, exactly the 25 allowed
+    assert json.loads(log.render()) == [{"d": 4}, {"e": "xxxxxxxxxx"}] and log.bytes_held == 25
+    log.add(b'{"f":"' + b"y" * 40 + b'"}')  # 48 bytes alone exceed 25: a stub, alone
+    assert json.loads(log.render()) == [{"truncated": True, "bytes": 48}]
+    assert log.bytes_held == len(log.render()) - 2 < 48
+    assert log.clear() == 1 and log.render() == b"[]" and log.bytes_held == 0
+    off = RequestLog(0, 100)
+    off.add(b"{}")
+    assert len(off) == 0
+
+
+# -- first-head deadline ---------------------------------------------------------------------
+
+
+class _Recorder(asyncio.Protocol):
+    """Stands in for aiohttp's protocol: records what the guard forwards."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+
+
+def test_head_deadline_closes_a_stalled_head_and_spares_a_complete_one() -> None:
+    async def scenario(payload: bytes) -> tuple[float | None, _Recorder]:
+        made: list[_Recorder] = []
+
+        def factory() -> _Recorder:
+            made.append(_Recorder())
+            return made[-1]
+
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(guarded(factory, 0.3), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        start = time.monotonic()
+        writer.write(payload)
+        try:
+            got = await asyncio.wait_for(reader.read(), 1.5)  # b"" once the server closes
+            closed_after = time.monotonic() - start if got == b"" else None
+        except asyncio.TimeoutError:
+            closed_after = None
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return closed_after, made[0]
+
+    took, inner = asyncio.run(scenario(b"POST /v1/chat/compl"))
+    assert took is not None and 0.2 < took < 1.4 and inner.lost
+    assert inner.data == b"POST /v1/chat/compl"  # everything was forwarded
+    split = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    took, inner = asyncio.run(scenario(split))
+    assert took is None and inner.data == split  # a complete head disarms the deadline

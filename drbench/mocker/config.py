@@ -20,6 +20,7 @@ __all__ = [
     "LengthKind",
     "MockerConfig",
     "OutputLengthSpec",
+    "UsageMode",
     "build_parser",
     "config_from_argv",
     "parse_output_tokens",
@@ -33,6 +34,14 @@ class LengthKind(str, Enum):
     UNIFORM = "uniform"
     NORMAL = "normal"
     EXPONENTIAL = "exp"
+
+
+class UsageMode(str, Enum):
+    """Where a stream's ``usage`` goes (``--usage-mode``)."""
+
+    FINAL = "final"  # its own last chunk with empty choices, when include_usage is asked
+    LAST_TOKEN = "last-token"  # on the chunk carrying the last token and finish_reason
+    NONE = "none"  # never, even when include_usage is asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +144,59 @@ class MockerConfig:
     debug_requests: int = _opt(
         "request bodies kept for GET /debug/requests (0 disables)", default=1000
     )
+    debug_requests_bytes: int = _opt(
+        "total bytes of request bodies /debug/requests keeps; a bigger body is logged as a stub",
+        default=16 * 1024 * 1024,
+    )
     backlog: int = _opt("listen backlog (pending connections)", default=4096)
+    max_request_bytes: int = _opt(
+        "largest request body accepted; a bigger one gets a 413", default=32 * 1024 * 1024
+    )
+    read_timeout_s: float = _opt(
+        "a connection must send a whole request head within S s of connecting (or of its "
+        "last response, the keep-alive limit) and a body within S s of its head",
+        default=60.0,
+    )
+    no_reset_endpoint: bool = _opt(
+        "answer 404 on /reset_prefix_cache and /flush_cache (vLLM without VLLM_SERVER_DEV_MODE=1)",
+        default=False,
+    )
+    # -- stream shapes of real servers (all off by default) --
+    empty_token_rate: float = _opt(
+        'share of tokens streamed as {"content": ""} (their text comes with the next chunk)',
+        default=0.0,
+    )
+    empty_first_tokens: int = _opt(
+        "the first N tokens of every answer are streamed with empty content", default=0
+    )
+    tokens_per_chunk: int = _opt("tokens sent together in one chunk (one write)", default=1)
+    whole_answer: bool = _opt(
+        "the whole answer in ONE chunk at the first token, then a finish chunk with usage",
+        default=False,
+    )
+    char_chunks: bool = _opt("stream the answer one character per chunk", default=False)
+    usage_mode: UsageMode = _opt(
+        "where a stream's usage goes: final (own chunk, if include_usage), last-token "
+        "(on the last token's chunk, if include_usage) or none (never)",
+        default=UsageMode.FINAL,
+    )
+    fake_prompt_tokens: int | None = _opt(
+        "usage.prompt_tokens always reports N, whatever the prompt (implausible usage)",
+        default=None,
+    )
+    ignore_max_tokens: bool = _opt(
+        "generate the --output-tokens length even when max_tokens is smaller", default=False
+    )
+    chat_template_header: str = _opt(
+        "text tokenized before the first chat message, like a chat template's header "
+        "(completions get none)",
+        default="",
+    )
+    tool_calls: bool = _opt(
+        'chat answers streamed as delta.tool_calls pieces, finish_reason "tool_calls"',
+        default=False,
+    )
+    new_id_per_chunk: bool = _opt("every streamed chunk carries a fresh id", default=False)
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -147,6 +208,9 @@ class MockerConfig:
                 "max_num_seqs",
                 "max_model_len",
                 "backlog",
+                "max_request_bytes",
+                "read_timeout_s",
+                "tokens_per_chunk",
             ),
         )
         _check_non_negative(
@@ -159,9 +223,16 @@ class MockerConfig:
                 "retry_after_s",
                 "kv_bytes_per_token",
                 "debug_requests",
+                "debug_requests_bytes",
+                "empty_first_tokens",
             ),
         )
-        for name in ("jitter", "error_rate", "rate_limit_rate", "drop_rate", "malformed_rate"):
+        if self.fake_prompt_tokens is not None and self.fake_prompt_tokens < 0:
+            raise UsageError(
+                f"llm_mocker: --fake-prompt-tokens must be >= 0 (got {self.fake_prompt_tokens})"
+            )
+        rates = ("jitter", "error_rate", "rate_limit_rate", "drop_rate", "malformed_rate")
+        for name in (*rates, "empty_token_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"llm_mocker: {_flag(name)} must be in [0, 1] (got {value})")
@@ -169,6 +240,20 @@ class MockerConfig:
             raise UsageError("llm_mocker: --model needs at least one non-empty name")
         if self.port > 65535:
             raise UsageError(f"llm_mocker: --port must be <= 65535 (got {self.port})")
+        shapes = [
+            flag
+            for flag, on in (
+                ("--tokens-per-chunk", self.tokens_per_chunk > 1),
+                ("--whole-answer", self.whole_answer),
+                ("--char-chunks", self.char_chunks),
+            )
+            if on
+        ]
+        if len(shapes) > 1:
+            raise UsageError(
+                f"llm_mocker: {' and '.join(shapes)} each set how text is cut into chunks; "
+                "choose one"
+            )
 
     @property
     def served_model(self) -> str:
@@ -194,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, type=parse_output_tokens, metavar="SPEC", help=help_text)
         elif f.name == "trace":
             p.add_argument(flag, metavar="FILE", help=help_text)
+        elif f.name == "fake_prompt_tokens":
+            p.add_argument(flag, type=int, metavar="N", help=help_text)
+        elif f.name == "usage_mode":
+            p.add_argument(flag, choices=[m.value for m in UsageMode], help=help_text)
+        elif isinstance(default, bool):
+            p.add_argument(flag, action="store_true", help=f.metadata["help"])
         else:
             p.add_argument(
                 flag, type=converters[type(default)], metavar=_metavar(f.name), help=help_text
@@ -207,6 +298,8 @@ def config_from_argv(argv: Sequence[str] | None) -> MockerConfig:
     values = vars(ns)
     if "model" in values:
         values["model"] = tuple(values["model"])
+    if "usage_mode" in values:
+        values["usage_mode"] = UsageMode(values["usage_mode"])
     return MockerConfig(**values)
 
 
@@ -236,7 +329,9 @@ def _metavar(name: str) -> str:
         return "F"
     if name.endswith("_ms"):
         return "MS"
-    return {"host": "ADDR", "retry_after_s": "S"}.get(name, "N")
+    if name.endswith("_s"):
+        return "S"
+    return {"host": "ADDR", "chat_template_header": "TEXT"}.get(name, "N")
 
 
 def _flag(name: str) -> str:
@@ -246,4 +341,8 @@ def _flag(name: str) -> str:
 def _show(value: object) -> str:
     if isinstance(value, tuple):
         return " ".join(value)
+    if isinstance(value, Enum):
+        return str(value.value)
+    if value == "":
+        return '""'
     return "none" if value is None else str(value)

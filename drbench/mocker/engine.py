@@ -22,11 +22,12 @@ import itertools
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from drbench.mocker.cache import PrefixCache, block_hashes
 from drbench.mocker.config import MockerConfig
-from drbench.mocker.metrics import EngineGauges, MockerMetrics
-from drbench.mocker.sink import StreamSink
+from drbench.mocker.metrics import EngineGauges, MockerMetrics, cache_config_labels
+from drbench.mocker.sink import ShapedSink, StreamSink
 from drbench.mocker.timing import Fault, Planner, RequestPlan, decode_interval_s, prefill_delay_s
 from drbench.mocker.tokenizer import filler_tokens
 from drbench.mocker.wire import usage_dict
@@ -52,7 +53,7 @@ class Seq:
     request_id: str
     prompt: list[str]  # prompt tokens
     plan: RequestPlan
-    sink: StreamSink | None  # None for a non-streamed request
+    sink: StreamSink | ShapedSink | None  # None for a non-streamed request
     arrival: float  # loop.time() when the body was read
     done: asyncio.Future[str]
     hashes: list[int] = field(default_factory=list)
@@ -80,6 +81,9 @@ class Engine:
                 kv_usage=self.kv_usage,
                 memory_bytes=self.memory_bytes,
             ),
+            cache_config_labels(
+                cfg.block_size, self.cache.capacity_blocks, cfg.cache_capacity_tokens > 0
+            ),
         )
         self._jitter_rng = random.Random(f"{cfg.seed}:jitter")
         self._itl_s = cfg.itl_ms / 1000.0
@@ -99,7 +103,7 @@ class Engine:
         request_id: str,
         prompt: list[str],
         plan: RequestPlan,
-        sink: StreamSink | None,
+        sink: StreamSink | ShapedSink | None,
         arrival: float,
     ) -> Seq:
         """A request ready to submit, with its prompt's block hashes computed."""
@@ -233,9 +237,15 @@ class Engine:
         seq.sink.garbage()
         return False
 
-    def _finish_info(self, seq: Seq, completion_tokens: int) -> tuple[str, dict[str, int]]:
-        usage = usage_dict(len(seq.prompt), completion_tokens, seq.cached_tokens)
-        return seq.plan.finish_reason, usage
+    def _finish_info(self, seq: Seq, completion_tokens: int) -> tuple[str, dict[str, Any]]:
+        return seq.plan.finish_reason, self.usage(seq, completion_tokens)
+
+    def usage(self, seq: Seq, completion_tokens: int) -> dict[str, Any]:
+        """The ``usage`` a response reports: truthful, except ``prompt_tokens`` under
+        ``--fake-prompt-tokens`` (the metrics always count the real prompt)."""
+        fake = self.cfg.fake_prompt_tokens
+        prompt = len(seq.prompt) if fake is None else fake
+        return usage_dict(prompt, completion_tokens, seq.cached_tokens)
 
     def _interval(self) -> float:
         cfg = self.cfg

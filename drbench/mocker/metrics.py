@@ -2,7 +2,8 @@
 
 vLLM's names, types, labels (``model_name``, ``engine="0"``) and histogram buckets, so a
 benchmarker pointed at the mocker reads the same series it would read from vLLM; plus the two
-bare gauges the original README queries, ``lmcache_hit_rate`` and ``memory_usage_bytes``.
+bare gauges the original README queries, ``lmcache_hit_rate`` and ``memory_usage_bytes``, and
+vLLM's info-style ``vllm:cache_config_info`` (value 1, the cache config as labels).
 Gauges of engine state are read lazily at scrape time through callbacks, so the engine's hot
 path never touches a metric; counters and histograms move once or twice per request.
 """
@@ -10,12 +11,12 @@ path never touches a metric; counters and histograms move once or twice per requ
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["E2E_BUCKETS", "TTFT_BUCKETS", "EngineGauges", "MockerMetrics"]
+__all__ = ["E2E_BUCKETS", "TTFT_BUCKETS", "EngineGauges", "MockerMetrics", "cache_config_labels"]
 
 # fmt: off
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
@@ -53,6 +54,27 @@ _GAUGES = (
 )
 
 
+def cache_config_labels(block_size: int, num_blocks: int, prefix_caching: bool) -> dict[str, str]:
+    """The labels of ``vllm:cache_config_info``: as vLLM's ``CacheConfig.metrics_info()``
+    (every field as a string, ``str(True)`` is ``"True"``) plus ``engine``; no ``model_name``.
+    The fields a mock has no value for carry vLLM's defaults."""
+    return {
+        "block_size": str(block_size),
+        "cache_dtype": "auto",
+        "calculate_kv_scales": "False",
+        "cpu_offload_gb": "0",
+        "enable_prefix_caching": str(prefix_caching),
+        "gpu_memory_utilization": "0.9",
+        "is_attention_free": "False",
+        "num_cpu_blocks": "None",
+        "num_gpu_blocks": str(num_blocks),
+        "num_gpu_blocks_override": "None",
+        "sliding_window": "None",
+        "swap_space_bytes": "0",
+        "engine": "0",
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class EngineGauges:
     """Callbacks read at scrape time."""
@@ -66,8 +88,18 @@ class EngineGauges:
 class MockerMetrics:
     """The server's metric set; one instance per server, never the global registry."""
 
-    def __init__(self, model_name: str, gauges: EngineGauges) -> None:
+    def __init__(
+        self, model_name: str, gauges: EngineGauges, cache_info: Mapping[str, str] | None = None
+    ) -> None:
         reg = self.registry = CollectorRegistry(auto_describe=True)
+        if cache_info is not None:
+            # vLLM emulates an Info metric with a gauge permanently set to 1.
+            Gauge(
+                "vllm:cache_config_info",
+                "Information of the LLMEngine CacheConfig",
+                list(cache_info),
+                registry=reg,
+            ).labels(**cache_info).set(1)
         labels = self._labels = {"model_name": model_name, "engine": "0"}
         names = list(labels)
         for field_name, name, doc in _GAUGES:

@@ -1,13 +1,16 @@
 """Validate a completion request body and turn it into prompt tokens plus generation options.
 
-Bad input raises ``Rejected`` carrying the HTTP status and an OpenAI-style error body (400 for
-malformed JSON, missing or mistyped fields; vLLM's 404 for a model not served), so a client
-always gets a clear error and never a 500 or a hang. Pure: no I/O, no clock.
+Bad input raises ``Rejected`` carrying the HTTP status and an OpenAI-style error body: vLLM's
+400 (``BadRequestError``) for a body that is not JSON and for a context too long; OpenAI's
+``invalid_request_error`` 400 naming the field for a missing, mistyped or out-of-range field;
+vLLM's 404 for a model not served. A client always gets a clear error, never a 500 or a hang.
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +18,14 @@ from typing import Any
 from drbench.mocker.tokenizer import render_chat, tokenize
 from drbench.mocker.wire import Kind, error_body
 
-__all__ = ["ParsedRequest", "Rejected", "check_context", "decode_body", "parse_request"]
+__all__ = [
+    "ParsedRequest",
+    "Rejected",
+    "bad_request",
+    "check_context",
+    "decode_body",
+    "parse_request",
+]
 
 _NUMBER_FIELDS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 
@@ -45,18 +55,38 @@ class ParsedRequest:
 
 
 def decode_body(raw: bytes) -> dict[str, Any]:
-    """The JSON object of a request body, or a 400."""
+    """The JSON object of a request body, or vLLM's 400 (``BadRequestError``, code 400).
+
+    Every way decoding can fail is a 400, never a 500: bad syntax or encoding (ValueError,
+    which includes UnicodeDecodeError) and nesting too deep for the parser (RecursionError).
+    """
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _bad(f"Invalid JSON body: {exc}. Send a JSON object.", None, None) from None
+    except ValueError as exc:
+        raise bad_request(f"Invalid JSON body: {exc}. Send a JSON object.") from None
+    except RecursionError:
+        raise bad_request(
+            "Invalid JSON body: nested too deeply to parse. Send a JSON object."
+        ) from None
     if not isinstance(body, dict):
-        raise _bad("Invalid request body: expected a JSON object.", None, "invalid_type")
+        raise bad_request("Invalid request body: expected a JSON object.")
     return body
 
 
-def parse_request(body: dict[str, Any], kind: Kind, served: Sequence[str]) -> ParsedRequest:
-    """Check every field the server uses; raise ``Rejected`` for the first problem."""
+def bad_request(message: str, param: str | None = None) -> Rejected:
+    """A 400 in vLLM's shape: ``{"error": {"message", "type": "BadRequestError", "param",
+    "code": 400}}``."""
+    return Rejected(400, error_body(message, "BadRequestError", param, 400))
+
+
+def parse_request(
+    body: dict[str, Any], kind: Kind, served: Sequence[str], chat_header: str = ""
+) -> ParsedRequest:
+    """Check every field the server uses; raise ``Rejected`` for the first problem.
+
+    ``chat_header`` (``--chat-template-header``) is tokenized before a chat request's first
+    message, as a chat template's header would be; completions get none.
+    """
     model = body.get("model")
     if model is None:
         model = served[0]
@@ -66,12 +96,19 @@ def parse_request(body: dict[str, Any], kind: Kind, served: Sequence[str]) -> Pa
         raise Rejected(
             404, error_body(f"The model `{model}` does not exist.", "NotFoundError", "model", 404)
         )
-    tokens = _chat_tokens(body) if kind is Kind.CHAT else _completion_tokens(body)
+    if kind is Kind.CHAT:
+        tokens = tokenize(chat_header) + _chat_tokens(body)
+    else:
+        tokens = _completion_tokens(body)
     stream = _optional(body, "stream", bool, "a boolean", False)
     options = _optional(body, "stream_options", dict, "an object", {})
     include_usage = _optional(options, "include_usage", bool, "a boolean", False)
     max_tokens = _positive_int(body, "max_completion_tokens") or _positive_int(body, "max_tokens")
     min_tokens = _optional(body, "min_tokens", int, "an integer", 0)
+    if min_tokens < 0:
+        raise _bad(
+            f"Invalid 'min_tokens': must be >= 0 (got {min_tokens}).", "min_tokens", "invalid_value"
+        )
     n = _optional(body, "n", int, "an integer", 1)
     if n != 1:
         raise _bad(
@@ -81,6 +118,13 @@ def parse_request(body: dict[str, Any], kind: Kind, served: Sequence[str]) -> Pa
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise _type_error(name, "a number", value)
+        if isinstance(value, float) and not math.isfinite(value):
+            # Python's json reads NaN, Infinity and 1e999 as floats; JSON has no such numbers.
+            raise _bad(
+                f"Invalid value for '{name}': expected a finite number, got {value}.",
+                name,
+                "invalid_value",
+            )
     return ParsedRequest(
         kind,
         model,
@@ -88,22 +132,29 @@ def parse_request(body: dict[str, Any], kind: Kind, served: Sequence[str]) -> Pa
         stream,
         include_usage,
         max_tokens,
-        max(min_tokens, 0),
+        min_tokens,
         _optional(body, "ignore_eos", bool, "a boolean", False),
         _stops(body),
     )
 
 
 def check_context(prompt_tokens: int, max_tokens: int | None, max_model_len: int) -> None:
-    """vLLM's 400 for a request that cannot fit the model's context."""
-    wanted = prompt_tokens + (max_tokens or 0)
-    if wanted > max_model_len:
-        raise _bad(
-            f"This model's maximum context length is {max_model_len} tokens. However, you "
-            f"requested {wanted} tokens ({prompt_tokens} in the messages, {max_tokens or 0} in "
-            "the completion). Please reduce the length of the messages or completion.",
-            "messages",
-            "context_length_exceeded",
+    """vLLM's 400s (serving_engine ``_validate_input``, wording of vLLM >= 0.10) for a request
+    that cannot fit the model's context: a prompt of ``max_model_len`` tokens or more, or a
+    prompt plus ``max_tokens`` beyond it."""
+    if prompt_tokens >= max_model_len:
+        raise bad_request(
+            f"This model's maximum context length is {max_model_len} tokens. However, your "
+            f"request has {prompt_tokens} input tokens. Please reduce the length of the input "
+            "messages.",
+            "input_tokens",
+        )
+    if max_tokens is not None and prompt_tokens + max_tokens > max_model_len:
+        raise bad_request(
+            f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This model's "
+            f"maximum context length is {max_model_len} tokens and your request has "
+            f"{prompt_tokens} input tokens ({max_tokens} > {max_model_len} - {prompt_tokens}).",
+            "max_tokens",
         )
 
 
@@ -133,7 +184,19 @@ def _chat_tokens(body: dict[str, Any]) -> list[str]:
         content = m.get("content")
         if content is not None and not isinstance(content, str | list):
             raise _type_error(f"messages[{i}].content", "a string or an array", content)
+        if isinstance(content, list):
+            _check_parts(content, f"messages[{i}].content")
     return tokenize(render_chat(messages))
+
+
+def _check_parts(parts: list[Any], where: str) -> None:
+    """OpenAI content parts are objects; a text part's ``text`` is a string."""
+    for j, part in enumerate(parts):
+        if not isinstance(part, dict):
+            raise _type_error(f"{where}[{j}]", "a content part object", part)
+        text = part.get("text")
+        if text is not None and not isinstance(text, str):
+            raise _type_error(f"{where}[{j}].text", "a string", text)
 
 
 def _completion_tokens(body: dict[str, Any]) -> list[str]:
@@ -147,6 +210,13 @@ def _completion_tokens(body: dict[str, Any]) -> list[str]:
     elif isinstance(prompt, list) and all(
         isinstance(t, int) and not isinstance(t, bool) for t in prompt
     ):
+        negative = next((j for j, t in enumerate(prompt) if t < 0), None)
+        if negative is not None:
+            raise _bad(
+                f"Invalid 'prompt[{negative}]': token ids must be >= 0 (got {prompt[negative]}).",
+                "prompt",
+                "invalid_value",
+            )
         tokens = [f"<{t}>" for t in prompt]  # token ids: one toy token each
     else:
         raise _bad(

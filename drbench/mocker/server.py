@@ -1,11 +1,15 @@
 """The mock server's HTTP front end (aiohttp) and its entry point, ``main()``.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
-``GET /health``, ``GET /metrics``, ``POST /reset_prefix_cache`` (and SGLang's ``/flush_cache``),
-and the test aid ``GET|DELETE /debug/requests``. A completion handler validates the body, asks
+``GET /health``, ``GET /metrics``, ``POST /reset_prefix_cache`` (and SGLang's ``/flush_cache``;
+neither under ``--no-reset-endpoint``), and the test aid ``GET|DELETE /debug/requests``. A completion handler validates the body, asks
 the planner for the request's output and faults, hands a ``Seq`` to the engine and waits; the
 engine writes streamed tokens itself (see engine.py / sink.py). The handler ends the response,
 frees the slot if the client left (handler cancellation is on), and writes the trace line.
+
+Abuse limits: a body over ``--max-request-bytes`` gets a 413, a body slower than
+``--read-timeout-s`` a 408, and a connection whose first request head is not complete within
+``--read-timeout-s`` is closed (guard.py; later heads: aiohttp's keep-alive timeout).
 
 ``main()`` prints exactly one line to stdout once it serves,
 ``llm_mocker: serving on http://HOST:PORT``, and exits 0 on SIGINT/SIGTERM.
@@ -21,9 +25,8 @@ import signal
 import sys
 import time
 import uuid
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -31,8 +34,10 @@ from aiohttp.http import HttpVersion11
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from drbench.errors import ExitStatus, UsageError
-from drbench.mocker.config import MockerConfig, config_from_argv
+from drbench.mocker.config import MockerConfig, UsageMode, config_from_argv
 from drbench.mocker.engine import Engine, Seq
+from drbench.mocker.guard import guarded
+from drbench.mocker.reqlog import RequestLog
 from drbench.mocker.request import (
     ParsedRequest,
     Rejected,
@@ -40,7 +45,8 @@ from drbench.mocker.request import (
     decode_body,
     parse_request,
 )
-from drbench.mocker.sink import StreamSink
+from drbench.mocker.shape import StreamShape, tool_arguments
+from drbench.mocker.sink import ShapedSink, StreamSink
 from drbench.mocker.timing import Fault, RequestPlan
 from drbench.mocker.trace import TraceWriter
 from drbench.mocker.wire import (
@@ -49,7 +55,6 @@ from drbench.mocker.wire import (
     TokenBytes,
     completion_body,
     error_body,
-    usage_dict,
 )
 
 __all__ = ["build_app", "main", "ready_line"]
@@ -65,11 +70,8 @@ class _State:
     engine: Engine
     trace: TraceWriter | None
     tokens: dict[Kind, TokenBytes]
-    recent: deque[Any] = field(default_factory=deque)
-
-    def remember(self, body: Any) -> None:
-        if self.cfg.debug_requests:
-            self.recent.append(body)
+    recent: RequestLog
+    shapes: dict[Kind, StreamShape]
 
 
 _STATE = web.AppKey("drbench_mocker_state", _State)
@@ -86,16 +88,19 @@ async def build_app(cfg: MockerConfig) -> web.Application:
     engine = Engine(cfg)
     trace = TraceWriter(cfg.trace) if cfg.trace else None
     tokens = {k: TokenBytes.build(k, engine.filler) for k in Kind}
-    state = _State(cfg, engine, trace, tokens, deque(maxlen=max(cfg.debug_requests, 1)))
-    app = web.Application(client_max_size=256 * 1024 * 1024)
+    log = RequestLog(cfg.debug_requests, cfg.debug_requests_bytes)
+    shapes = {k: StreamShape.from_config(cfg, k) for k in Kind}
+    state = _State(cfg, engine, trace, tokens, log, shapes)
+    app = web.Application(client_max_size=cfg.max_request_bytes)
     app[_STATE] = state
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_post("/v1/completions", _completions)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)
-    app.router.add_post("/reset_prefix_cache", _reset)
-    app.router.add_route("*", "/flush_cache", _flush)
+    if not cfg.no_reset_endpoint:  # else aiohttp's 404, as vLLM without its dev mode
+        app.router.add_post("/reset_prefix_cache", _reset)
+        app.router.add_route("*", "/flush_cache", _flush)
     app.router.add_get("/debug/requests", _debug_get)
     app.router.add_delete("/debug/requests", _debug_clear)
     return app
@@ -120,11 +125,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _serve(cfg: MockerConfig) -> int:
     app = await build_app(cfg)
     state = app[_STATE]
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=2.0,
+        keepalive_timeout=cfg.read_timeout_s,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.port, backlog=cfg.backlog, reuse_address=True)
+    loop = asyncio.get_running_loop()
+    assert runner.server is not None
     try:
-        await site.start()
+        server = await loop.create_server(
+            guarded(runner.server, cfg.read_timeout_s),
+            cfg.host,
+            cfg.port,
+            backlog=cfg.backlog,
+            reuse_address=True,
+        )
     except OSError as exc:
         await runner.cleanup()
         raise UsageError(
@@ -132,14 +150,14 @@ async def _serve(cfg: MockerConfig) -> int:
             "Choose another --port (0 picks a free one)."
         ) from None
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if state.trace is not None:
         state.trace.start()
-    port = runner.addresses[0][1]
+    port = server.sockets[0].getsockname()[1]
     print(ready_line(cfg.host, port), flush=True)
     await stop.wait()
+    server.close()  # no new connections; runner.cleanup() ends the open ones
     state.engine.shutdown()
     await runner.cleanup()
     if state.trace is not None:
@@ -169,19 +187,32 @@ async def _completions(request: web.Request) -> web.StreamResponse:
 
 async def _complete(request: web.Request, kind: Kind) -> web.StreamResponse:
     state = request.app[_STATE]
-    raw = await request.read()
+    cfg = state.cfg
+    try:
+        raw = await _read_body(request, cfg)
+    except Rejected as rej:
+        # No keep-alive after a body left unread. After a 413, aiohttp reads and discards what
+        # is still coming (its lingering, at most 10 s) so the client sees the answer; a body
+        # too slow to arrive gets no such grace: the 408 is sent and the connection closed.
+        resp, _ = await _send_json(request, rej.body, rej.status, close=True)
+        if rej.status == 408 and request.transport is not None:
+            request.transport.close()
+        return resp
     read_ns = time.monotonic_ns()
     arrival = asyncio.get_running_loop().time()
     try:
         body = decode_body(raw)
-        state.remember(body)
-        parsed = parse_request(body, kind, state.cfg.model)
-        check_context(len(parsed.prompt_tokens), parsed.max_tokens, state.cfg.max_model_len)
+        state.recent.add(raw)
+        parsed = parse_request(body, kind, cfg.model, cfg.chat_template_header)
+        check_context(len(parsed.prompt_tokens), parsed.max_tokens, cfg.max_model_len)
     except Rejected as rej:
         resp, _ = await _send_json(request, rej.body, rej.status)
         return resp
     plan = state.engine.planner.plan(
-        parsed.max_tokens, parsed.min_tokens, parsed.ignore_eos, parsed.stop
+        None if cfg.ignore_max_tokens else parsed.max_tokens,
+        parsed.min_tokens,
+        parsed.ignore_eos,
+        parsed.stop,
     )
     rid = f"{kind.id_prefix}-{uuid.uuid4().hex}"
     entry: dict[str, Any] = {
@@ -204,6 +235,34 @@ async def _complete(request: web.Request, kind: Kind) -> web.StreamResponse:
             state.trace.record(entry)
 
 
+async def _read_body(request: web.Request, cfg: MockerConfig) -> bytes:
+    """The whole body, or a 413 past ``--max-request-bytes`` (aiohttp stops reading there, so
+    a huge body never sits in memory) or a 408 when it takes longer than ``--read-timeout-s``."""
+    try:
+        return await asyncio.wait_for(request.read(), cfg.read_timeout_s)
+    except web.HTTPRequestEntityTooLarge:
+        raise Rejected(
+            413,
+            error_body(
+                f"Request body too large: the limit is {cfg.max_request_bytes} bytes "
+                "(--max-request-bytes).",
+                "RequestEntityTooLargeError",
+                None,
+                413,
+            ),
+        ) from None
+    except asyncio.TimeoutError:
+        raise Rejected(
+            408,
+            error_body(
+                f"Request body not received within {cfg.read_timeout_s:g} s (--read-timeout-s).",
+                "RequestTimeoutError",
+                None,
+                408,
+            ),
+        ) from None
+
+
 async def _stream(
     request: web.Request,
     state: _State,
@@ -224,15 +283,25 @@ async def _stream(
     if transport is None:
         return resp
     fmt = StreamFormat(parsed.kind, rid, parsed.model, int(time.time()))
-    sink = StreamSink(
-        transport,
-        chunked,
-        fmt,
-        state.tokens[parsed.kind],
-        plan.filler_offset,
-        parsed.include_usage,
-        state.trace is not None,
-    )
+    shape = state.shapes[parsed.kind]
+    tracing = state.trace is not None
+    sink: StreamSink | ShapedSink
+    if shape.plain:
+        usage = parsed.include_usage and shape.usage_mode is not UsageMode.NONE
+        tokens = state.tokens[parsed.kind]
+        sink = StreamSink(transport, chunked, fmt, tokens, plan.filler_offset, usage, tracing)
+    else:
+        answer = state.engine.planner.output(plan.filler_offset, plan.output_tokens)
+        sink = ShapedSink(
+            transport,
+            chunked,
+            fmt,
+            shape,
+            answer,
+            plan.empty_tokens,
+            parsed.include_usage,
+            tracing,
+        )
     seq = state.engine.new_seq(rid, parsed.prompt_tokens, plan, sink, arrival)
     outcome = await _run(state.engine, seq)
     entry["chunk_ns"], entry["content_ns"] = sink.chunk_ns, sink.content_ns
@@ -260,9 +329,15 @@ async def _unary(
     if plan.fault is Fault.MALFORMED:
         return await _send_raw(request, b'{"id": "' + rid.encode() + b'", "choices": [ ###', entry)
     text = "".join(state.engine.output_tokens(seq))
-    usage = _usage(seq)
+    usage = state.engine.usage(seq, seq.generated)
+    reason, call_id = plan.finish_reason, None
+    if state.shapes[parsed.kind].tool_calls:
+        text, call_id = "".join(tool_arguments([text])), "call_" + rid.split("-", 1)[1][:24]
+        reason = "tool_calls" if reason == "stop" else reason
+    if state.cfg.usage_mode is UsageMode.NONE:
+        usage = None
     body = completion_body(
-        parsed.kind, rid, parsed.model, int(time.time()), text, plan.finish_reason, usage
+        parsed.kind, rid, parsed.model, int(time.time()), text, reason, usage, call_id
     )
     resp, entry["done_ns"] = await _send_json(request, body, 200)
     return resp
@@ -304,20 +379,23 @@ async def _injected_error(
     return resp
 
 
-def _usage(seq: Seq) -> dict[str, Any]:
-    return usage_dict(len(seq.prompt), seq.generated, seq.cached_tokens)
-
-
 async def _send_json(
-    request: web.Request, body: Any, status: int, headers: dict[str, str] | None = None
+    request: web.Request,
+    body: Any,
+    status: int,
+    headers: dict[str, str] | None = None,
+    close: bool = False,
 ) -> tuple[web.Response, int]:
-    """Write a JSON response now; returns it and the monotonic_ns when it was written."""
+    """Write a JSON response now (then close the connection if ``close``); returns it and the
+    monotonic_ns when it was written."""
     resp = web.Response(
         body=json.dumps(body).encode(),
         status=status,
         content_type="application/json",
         headers=headers,
     )
+    if close:
+        resp.force_close()
     with contextlib.suppress(ConnectionError):  # the client is gone: nothing to answer
         await resp.prepare(request)
         await resp.write_eof()
@@ -375,14 +453,12 @@ async def _flush(request: web.Request) -> web.Response:
 
 
 async def _debug_get(request: web.Request) -> web.Response:
-    return web.json_response(list(request.app[_STATE].recent))
+    body = request.app[_STATE].recent.render()
+    return web.Response(body=body, content_type="application/json")
 
 
 async def _debug_clear(request: web.Request) -> web.Response:
-    recent = request.app[_STATE].recent
-    n = len(recent)
-    recent.clear()
-    return web.json_response({"cleared": n})
+    return web.json_response({"cleared": request.app[_STATE].recent.clear()})
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ makes ``backlogged`` true and the engine holds that request back). The rarer eve
 finish, usage, ``[DONE]``, faults) go through ``emit()``. With ``--trace`` it stamps every
 event with ``time.monotonic_ns()`` as it is written.
 
+``ShapedSink`` is the general path for the stream quirks of shape.py (empty tokens, N tokens
+per chunk, one whole-answer chunk, one character per chunk, usage placement, tool calls, an id
+per chunk): it JSON-encodes each chunk as it writes it.
+
 What it does not do: end the HTTP response (the handler calls ``write_eof``) or decide when a
 token is due (engine.py does).
 """
@@ -14,11 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import Sequence, Set
 from typing import Any
 
-from drbench.mocker.wire import DONE_EVENT, StreamFormat, TokenBytes, frame
+from drbench.mocker.config import UsageMode
+from drbench.mocker.shape import StreamShape, chunk_texts, token_pieces, tool_arguments
+from drbench.mocker.wire import DONE_EVENT, Kind, StreamFormat, TokenBytes, frame
 
-__all__ = ["StreamSink"]
+__all__ = ["ShapedSink", "StreamSink"]
 
 _HIGH_WATER_BYTES = 1 << 20  # past this much unsent data the reader is not keeping up
 
@@ -124,3 +132,151 @@ class StreamSink:
     def drop(self) -> None:
         """Close the connection mid-stream (``--drop-rate``; also used at shutdown)."""
         self._transport.close()
+
+
+class ShapedSink:
+    """A streamed response under the stream quirks of shape.py: same interface as
+    ``StreamSink``, but every chunk is JSON-encoded when written (the slow, general path).
+
+    The role chunk goes out with the first write; ``usage`` goes where ``--usage-mode`` (or
+    ``--whole-answer``) puts it; under ``--new-id-per-chunk`` every chunk after the first gets
+    a fresh id. With ``--trace``, every content chunk, empty or not, is a ``content_ns`` stamp.
+    """
+
+    __slots__ = (
+        "_chunked",
+        "_ids",
+        "_role_pending",
+        "_texts",
+        "_transport",
+        "chunk_ns",
+        "content_ns",
+        "done_ns",
+        "fmt",
+        "include_usage",
+        "shape",
+        "trace",
+    )
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        chunked: bool,
+        fmt: StreamFormat,
+        shape: StreamShape,
+        answer: Sequence[str],
+        empty: Set[int],
+        include_usage: bool,
+        trace: bool,
+    ) -> None:
+        self._transport = transport
+        self._chunked = chunked
+        self.fmt = fmt
+        self.shape = shape
+        pieces = token_pieces(answer, empty)
+        if shape.tool_calls:
+            pieces = tool_arguments(pieces)
+        self._texts = chunk_texts(pieces, shape)
+        self._role_pending = fmt.kind is Kind.CHAT
+        self._ids = 0
+        self.include_usage = include_usage
+        self.trace = trace
+        self.chunk_ns: list[int] = []
+        self.content_ns: list[int] = []
+        self.done_ns: int | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._transport.is_closing()
+
+    @property
+    def backlogged(self) -> bool:
+        return self._transport.get_write_buffer_size() > _HIGH_WATER_BYTES
+
+    def token(self, i: int) -> None:
+        """Write what is due at output token ``i`` (maybe nothing: a chunk of N tokens)."""
+        texts = self._texts[i]
+        if texts:
+            self._write(self._content(texts, None), len(texts), False)
+
+    def emit(self, i: int | None, first: bool, finish: tuple[str, dict[str, Any]] | None) -> None:
+        """Token ``i``'s chunks (if any) and, if ``finish`` is given, the end of the stream."""
+        texts = self._texts[i] if i is not None else ()
+        if finish is None:
+            if texts:
+                self._write(self._content(texts, None), len(texts), False)
+            return
+        reason, usage = finish
+        if self.shape.tool_calls and reason == "stop":
+            reason = "tool_calls"
+        mode = self.shape.usage_mode
+        if self.shape.whole_answer:  # like mock-ai-api: usage on the finish chunk
+            wanted = mode is not UsageMode.NONE
+        else:
+            wanted = self.include_usage and mode is not UsageMode.NONE
+        shown = usage if wanted else None
+        if texts and mode is UsageMode.LAST_TOKEN and not self.shape.whole_answer:
+            events = self._content(texts, (reason, shown))
+        else:
+            events = self._content(texts, None) if texts else []
+            fmt = self.fmt
+            if self._role_pending:  # an answer of no tokens still opens with the role
+                events.append(fmt.content_event("", role=True, response_id=self._next_id()))
+                self._role_pending = False
+            as_own_chunk = mode is UsageMode.FINAL and not self.shape.whole_answer
+            events.append(
+                fmt.finish_chunk(reason, None if as_own_chunk else shown, self._next_id())
+            )
+            if as_own_chunk and shown is not None:
+                events.append(fmt.usage_chunk(shown, self._next_id()))
+        self._write(events, len(texts), True)
+
+    def garbage(self) -> None:
+        """Write one SSE event whose data is not JSON (``--malformed-rate``)."""
+        self._transport.write(frame(self.fmt.garbage_event(), self._chunked))
+        if self.trace:
+            self.chunk_ns.append(time.monotonic_ns())
+
+    def drop(self) -> None:
+        """Close the connection mid-stream (``--drop-rate``; also used at shutdown)."""
+        self._transport.close()
+
+    def _content(
+        self, texts: Sequence[str], finish: tuple[str, dict[str, Any] | None] | None
+    ) -> list[bytes]:
+        """The content chunks of ``texts``; the last carries ``finish`` if given."""
+        fmt, events = self.fmt, []
+        last = len(texts) - 1
+        for j, text in enumerate(texts):
+            reason, usage = finish if finish is not None and j == last else (None, None)
+            rid = self._next_id()
+            if self.shape.tool_calls:
+                call_id = None
+                if self._role_pending:
+                    call_id = "call_" + fmt.response_id.split("-", 1)[-1][:24]
+                    self._role_pending = False
+                events.append(fmt.tool_event(text, call_id, reason, usage, rid))
+            else:
+                role, self._role_pending = self._role_pending, False
+                if role and fmt.kind is Kind.CHAT:
+                    events.append(fmt.content_event("", role=True, response_id=rid))
+                    rid = self._next_id()
+                events.append(fmt.content_event(text, reason, usage, rid))
+        return events
+
+    def _next_id(self) -> str | None:
+        """None (the response's own id) unless every chunk gets a fresh one."""
+        self._ids += 1
+        if not self.shape.new_id_per_chunk or self._ids == 1:
+            return None
+        return f"{self.fmt.kind.id_prefix}-{uuid.uuid4().hex}"
+
+    def _write(self, events: list[bytes], contents: int, done: bool) -> None:
+        data = b"".join(events) + (DONE_EVENT if done else b"")
+        self._transport.write(frame(data, self._chunked))
+        if self.trace:
+            t = time.monotonic_ns()
+            self.chunk_ns.extend([t] * len(events))
+            self.content_ns.extend([t] * contents)
+            if done:
+                self.done_ns = t

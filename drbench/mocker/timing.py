@@ -49,6 +49,7 @@ class RequestPlan:
     filler_offset: int  # index into the filler token cycle of the first output token
     fault: Fault = Fault.NONE
     fault_at: int = -1  # output-token index before which a DROP/MALFORMED fault fires
+    empty_tokens: frozenset[int] = frozenset()  # indices streamed with empty content
 
 
 def prefill_delay_s(uncached_tokens: int, ttft_ms: float, prefill_tokens_per_s: float) -> float:
@@ -99,6 +100,7 @@ class Planner:
         self._starts = [i for i, t in enumerate(filler) if t[:1].isupper() or t[1:2].isupper()]
         self._lengths = random.Random(f"{cfg.seed}:lengths")
         self._faults = random.Random(f"{cfg.seed}:faults")
+        self._empty = random.Random(f"{cfg.seed}:empty")
 
     def plan(
         self,
@@ -122,7 +124,8 @@ class Planner:
                 n, reason = kept, "stop"
         fault = self._draw_fault()
         midstream = fault in (Fault.DROP, Fault.MALFORMED)
-        return RequestPlan(n, reason, offset, fault, n // 2 if midstream else -1)
+        at = n // 2 if midstream else -1
+        return RequestPlan(n, reason, offset, fault, at, self._draw_empty(n))
 
     def output(self, offset: int, n: int) -> list[str]:
         """The ``n`` output tokens starting at ``offset`` (the first without leading space)."""
@@ -131,6 +134,18 @@ class Planner:
         if toks:
             toks[0] = toks[0].lstrip()
         return toks
+
+    def _draw_empty(self, n: int) -> frozenset[int]:
+        """Which tokens stream with empty content: the first ``--empty-first-tokens`` and a
+        seeded ``--empty-token-rate`` share of the rest; never the last, which carries the
+        held-back text, so the streamed text is the whole answer."""
+        cfg = self._cfg
+        first = min(cfg.empty_first_tokens, max(n - 1, 0))
+        empty = set(range(first))
+        rate = cfg.empty_token_rate
+        if rate > 0:
+            empty.update(i for i in range(first, n - 1) if self._empty.random() < rate)
+        return frozenset(empty)
 
     def _draw_fault(self) -> Fault:
         cfg, rng = self._cfg, self._faults

@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "DONE_EVENT",
+    "TOOL_NAME",
     "Kind",
     "StreamFormat",
     "TokenBytes",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 DONE_EVENT = b"data: [DONE]\n\n"
+TOOL_NAME = "mock_answer"  # the function a --tool-calls answer "calls"
 _TOKEN_TAIL = {
     "chat": b'},"logprobs":null,"finish_reason":null}]}\n\n',
     "completion": b',"logprobs":null,"finish_reason":null,"stop_reason":null}]}\n\n',
@@ -94,10 +96,11 @@ class TokenBytes:
 class StreamFormat:
     """The byte templates of one streamed response (its id, created time and model are fixed)."""
 
-    __slots__ = ("_header", "kind", "prefix")
+    __slots__ = ("_header", "kind", "prefix", "response_id")
 
     def __init__(self, kind: Kind, response_id: str, model: str, created: int) -> None:
         self.kind = kind
+        self.response_id = response_id
         obj = "chat.completion.chunk" if kind is Kind.CHAT else "text_completion"
         self._header = {"id": response_id, "object": obj, "created": created, "model": model}
         field = b'"delta":{"content":' if kind is Kind.CHAT else b'"text":'
@@ -122,7 +125,65 @@ class StreamFormat:
         """One SSE event whose data is not JSON (the ``--malformed-rate`` fault)."""
         return b"data: " + _dumps(self._header)[:-1].encode() + b',"choices":[{"index":0 ###\n\n'
 
-    def _choice_event(self, delta: Any, finish_reason: str | None) -> bytes:
+    def content_event(
+        self,
+        text: str,
+        finish_reason: str | None = None,
+        usage: dict[str, Any] | None = None,
+        response_id: str | None = None,
+        role: bool = False,
+    ) -> bytes:
+        """A chunk carrying ``text`` (a chat ``delta.content`` or a completion ``text``),
+        optionally with the role, ``finish_reason``, ``usage`` or another ``id``: the slow,
+        general path of the stream quirks (shape.py)."""
+        delta: Any = text
+        if self.kind is Kind.CHAT:
+            delta = {"role": "assistant", "content": text} if role else {"content": text}
+        return self._choice_event(delta, finish_reason, usage, response_id)
+
+    def tool_event(
+        self,
+        arguments: str,
+        call_id: str | None,
+        finish_reason: str | None = None,
+        usage: dict[str, Any] | None = None,
+        response_id: str | None = None,
+    ) -> bytes:
+        """A chat chunk carrying a piece of the function call's ``arguments``. The first one
+        (``call_id`` given) also carries the role, ``content: null``, the call's id, type and
+        name, as OpenAI streams a tool call."""
+        call: dict[str, Any] = {"index": 0}
+        if call_id is None:
+            call["function"] = {"arguments": arguments}
+            delta: dict[str, Any] = {"tool_calls": [call]}
+        else:
+            call.update(id=call_id, type="function")
+            call["function"] = {"name": TOOL_NAME, "arguments": arguments}
+            delta = {"role": "assistant", "content": None, "tool_calls": [call]}
+        return self._choice_event(delta, finish_reason, usage, response_id)
+
+    def finish_chunk(
+        self,
+        finish_reason: str,
+        usage: dict[str, Any] | None = None,
+        response_id: str | None = None,
+    ) -> bytes:
+        """The chunk that carries ``finish_reason`` and no text, with ``usage`` if given."""
+        empty: Any = {} if self.kind is Kind.CHAT else ""
+        return self._choice_event(empty, finish_reason, usage, response_id)
+
+    def usage_chunk(self, usage: dict[str, Any], response_id: str | None = None) -> bytes:
+        """``usage_event`` under another ``id`` if given (``--new-id-per-chunk``)."""
+        header = {**self._header, "id": response_id or self.response_id}
+        return sse_event({**header, "choices": [], "usage": usage})
+
+    def _choice_event(
+        self,
+        delta: Any,
+        finish_reason: str | None,
+        usage: dict[str, Any] | None = None,
+        response_id: str | None = None,
+    ) -> bytes:
         choice: dict[str, Any] = {"index": 0}
         if self.kind is Kind.CHAT:
             choice["delta"] = delta
@@ -132,7 +193,11 @@ class StreamFormat:
         choice["finish_reason"] = finish_reason
         if self.kind is Kind.COMPLETION:
             choice["stop_reason"] = None
-        return sse_event({**self._header, "choices": [choice]})
+        header = self._header if response_id is None else {**self._header, "id": response_id}
+        event: dict[str, Any] = {**header, "choices": [choice]}
+        if usage is not None:
+            event["usage"] = usage
+        return sse_event(event)
 
 
 def completion_body(
@@ -142,13 +207,21 @@ def completion_body(
     created: int,
     text: str,
     finish_reason: str,
-    usage: dict[str, Any],
+    usage: dict[str, Any] | None,
+    tool_call_id: str | None = None,
 ) -> dict[str, Any]:
-    """A whole non-streamed response (``chat.completion`` or ``text_completion``)."""
+    """A whole non-streamed response (``chat.completion`` or ``text_completion``); ``usage``
+    None leaves it out (``--usage-mode none``); ``tool_call_id`` makes a chat answer one
+    function call whose ``arguments`` are ``text`` (``--tool-calls``)."""
     if kind is Kind.CHAT:
+        message: dict[str, Any] = {"role": "assistant", "content": text, "tool_calls": []}
+        if tool_call_id is not None:
+            call = {"name": TOOL_NAME, "arguments": text}
+            message["content"] = None
+            message["tool_calls"] = [{"id": tool_call_id, "type": "function", "function": call}]
         choice: dict[str, Any] = {
             "index": 0,
-            "message": {"role": "assistant", "content": text, "tool_calls": []},
+            "message": message,
             "logprobs": None,
             "finish_reason": finish_reason,
         }
@@ -162,11 +235,8 @@ def completion_body(
             "stop_reason": None,
         }
         obj = "text_completion"
-    return {
-        "id": response_id,
-        "object": obj,
-        "created": created,
-        "model": model,
-        "choices": [choice],
-        "usage": usage,
-    }
+    body: dict[str, Any] = {"id": response_id, "object": obj, "created": created, "model": model}
+    body["choices"] = [choice]
+    if usage is not None:
+        body["usage"] = usage
+    return body
