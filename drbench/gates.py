@@ -8,6 +8,7 @@ gate gives the exit code (6 > 5 > 4).  Pure: results in, verdicts out.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,8 @@ def evaluate_gates(result: RunResult, cfg: BenchConfig) -> list[GateResult]:
             s = rnd.summary
             where = {"concurrency": s.concurrency, "round": s.round}
             if s.requests_total:
-                kinds = ", ".join(f"{n} {kind}" for kind, _, n in s.errors[:3])
+                failed = Counter(r.error_kind.value for r in rnd.records if r.error_kind)
+                kinds = ", ".join(f"{n} {kind}" for kind, n in failed.most_common())
                 out.append(
                     GateResult(
                         "no_success",

@@ -16,7 +16,7 @@ import asyncio
 import gc
 from collections import Counter, deque
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from time import perf_counter_ns
 from typing import Any, Protocol
 
@@ -115,7 +115,9 @@ async def _run_level(
     nonce = cfg.cold_start == "nonce"
     n = len(plan.prompts)
     requests = [
-        _prepare(plan, with_prefix(p, cold_prefix(plan.run_token, index, i, n) if nonce else ""))
+        _prepare(plan, with_prefix(_as_sent(plan, p), cold_prefix(plan.run_token, index, i, n)))
+        if nonce
+        else _prepare(plan, p)
         for i, p in enumerate(plan.prompts)
     ]
     if level.concurrency > n:
@@ -339,6 +341,14 @@ def max_tokens_for(prompt: Prompt, configured: int | None) -> tuple[int, str]:
     if prompt.max_tokens is not None:
         return prompt.max_tokens, "dataset"
     return DEFAULT_MAX_TOKENS, "default"
+
+
+def _as_sent(plan: RunPlan, prompt: Prompt) -> Prompt:
+    """The prompt in the shape the endpoint gets it: for completions, chat messages are joined
+    into one text first, so that the nonce goes before the role labels, at the very start."""
+    if plan.endpoint.kind == "completions" and prompt.messages is not None:
+        return replace(prompt, text=prompt.as_text(), messages=None)
+    return prompt
 
 
 def _complete(steps: Generator[None, None, RequestRecord]) -> RequestRecord:

@@ -41,7 +41,7 @@ LABELS: dict[str, dict[str, str]] = {
         "client_share": "  Cached prompt tokens (usage): {v}",
         "server_rate": "  Server prefix-cache hit rate (counter deltas): {v}",
         "errors": "Failed requests (most common errors):",
-        "compare": "Round 2 vs round 1 | concurrency {c} | cold start: {cold}",
+        "compare": "Round 2 vs round 1 | concurrency {c} | cold start: {cold} | round 2: {mode} | n={n} prompts",
         "ratio": "Per-prompt TTFT ratio r2/r1: median {median} | geomean {geomean}{ci} | faster in round 2: {faster} of {n} prompts",
         "cmp_tokens": "Output tokens/s",
         "cmp_requests": "Requests/s",
@@ -66,7 +66,7 @@ LABELS: dict[str, dict[str, str]] = {
         "client_share": "  缓存命中的输入 tokens (usage): {v}",
         "server_rate": "  服务端前缀缓存命中率 (计数器差值): {v}",
         "errors": "失败请求 (最常见的错误):",
-        "compare": "第 2 轮 vs 第 1 轮 | 并发 {c} | 冷启动方式: {cold}",
+        "compare": "第 2 轮 vs 第 1 轮 | 并发 {c} | 冷启动方式: {cold} | 第 2 轮模式: {mode} | n={n} 个提示",
         "ratio": "逐条 TTFT 比值 (第 2 轮/第 1 轮): 中位数 {median} | 几何平均 {geomean}{ci} | 第 2 轮更快的比例: {faster} (共 {n} 条)",
         "cmp_tokens": "输出 tokens/s",
         "cmp_requests": "请求/s",
@@ -155,7 +155,10 @@ def format_comparison(level: LevelResult, lang: str = "en") -> str:
     c: Comparison | None = level.comparison
     if c is None:
         return ""
-    lines = ["-" * RULE, LABELS[lang]["compare"].format(c=level.concurrency, cold=level.cold_start)]
+    header = LABELS[lang]["compare"].format(
+        c=level.concurrency, cold=level.cold_start, mode=level.round2_mode, n=c.n_pairs
+    )
+    lines = ["-" * RULE, header]
     for key in ("p50", "avg", "p90", "p99"):
         lines.append(f"  TTFT {key:<4} {_change(c.ttft_ms[key], ' ms')}")
     ci = c.ratio_geomean_ci95

@@ -75,6 +75,14 @@ class LiveReporter:
 
     def round_done(self, level: LevelResult, result: RoundResult) -> None:
         write_round(self.out_dir, result)
+        s = result.summary
+        if self._quiet and s.failed:  # the table says why; quiet, this line is all there is
+            kind, message, n = s.errors[0]
+            tqdm.write(
+                f"drbench: round {s.round} at concurrency {s.concurrency}: {s.failed} of "
+                f"{s.requests_total} requests failed; most often ({n}x) {kind}: {message}",
+                file=sys.stderr,
+            )
         if not self._quiet:
             from drbench.report.console import format_round  # noqa: PLC0415 - tabulate, numpy
 

@@ -54,7 +54,11 @@ def write_plots(out_dir: Path, run: RunResult) -> Path | None:
             )
         _axis(ax, title, conc)
     _ratio_panel(axes[1][1], levels, conc)
-    fig.suptitle(f"drbench: {run.model or ''}  cold start: {run.config.cold_start}")
+    n = len(run.levels[0].rounds[0].records) if run.levels and run.levels[0].rounds else 0
+    fig.suptitle(
+        f"drbench: {run.model or ''}  cold start: {run.config.cold_start}  "
+        f"round 2: {run.config.round2_mode}  n={n} prompts"
+    )
     path = out_dir / PLOT_NAME
     fig.savefig(path, dpi=100)
     plt.close(fig)
