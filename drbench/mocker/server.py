@@ -55,6 +55,7 @@ from drbench.mocker.wire import (
     TokenBytes,
     completion_body,
     error_body,
+    tool_call_id,
 )
 
 __all__ = ["build_app", "main", "ready_line"]
@@ -332,7 +333,7 @@ async def _unary(
     usage = state.engine.usage(seq, seq.generated)
     reason, call_id = plan.finish_reason, None
     if state.shapes[parsed.kind].tool_calls:
-        text, call_id = "".join(tool_arguments([text])), "call_" + rid.split("-", 1)[1][:24]
+        text, call_id = "".join(tool_arguments([text])), tool_call_id(rid)
         reason = "tool_calls" if reason == "stop" else reason
     if state.cfg.usage_mode is UsageMode.NONE:
         usage = None

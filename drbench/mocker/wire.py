@@ -25,6 +25,7 @@ __all__ = [
     "error_body",
     "frame",
     "sse_event",
+    "tool_call_id",
     "usage_dict",
 ]
 
@@ -59,6 +60,11 @@ def sse_event(obj: Any) -> bytes:
 def frame(data: bytes, chunked: bool) -> bytes:
     """Wrap bytes as one HTTP/1.1 chunk (or pass them through for an unchunked response)."""
     return b"%x\r\n%b\r\n" % (len(data), data) if chunked else data
+
+
+def tool_call_id(response_id: str) -> str:
+    """The id of a ``--tool-calls`` answer's one call, derived from the response's id."""
+    return "call_" + response_id.split("-", 1)[-1][:24]
 
 
 def usage_dict(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict[str, Any]:
