@@ -71,6 +71,8 @@ def test_a_100k_deep_json_body_is_a_vllm_style_400(mocker_factory) -> None:
     ("body", "param", "needle"),
     [
         ({"messages": MSG, "min_tokens": -1}, "min_tokens", "'min_tokens': must be >= 0"),
+        ({"messages": MSG, "min_tokens": 10**12}, "min_tokens", "'min_tokens': must be <="),
+        ({"messages": MSG, "min_tokens": 5, "max_tokens": 4}, "min_tokens", "max_tokens=4 "),
         ({"prompt": [1, 2, -5]}, "prompt", "'prompt[2]': token ids must be >= 0"),
         (
             {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, 5]}]},

@@ -554,6 +554,12 @@ def test_context_checks_use_vllms_two_messages() -> None:
         check_context(100, 29, 128)
     assert info.value.body["error"]["type"] == "BadRequestError"
     check_context(127, None, 128)
+    check_context(100, 10, 128, min_tokens=10)
+    for max_tokens, room in ((10, 10), (None, 28)):  # no max_tokens: what the context leaves
+        with pytest.raises(Rejected, match=f"must be <= max_tokens={room} ") as info:
+            check_context(100, max_tokens, 128, min_tokens=room + 1)
+        assert info.value.body["error"]["param"] == "min_tokens"
+    check_context(100, None, 128, min_tokens=28)
 
 
 # -- bounded request log ---------------------------------------------------------------------

@@ -138,10 +138,14 @@ def parse_request(
     )
 
 
-def check_context(prompt_tokens: int, max_tokens: int | None, max_model_len: int) -> None:
+def check_context(
+    prompt_tokens: int, max_tokens: int | None, max_model_len: int, min_tokens: int = 0
+) -> None:
     """vLLM's 400s (serving_engine ``_validate_input``, wording of vLLM >= 0.10) for a request
     that cannot fit the model's context: a prompt of ``max_model_len`` tokens or more, or a
-    prompt plus ``max_tokens`` beyond it."""
+    prompt plus ``max_tokens`` beyond it; and for a ``min_tokens`` above ``max_tokens``, or
+    above the room the context leaves when no ``max_tokens`` is given (vLLM's default
+    ``max_tokens``), so no request can ask for an endless answer."""
     if prompt_tokens >= max_model_len:
         raise bad_request(
             f"This model's maximum context length is {max_model_len} tokens. However, your "
@@ -155,6 +159,13 @@ def check_context(prompt_tokens: int, max_tokens: int | None, max_model_len: int
             f"maximum context length is {max_model_len} tokens and your request has "
             f"{prompt_tokens} input tokens ({max_tokens} > {max_model_len} - {prompt_tokens}).",
             "max_tokens",
+        )
+    room = max_tokens if max_tokens is not None else max_model_len - prompt_tokens
+    if min_tokens > room:
+        raise _bad(
+            f"Invalid 'min_tokens': must be <= max_tokens={room} (got {min_tokens}).",
+            "min_tokens",
+            "invalid_value",
         )
 
 

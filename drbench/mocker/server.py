@@ -205,7 +205,9 @@ async def _complete(request: web.Request, kind: Kind) -> web.StreamResponse:
         body = decode_body(raw)
         state.recent.add(raw)
         parsed = parse_request(body, kind, cfg.model, cfg.chat_template_header)
-        check_context(len(parsed.prompt_tokens), parsed.max_tokens, cfg.max_model_len)
+        check_context(
+            len(parsed.prompt_tokens), parsed.max_tokens, cfg.max_model_len, parsed.min_tokens
+        )
     except Rejected as rej:
         resp, _ = await _send_json(request, rej.body, rej.status)
         return resp
