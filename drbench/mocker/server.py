@@ -41,7 +41,6 @@ from drbench.mocker.reqlog import RequestLog
 from drbench.mocker.request import (
     ParsedRequest,
     Rejected,
-    check_context,
     decode_body,
     parse_request,
 )
@@ -204,10 +203,7 @@ async def _complete(request: web.Request, kind: Kind) -> web.StreamResponse:
     try:
         body = decode_body(raw)
         state.recent.add(raw)
-        parsed = parse_request(body, kind, cfg.model, cfg.chat_template_header)
-        check_context(
-            len(parsed.prompt_tokens), parsed.max_tokens, cfg.max_model_len, parsed.min_tokens
-        )
+        parsed = parse_request(body, kind, cfg.model, cfg.chat_template_header, cfg.max_model_len)
     except Rejected as rej:
         resp, _ = await _send_json(request, rej.body, rej.status)
         return resp
