@@ -4,7 +4,9 @@ A streamed content chunk is built by concatenating a per-request prefix (id, cre
 with a pre-encoded per-token tail, never by ``json.dumps`` per chunk: that is what lets one core
 serve tens of thousands of chunks a second. The shapes follow openai-python's types and vLLM's
 output (``delta`` with the role first, ``finish_reason`` in its own chunk, an optional usage
-chunk with empty ``choices``, then ``data: [DONE]``). No I/O happens here.
+chunk with empty ``choices``, then ``data: [DONE]``). The stream quirks of shape.py use the
+general ``content_event`` / ``tool_event`` / ``finish_chunk`` builders instead, which do encode
+per chunk. No I/O happens here.
 """
 
 from __future__ import annotations
