@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from drbench.mocker.tokenizer import tokenize
+
 FAST = ("--ttft-ms", "2", "--itl-ms", "2", "--output-tokens", "2")
 CHAT = "/v1/chat/completions"
 MSG = [{"role": "user", "content": "x"}]
@@ -71,6 +73,8 @@ def test_a_100k_deep_json_body_is_a_vllm_style_400(mocker_factory) -> None:
     ("body", "param", "needle"),
     [
         ({"messages": MSG, "min_tokens": -1}, "min_tokens", "'min_tokens': must be >= 0"),
+        ({"messages": MSG, "min_tokens": 10**12}, "min_tokens", "'min_tokens': must be <="),
+        ({"messages": MSG, "min_tokens": 5, "max_tokens": 4}, "min_tokens", "max_tokens=4 "),
         ({"prompt": [1, 2, -5]}, "prompt", "'prompt[2]': token ids must be >= 0"),
         (
             {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, 5]}]},
@@ -170,3 +174,22 @@ def test_a_kept_alive_connection_serves_requests_within_the_timeout(mocker_facto
             return out
 
     assert asyncio.run(go()) == [200, 200, 200]
+
+
+def peak_rss_mb(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        line = next(x for x in f if x.startswith("VmHWM"))
+    return int(line.split()[1]) // 1024
+
+
+def test_a_20_mb_prompt_is_rejected_without_holding_its_tokens(mocker_factory) -> None:
+    m = mocker_factory(*FAST)
+    assert m.proc is not None
+    before = peak_rss_mb(m.proc.pid)
+    text = "hello world, caches are fast. " * 700_000
+    status, body = post_raw(m.base_url, "/v1/completions", json.dumps({"prompt": text}).encode())
+    assert status == 400
+    assert f"your request has {len(tokenize(text))} input tokens" in body["error"]["message"]
+    # 21 MB of body, JSON and text, but not its 5.6 M token strings (~280 MB more)
+    assert peak_rss_mb(m.proc.pid) - before < 200

@@ -34,7 +34,13 @@ from drbench.mocker.timing import (
     prefill_delay_s,
     truncate_at_stop,
 )
-from drbench.mocker.tokenizer import FILLER_TEXT, filler_tokens, render_chat, tokenize
+from drbench.mocker.tokenizer import (
+    FILLER_TEXT,
+    filler_tokens,
+    render_chat,
+    tokenize,
+    tokenize_capped,
+)
 from drbench.mocker.wire import Kind, StreamFormat, TokenBytes, frame, usage_dict
 
 # -- tokenizer and chat template -----------------------------------------------------------
@@ -554,6 +560,12 @@ def test_context_checks_use_vllms_two_messages() -> None:
         check_context(100, 29, 128)
     assert info.value.body["error"]["type"] == "BadRequestError"
     check_context(127, None, 128)
+    check_context(100, 10, 128, min_tokens=10)
+    for max_tokens, room in ((10, 10), (None, 28)):  # no max_tokens: what the context leaves
+        with pytest.raises(Rejected, match=f"must be <= max_tokens={room} ") as info:
+            check_context(100, max_tokens, 128, min_tokens=room + 1)
+        assert info.value.body["error"]["param"] == "min_tokens"
+    check_context(100, None, 128, min_tokens=28)
 
 
 # -- bounded request log ---------------------------------------------------------------------
@@ -622,3 +634,27 @@ def test_head_deadline_closes_a_stalled_head_and_spares_a_complete_one() -> None
     split = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
     took, inner = asyncio.run(scenario(split))
     assert took is None and inner.data == split  # a complete head disarms the deadline
+
+
+def test_tokenize_capped_keeps_a_prefix_and_counts_everything() -> None:
+    text = FILLER_TEXT * 3
+    full = tokenize(text)
+    assert tokenize_capped(text, None) == (full, len(full))
+    assert tokenize_capped(text, 10) == (full[:10], len(full))
+    assert tokenize_capped(text, 10**9) == (full, len(full))
+    assert tokenize_capped(text, 0) == ([], len(full))
+
+
+def test_parse_checks_the_context_with_the_true_count_of_a_long_prompt() -> None:
+    text = "word " * 500
+    with pytest.raises(Rejected, match=f"your request has {len(tokenize(text))} input tokens"):
+        parse_request({"prompt": text}, Kind.COMPLETION, SERVED, max_model_len=100)
+    with pytest.raises(Rejected, match="your request has 300 input tokens"):
+        parse_request({"prompt": list(range(300))}, Kind.COMPLETION, SERVED, max_model_len=100)
+    header = "head " * 10
+    msgs = [{"role": "user", "content": "x"}]
+    n = len(tokenize(header)) + len(tokenize(render_chat(msgs)))
+    ok = parse_request({"messages": msgs}, Kind.CHAT, SERVED, header, max_model_len=n + 1)
+    assert len(ok.prompt_tokens) == n
+    with pytest.raises(Rejected, match=f"your request has {n} input tokens"):
+        parse_request({"messages": msgs}, Kind.CHAT, SERVED, header, max_model_len=n)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from drbench.mocker.tokenizer import render_chat, tokenize
+from drbench.mocker.tokenizer import render_chat, tokenize, tokenize_capped
 from drbench.mocker.wire import Kind, error_body
 
 __all__ = [
@@ -80,12 +80,18 @@ def bad_request(message: str, param: str | None = None) -> Rejected:
 
 
 def parse_request(
-    body: dict[str, Any], kind: Kind, served: Sequence[str], chat_header: str = ""
+    body: dict[str, Any],
+    kind: Kind,
+    served: Sequence[str],
+    chat_header: str = "",
+    max_model_len: int | None = None,
 ) -> ParsedRequest:
     """Check every field the server uses; raise ``Rejected`` for the first problem.
 
     ``chat_header`` (``--chat-template-header``) is tokenized before a chat request's first
-    message, as a chat template's header would be; completions get none.
+    message, as a chat template's header would be; completions get none. With
+    ``max_model_len``, the context is checked too (``check_context``), and a prompt's tokens
+    past that length are counted without being kept.
     """
     model = body.get("model")
     if model is None:
@@ -97,9 +103,12 @@ def parse_request(
             404, error_body(f"The model `{model}` does not exist.", "NotFoundError", "model", 404)
         )
     if kind is Kind.CHAT:
-        tokens = tokenize(chat_header) + _chat_tokens(body)
+        header = tokenize(chat_header)
+        cap = None if max_model_len is None else max_model_len - len(header)
+        tokens, count = _chat_tokens(body, cap)
+        tokens, count = header + tokens, len(header) + count
     else:
-        tokens = _completion_tokens(body)
+        tokens, count = _completion_tokens(body, max_model_len)
     stream = _optional(body, "stream", bool, "a boolean", False)
     options = _optional(body, "stream_options", dict, "an object", {})
     include_usage = _optional(options, "include_usage", bool, "a boolean", False)
@@ -125,6 +134,8 @@ def parse_request(
                 name,
                 "invalid_value",
             )
+    if max_model_len is not None:
+        check_context(count, max_tokens, max_model_len, min_tokens)
     return ParsedRequest(
         kind,
         model,
@@ -138,10 +149,14 @@ def parse_request(
     )
 
 
-def check_context(prompt_tokens: int, max_tokens: int | None, max_model_len: int) -> None:
+def check_context(
+    prompt_tokens: int, max_tokens: int | None, max_model_len: int, min_tokens: int = 0
+) -> None:
     """vLLM's 400s (serving_engine ``_validate_input``, wording of vLLM >= 0.10) for a request
     that cannot fit the model's context: a prompt of ``max_model_len`` tokens or more, or a
-    prompt plus ``max_tokens`` beyond it."""
+    prompt plus ``max_tokens`` beyond it; and for a ``min_tokens`` above ``max_tokens``, or
+    above the room the context leaves when no ``max_tokens`` is given (vLLM's default
+    ``max_tokens``), so no request can ask for an endless answer."""
     if prompt_tokens >= max_model_len:
         raise bad_request(
             f"This model's maximum context length is {max_model_len} tokens. However, your "
@@ -156,9 +171,16 @@ def check_context(prompt_tokens: int, max_tokens: int | None, max_model_len: int
             f"{prompt_tokens} input tokens ({max_tokens} > {max_model_len} - {prompt_tokens}).",
             "max_tokens",
         )
+    room = max_tokens if max_tokens is not None else max_model_len - prompt_tokens
+    if min_tokens > room:
+        raise _bad(
+            f"Invalid 'min_tokens': must be <= max_tokens={room} (got {min_tokens}).",
+            "min_tokens",
+            "invalid_value",
+        )
 
 
-def _chat_tokens(body: dict[str, Any]) -> list[str]:
+def _chat_tokens(body: dict[str, Any], cap: int | None) -> tuple[list[str], int]:
     messages = body.get("messages")
     if messages is None:
         raise _bad(
@@ -186,7 +208,7 @@ def _chat_tokens(body: dict[str, Any]) -> list[str]:
             raise _type_error(f"messages[{i}].content", "a string or an array", content)
         if isinstance(content, list):
             _check_parts(content, f"messages[{i}].content")
-    return tokenize(render_chat(messages))
+    return tokenize_capped(render_chat(messages), cap)
 
 
 def _check_parts(parts: list[Any], where: str) -> None:
@@ -199,14 +221,14 @@ def _check_parts(parts: list[Any], where: str) -> None:
             raise _type_error(f"{where}[{j}].text", "a string", text)
 
 
-def _completion_tokens(body: dict[str, Any]) -> list[str]:
+def _completion_tokens(body: dict[str, Any], cap: int | None) -> tuple[list[str], int]:
     prompt = body.get("prompt")
     if prompt is None:
         raise _bad("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
         prompt = prompt[0]  # a batch of one
     if isinstance(prompt, str):
-        tokens = tokenize(prompt)
+        tokens, count = tokenize_capped(prompt, cap)
     elif isinstance(prompt, list) and all(
         isinstance(t, int) and not isinstance(t, bool) for t in prompt
     ):
@@ -217,7 +239,8 @@ def _completion_tokens(body: dict[str, Any]) -> list[str]:
                 "prompt",
                 "invalid_value",
             )
-        tokens = [f"<{t}>" for t in prompt]  # token ids: one toy token each
+        ids = prompt if cap is None else prompt[: max(cap, 0)]
+        tokens, count = [f"<{t}>" for t in ids], len(prompt)  # token ids: one toy token each
     else:
         raise _bad(
             "Invalid 'prompt': expected a string, an array of token ids, or a batch of "
@@ -225,9 +248,9 @@ def _completion_tokens(body: dict[str, Any]) -> list[str]:
             "prompt",
             "invalid_type",
         )
-    if not tokens:
+    if not count:
         raise _bad("Invalid 'prompt': the prompt is empty.", "prompt", "invalid_value")
-    return tokens
+    return tokens, count
 
 
 def _stops(body: dict[str, Any]) -> tuple[str, ...]:

@@ -41,7 +41,6 @@ from drbench.mocker.reqlog import RequestLog
 from drbench.mocker.request import (
     ParsedRequest,
     Rejected,
-    check_context,
     decode_body,
     parse_request,
 )
@@ -55,6 +54,7 @@ from drbench.mocker.wire import (
     TokenBytes,
     completion_body,
     error_body,
+    tool_call_id,
 )
 
 __all__ = ["build_app", "main", "ready_line"]
@@ -203,8 +203,7 @@ async def _complete(request: web.Request, kind: Kind) -> web.StreamResponse:
     try:
         body = decode_body(raw)
         state.recent.add(raw)
-        parsed = parse_request(body, kind, cfg.model, cfg.chat_template_header)
-        check_context(len(parsed.prompt_tokens), parsed.max_tokens, cfg.max_model_len)
+        parsed = parse_request(body, kind, cfg.model, cfg.chat_template_header, cfg.max_model_len)
     except Rejected as rej:
         resp, _ = await _send_json(request, rej.body, rej.status)
         return resp
@@ -332,7 +331,7 @@ async def _unary(
     usage = state.engine.usage(seq, seq.generated)
     reason, call_id = plan.finish_reason, None
     if state.shapes[parsed.kind].tool_calls:
-        text, call_id = "".join(tool_arguments([text])), "call_" + rid.split("-", 1)[1][:24]
+        text, call_id = "".join(tool_arguments([text])), tool_call_id(rid)
         reason = "tool_calls" if reason == "stop" else reason
     if state.cfg.usage_mode is UsageMode.NONE:
         usage = None

@@ -24,7 +24,7 @@ from typing import Any
 
 from drbench.mocker.config import UsageMode
 from drbench.mocker.shape import StreamShape, chunk_texts, token_pieces, tool_arguments
-from drbench.mocker.wire import DONE_EVENT, Kind, StreamFormat, TokenBytes, frame
+from drbench.mocker.wire import DONE_EVENT, Kind, StreamFormat, TokenBytes, frame, tool_call_id
 
 __all__ = ["ShapedSink", "StreamSink"]
 
@@ -253,7 +253,7 @@ class ShapedSink:
             if self.shape.tool_calls:
                 call_id = None
                 if self._role_pending:
-                    call_id = "call_" + fmt.response_id.split("-", 1)[-1][:24]
+                    call_id = tool_call_id(fmt.response_id)
                     self._role_pending = False
                 events.append(fmt.tool_event(text, call_id, reason, usage, rid))
             else:

@@ -9,6 +9,7 @@ strings. It is not any real model's tokenizer and never loads one.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -18,6 +19,7 @@ __all__ = [
     "filler_tokens",
     "render_chat",
     "tokenize",
+    "tokenize_capped",
 ]
 
 # Special tokens, then Latin words in pieces of at most 5 letters (with an optional leading
@@ -44,6 +46,20 @@ FILLER_TEXT = (
 def tokenize(text: str) -> list[str]:
     """Split text into toy tokens (strings); the concatenation gives the text back."""
     return _TOKEN_RE.findall(text)
+
+
+def tokenize_capped(text: str, cap: int | None) -> tuple[list[str], int]:
+    """The first ``cap`` tokens of ``text`` (all if ``cap`` is None) and how many it has in all.
+
+    Tokens past the cap are counted, never kept: a 32 MiB prompt that a context limit rejects
+    anyway then costs the server its count, not half a gigabyte of token strings.
+    """
+    if cap is None:
+        tokens = tokenize(text)
+        return tokens, len(tokens)
+    found = _TOKEN_RE.finditer(text)
+    kept = [m.group() for m in itertools.islice(found, max(cap, 0))]
+    return kept, len(kept) + sum(1 for _ in found)
 
 
 def render_chat(messages: Iterable[Mapping[str, Any]]) -> str:

@@ -4,7 +4,9 @@ A streamed content chunk is built by concatenating a per-request prefix (id, cre
 with a pre-encoded per-token tail, never by ``json.dumps`` per chunk: that is what lets one core
 serve tens of thousands of chunks a second. The shapes follow openai-python's types and vLLM's
 output (``delta`` with the role first, ``finish_reason`` in its own chunk, an optional usage
-chunk with empty ``choices``, then ``data: [DONE]``). No I/O happens here.
+chunk with empty ``choices``, then ``data: [DONE]``). The stream quirks of shape.py use the
+general ``content_event`` / ``tool_event`` / ``finish_chunk`` builders instead, which do encode
+per chunk. No I/O happens here.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "error_body",
     "frame",
     "sse_event",
+    "tool_call_id",
     "usage_dict",
 ]
 
@@ -59,6 +62,11 @@ def sse_event(obj: Any) -> bytes:
 def frame(data: bytes, chunked: bool) -> bytes:
     """Wrap bytes as one HTTP/1.1 chunk (or pass them through for an unchunked response)."""
     return b"%x\r\n%b\r\n" % (len(data), data) if chunked else data
+
+
+def tool_call_id(response_id: str) -> str:
+    """The id of a ``--tool-calls`` answer's one call, derived from the response's id."""
+    return "call_" + response_id.split("-", 1)[-1][:24]
 
 
 def usage_dict(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict[str, Any]:
