@@ -116,8 +116,8 @@ def keys_table_markdown() -> str:
     """
     defaults = {f.name: f.default for f in fields(BenchConfig)}
     lines = [
-        "| Key | Type | Default | Flag | What it sets |",
-        "| --- | --- | --- | --- | --- |",
+        "| Key | Type | Range | Default | Flag | What it sets |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for opt in OPTIONS:
         kind = _kind_words(opt)
@@ -126,16 +126,17 @@ def keys_table_markdown() -> str:
         cells = (
             f"`{opt.name}`",
             kind,
+            opt.range_words or ("http(s) URL" if opt.url else ""),
             _default_words(defaults[opt.name]),
             f"`{opt.flag}`",
             opt.help,
         )
         lines.append("| " + " | ".join(map(_cell, cells)) + " |")
     lines.append(
-        "| `description` | string | (none) | (recipe only) | Free text about the recipe. |"
+        "| `description` | string | | (none) | (recipe only) | Free text about the recipe. |"
     )
     lines.append(
-        "| `runs` | list of mappings | (none) | (recipe only) | Named runs; each has `name` "
+        "| `runs` | list of mappings | | (none) | (recipe only) | Named runs; each has `name` "
         "and any keys above, which override the recipe's own. |"
     )
     return "\n".join(lines) + "\n"
