@@ -438,7 +438,7 @@ def test_help_does_not_import_heavy_packages() -> None:
         (["--input-dir", "nodir"], "--input-dir nodir: no such directory"),
         (["--dataset", "hotpot"], "unknown LongBench subset 'hotpot'; did you mean 'hotpotqa'?"),
         ([], "give --dataset NAME (from the hub), --input FILE or --input-dir DIR"),
-        (["--dataset", "trec", "--num-samples", "0"], "argument --num-samples: must be >= 1"),
+        (["--dataset", "trec", "--num-samples", "0"], "--num-samples: must be >= 1"),
         (["--input", "a", "--input-dir", "b"], "not allowed with argument"),
         (["--dataset", "trec", "--max-tokens", "9", "--max-model-len", "9"], "leaves no room"),
         (["--input", "x.jsonl", "--dataset", "trec", "lcc"], "--input takes one file"),

@@ -237,10 +237,10 @@ def test_malformed_records(tmp_path: Path, capsys, content: str, message: str) -
     [
         (["--input", "nope.json"], "nope.json: no such file (check --input)"),
         ([], "the following arguments are required: --input"),
-        (["--input", "x", "--mode", "chat"], "argument --mode: invalid choice: 'chat'"),
+        (["--input", "x", "--mode", "chat"], "--mode: invalid choice: 'chat'"),
         (["--input", "x", "--keep-lang", "en", "--skip-lang", "zh"], "not both"),
         (["--input", "x", "--min-prompt-tokens", "9", "--max-prompt-tokens", "5"], "is above"),
-        (["--input", "x", "--num-samples", "-1"], "argument --num-samples: must be >= 1"),
+        (["--input", "x", "--num-samples", "-1"], "--num-samples: must be >= 1"),
     ],
 )
 def test_usage_errors(capsys, args: list[str], message: str) -> None:
