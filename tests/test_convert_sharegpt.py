@@ -219,6 +219,28 @@ def test_longbench_file_is_the_wrong_format(capsys) -> None:
         ),
         ('[\n{"id": "a", "conversations": []},\n{"id": "b", "conversations": "x"}\n]', ":3: field"),
         ('{"id": "a", "conversations": [{"value": "x"}]}', ":1: field 'conversations[0].from'"),
+        (
+            '{"id": "a", "conversations": [{"from": 5, "value": "x"}]}',
+            ":1: field 'conversations[0].from' is a number (5), not a string",
+        ),
+        (
+            '{"id": "a", "conversations": [{"from": "human", "value": null}]}',
+            ":1: field 'conversations[0].value' is null, not a string",
+        ),
+        (
+            '{"id": "a", "conversations": [{"from": "human", "value": ["x"]}]}',
+            ":1: field 'conversations[0].value' is a list, not a string",
+        ),
+        (
+            '{"id": "a", "conversations": ["hi"]}',
+            ":1: field 'conversations[0]' is a string, not an object {from, value}",
+        ),
+        (
+            '{"id": "a", "conversation": [{"from": "human", "value": true}]}',
+            ":1: field 'conversation[0].value' is a boolean (true), not a string",
+        ),
+        ('{"id": "a", "conversations": null}', ":1: field 'conversations' is null, not a list"),
+        ('{"id": "a", "conversations": {"a": 1}}', "is an object, not a list"),
         ("not json at all", ":1: not valid JSON"),
         ("[1, 2]", ":1: expected a JSON object"),
         ("", "holds no conversations"),
