@@ -39,11 +39,13 @@ class OneLineParser(argparse.ArgumentParser):
         """argparse's message rewritten: the flag first, a hint for an unknown flag."""
         message = " ".join(message.split())
         if message.startswith(_UNRECOGNIZED):
-            return unknown_flag_hint(message.removeprefix(_UNRECOGNIZED).split(), self.known_flags())
+            return unknown_flag_hint(
+                message.removeprefix(_UNRECOGNIZED).split(), self.known_flags()
+            )
         match = _ARGUMENT.match(message)
         if match:
             flag = match.group(1).split("/")[-1]
-            message = f"{flag}: {message[match.end():]}"
+            message = f"{flag}: {message[match.end() :]}"
         return f"{message} (see --help)"
 
     def known_flags(self) -> list[str]:

@@ -104,7 +104,9 @@ OPTIONS: tuple[Option, ...] = (
         "target",
         "Per-request timeout in seconds; a request past it is recorded as a failure.",
         metavar="S",
-        low=0, high=86_400, low_open=True,
+        low=0,
+        high=86_400,
+        low_open=True,
     ),
     _o(
         "dataset",
@@ -119,7 +121,8 @@ OPTIONS: tuple[Option, ...] = (
         "workload",
         "How many records to send per round (default: all); the first N, or a seeded sample with --shuffle.",
         metavar="N",
-        low=1, high=10_000_000,
+        low=1,
+        high=10_000_000,
     ),
     _o(
         "shuffle",
@@ -133,7 +136,8 @@ OPTIONS: tuple[Option, ...] = (
         "workload",
         "Seed for --shuffle, bootstrap intervals and anything else random.",
         metavar="N",
-        low=0, high=2**32 - 1,
+        low=0,
+        high=2**32 - 1,
     ),
     _o(
         "max_tokens",
@@ -141,7 +145,8 @@ OPTIONS: tuple[Option, ...] = (
         "workload",
         "max_tokens of each request (a record's own 'max_tokens' wins).",
         metavar="N",
-        low=1, high=1_000_000,
+        low=1,
+        high=1_000_000,
     ),
     _o(
         "temperature",
@@ -149,7 +154,8 @@ OPTIONS: tuple[Option, ...] = (
         "workload",
         "Sampling temperature (0 keeps answers, and so round-2 continuations, repeatable).",
         metavar="T",
-        low=0, high=2,
+        low=0,
+        high=2,
     ),
     _o(
         "tokenizer",
@@ -164,7 +170,8 @@ OPTIONS: tuple[Option, ...] = (
         "load",
         "Concurrency levels to run, in order; at each, at most C requests are in flight (closed loop).",
         metavar="C",
-        low=1, high=10_000,
+        low=1,
+        high=10_000,
     ),
     _o(
         "rounds",
@@ -172,7 +179,8 @@ OPTIONS: tuple[Option, ...] = (
         "load",
         "Rounds per level: round 1 cold, the rest warm (2 = the dual-round benchmark).",
         metavar="N",
-        low=1, high=100,
+        low=1,
+        high=100,
     ),
     _o(
         "round_pause",
@@ -180,7 +188,8 @@ OPTIONS: tuple[Option, ...] = (
         "load",
         "Seconds to wait between rounds (e.g. 10 for LMCache's metrics flush interval).",
         metavar="S",
-        low=0, high=3600,
+        low=0,
+        high=3600,
     ),
     _o(
         "cold_start",
@@ -232,7 +241,8 @@ OPTIONS: tuple[Option, ...] = (
         "server metrics",
         "Seconds between scrapes during a round.",
         metavar="S",
-        low=0.01, high=3600,
+        low=0.01,
+        high=3600,
     ),
     _o(
         "slo_file",
@@ -261,7 +271,8 @@ OPTIONS: tuple[Option, ...] = (
         "ci",
         "Exit 4 when any round's goodput is below PCT percent (after writing every report).",
         metavar="PCT",
-        low=0, high=100,
+        low=0,
+        high=100,
     ),
     _o(
         "fail_on_errors",
@@ -269,7 +280,8 @@ OPTIONS: tuple[Option, ...] = (
         "ci",
         "Exit 5 when any round's failed-request share is above PCT percent.",
         metavar="PCT",
-        low=0, high=100,
+        low=0,
+        high=100,
     ),
     _o(
         "output_dir",

@@ -70,7 +70,9 @@ def compose_document(text: str, name: str) -> YamlDocument:
         raise ConfigError(yaml_error(name, exc)) from None
     except RecursionError:
         loader.dispose()
-        raise ConfigError(f"{name}: nested too deeply to read; is this a recipe/SLO file?") from None
+        raise ConfigError(
+            f"{name}: nested too deeply to read; is this a recipe/SLO file?"
+        ) from None
     doc = YamlDocument(name, root, loader)
     if root is not None:
         try:

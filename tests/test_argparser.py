@@ -20,7 +20,11 @@ ENTRY_POINTS = {
 @pytest.mark.parametrize(
     "prog, argv, expected",
     [
-        ("drbench", ["--concurency", "5"], "unknown flag --concurency; did you mean --concurrency?"),
+        (
+            "drbench",
+            ["--concurency", "5"],
+            "unknown flag --concurency; did you mean --concurrency?",
+        ),
         ("drbench", ["--dry-run", "--timeout"], "--timeout: expected one argument (see --help)"),
         ("drbench", ["--timeout", "abc"], "--timeout: invalid float value: 'abc' (see --help)"),
         ("drbench", ["--rounds=2.5"], "--rounds: invalid int value: '2.5' (see --help)"),

@@ -128,7 +128,9 @@ def test_bad_urls_are_usage_errors_naming_the_flag(
 
 def test_urls_lose_surrounding_whitespace() -> None:
     cfg = build_config(
-        flags("--endpoint", " http://h:8000/v1/chat/completions\t", "--prometheus-url", " http://h/m "),
+        flags(
+            "--endpoint", " http://h:8000/v1/chat/completions\t", "--prometheus-url", " http://h/m "
+        ),
         {"cache_reset_url": "  http://h/reset\n"},
         environ={},
     ).check()

@@ -18,8 +18,8 @@ from drbench.convert import longbench
 from drbench.convert.longbench import LongBenchOptions, convert
 from drbench.convert.longbench_source import HUB_REPO, check_hub_reachable, hub_problem
 from drbench.convert.longbench_template import LongBenchSpec
-from drbench.tokens import EstimateCounter
 from drbench.errors import DatasetError, UsageError
+from drbench.tokens import EstimateCounter
 
 # Nothing in these tests may reach the network, even if `datasets` is imported later.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -425,7 +425,15 @@ def no_hub(monkeypatch):
 
 def test_unreachable_hub_fails_fast_in_one_line(tmp_path, capsys, no_hub) -> None:
     out = tmp_path / "o.jsonl"
-    args = ["--dataset", "hotpotqa", "trec", "--cache-dir", str(tmp_path / "c"), "--output", str(out)]
+    args = [
+        "--dataset",
+        "hotpotqa",
+        "trec",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--output",
+        str(out),
+    ]
     start = time.monotonic()
     code, stdout, err = _run(args, capsys)
     assert time.monotonic() - start < 15  # the retries took 25 s; the probe refuses at once

@@ -541,9 +541,13 @@ def test_the_key_table_has_one_row_per_recipe_key_with_its_flag():
     table = keys_table_markdown()
     keys = re.findall(r"^\| `([a-z_0-9]+)` \|", table, re.M)
     assert keys == list(RECIPE_KEYS)
-    assert "| `concurrency` | list of integers | from 1 to 10000 | `[5]` | `--concurrency` |" in table
+    assert (
+        "| `concurrency` | list of integers | from 1 to 10000 | `[5]` | `--concurrency` |" in table
+    )
     assert "| `timeout` | number | above 0 and at most 86400 | `300.0` | `--timeout` |" in table
-    assert "| `cold_start` | one of `nonce`, `reset`, `none` |  | `nonce` | `--cold-start` |" in table
+    assert (
+        "| `cold_start` | one of `nonce`, `reset`, `none` |  | `nonce` | `--cold-start` |" in table
+    )
 
 
 # --- the CLI: precedence, layout, --dry-run -----------------------------------------------------

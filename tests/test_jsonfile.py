@@ -121,7 +121,7 @@ def _sharegpt_line(value: str) -> str:
     [
         ("\n" + _sharegpt_line("hello @ there").replace("@", "\\ud800"), 2, "surrogate"),
         (b"[" + DEEP + b"]", 1, "nested too deeply"),
-        (b'\xef\xbb\xbf' + _sharegpt_line("caf\xe9").encode("latin-1") + b"\n", 1, "not UTF-8"),
+        (b"\xef\xbb\xbf" + _sharegpt_line("caf\xe9").encode("latin-1") + b"\n", 1, "not UTF-8"),
     ],
     ids=["surrogate", "deep", "latin1"],
 )

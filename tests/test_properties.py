@@ -24,9 +24,26 @@ FAST = settings(max_examples=200, deadline=None)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["text", "messages", "prompt", "max_tokens", "id", "role",
-                                       "content", "followup", "x"]), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "text",
+                    "messages",
+                    "prompt",
+                    "max_tokens",
+                    "id",
+                    "role",
+                    "content",
+                    "followup",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 json_lines = st.lists(json_values.map(lambda v: json.dumps(v, allow_nan=True)), max_size=5).map(
@@ -84,12 +101,18 @@ def test_envsubst_gives_a_string_or_its_config_error(text: str, env: dict[str, s
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | dollar_text
 yaml_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from([*RECIPE_KEYS, "name", "ttft_ms", "x-a"]), inner, max_size=3
-    ), max_leaves=8,
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from([*RECIPE_KEYS, "name", "ttft_ms", "x-a"]), inner, max_size=3
+        )
+    ),
+    max_leaves=8,
 )
 recipes = st.dictionaries(
-    st.sampled_from([*RECIPE_KEYS, "x-extra", "nmae"]) | st.text(max_size=5), yaml_values,
+    st.sampled_from([*RECIPE_KEYS, "x-extra", "nmae"]) | st.text(max_size=5),
+    yaml_values,
     max_size=6,
 ).map(lambda d: yaml.safe_dump(d, allow_unicode=True))
 yamlish = st.text(alphabet="abcdeknprsu_:-[]{}&*!<>?|#'\"$ \n\t0123.", max_size=80)
