@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drbench import __version__
+from drbench.argparser import OneLineParser
 from drbench.config import OPTIONS, BenchConfig, build_config, flag_label
 from drbench.errors import DrbenchError, ExitStatus, UsageError
 
@@ -53,7 +54,7 @@ Metric definitions, every output file and the summary.json contract: docs/benchm
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="Send the same prompts twice (round 1 cold, round 2 warm) at each concurrency "
         "level, time every streamed token, and report what the KV/prefix cache bought.",
@@ -104,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # a bad flag: one line, not the usage block
+        _err(str(exc))
+        return int(exc.exit_status)
     flags = {o.name: getattr(args, o.name) for o in OPTIONS}
     try:
         if args.demo:

@@ -9,12 +9,14 @@ No I/O here except what the caller passes in.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from drbench.errors import ConfigError
+from drbench.urls import url_problem
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -43,10 +45,31 @@ class Option:
     choices: tuple[str, ...] = ()
     metavar: str | None = None
     secret: bool = False
+    low: float | None = None  # numbers (and every item of an int_list) must be >= low ...
+    high: float | None = None  # ... and <= high; NaN and infinities never pass
+    low_open: bool = False  # True: > low instead of >= low
+    url: bool = False  # the value (every item of a list) must be an http(s) URL (urls.py)
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def range_words(self) -> str:
+        """The allowed range in words ("from 1 to 100", "above 0 and at most 86400"), or ""."""
+        if self.low is None or self.high is None:
+            return ""
+        lo, hi = _plain_number(self.low), _plain_number(self.high)
+        return f"above {lo} and at most {hi}" if self.low_open else f"from {lo} to {hi}"
+
+    def range_problem(self, value: float) -> str | None:
+        """Why a number is outside this option's range (NaN and infinities always are)."""
+        if self.low is None or self.high is None:
+            return None
+        inside = math.isfinite(value) and self.low <= value <= self.high
+        if inside and not (self.low_open and value == self.low):
+            return None
+        return f"must be {self.range_words} (got {value})"
 
 
 def _o(name: str, kind: str, group: str, help: str, **kw: Any) -> Option:
@@ -60,6 +83,7 @@ OPTIONS: tuple[Option, ...] = (
         "target",
         "Chat-completions or completions URL, e.g. http://localhost:8000/v1/chat/completions; the request body follows the path.",
         metavar="URL",
+        url=True,
     ),
     _o(
         "model",
@@ -82,6 +106,9 @@ OPTIONS: tuple[Option, ...] = (
         "target",
         "Per-request timeout in seconds; a request past it is recorded as a failure.",
         metavar="S",
+        low=0,
+        high=86_400,
+        low_open=True,
     ),
     _o(
         "dataset",
@@ -96,6 +123,8 @@ OPTIONS: tuple[Option, ...] = (
         "workload",
         "How many records to send per round (default: all); the first N, or a seeded sample with --shuffle.",
         metavar="N",
+        low=1,
+        high=10_000_000,
     ),
     _o(
         "shuffle",
@@ -109,6 +138,8 @@ OPTIONS: tuple[Option, ...] = (
         "workload",
         "Seed for --shuffle, bootstrap intervals and anything else random.",
         metavar="N",
+        low=0,
+        high=2**32 - 1,
     ),
     _o(
         "max_tokens",
@@ -116,6 +147,8 @@ OPTIONS: tuple[Option, ...] = (
         "workload",
         "max_tokens of every request; when given (flag or recipe) it wins over a record's own 'max_tokens' (default: the record's, else 128).",
         metavar="N",
+        low=1,
+        high=1_000_000,
     ),
     _o(
         "temperature",
@@ -123,6 +156,8 @@ OPTIONS: tuple[Option, ...] = (
         "workload",
         "Sampling temperature (0 keeps answers, and so round-2 continuations, repeatable).",
         metavar="T",
+        low=0,
+        high=2,
     ),
     _o(
         "tokenizer",
@@ -137,6 +172,8 @@ OPTIONS: tuple[Option, ...] = (
         "load",
         "Concurrency levels to run, in order; at each, at most C requests are in flight (closed loop).",
         metavar="C",
+        low=1,
+        high=10_000,
     ),
     _o(
         "rounds",
@@ -144,6 +181,8 @@ OPTIONS: tuple[Option, ...] = (
         "load",
         "Rounds per level: round 1 cold, the rest warm (2 = the dual-round benchmark).",
         metavar="N",
+        low=1,
+        high=100,
     ),
     _o(
         "round_pause",
@@ -151,6 +190,8 @@ OPTIONS: tuple[Option, ...] = (
         "load",
         "Seconds to wait between rounds (e.g. 10 for LMCache's metrics flush interval).",
         metavar="S",
+        low=0,
+        high=3600,
     ),
     _o(
         "cold_start",
@@ -165,6 +206,7 @@ OPTIONS: tuple[Option, ...] = (
         "cache",
         "URL POSTed before each level, and once in preflight (a non-2xx answer stops the run); implies --cold-start reset (vLLM: /reset_prefix_cache with VLLM_SERVER_DEV_MODE=1, SGLang: /flush_cache).",
         metavar="URL",
+        url=True,
     ),
     _o(
         "round2_mode",
@@ -186,6 +228,7 @@ OPTIONS: tuple[Option, ...] = (
         "server metrics",
         "Prometheus /metrics URL(s) scraped before, during and after each round (repeat for several replicas).",
         metavar="URL",
+        url=True,
     ),
     _o(
         "prometheus_metrics",
@@ -200,6 +243,8 @@ OPTIONS: tuple[Option, ...] = (
         "server metrics",
         "Seconds between scrapes during a round.",
         metavar="S",
+        low=0.01,
+        high=3600,
     ),
     _o(
         "slo_file",
@@ -228,6 +273,8 @@ OPTIONS: tuple[Option, ...] = (
         "ci",
         "Exit 4 when any round's goodput is below PCT percent (after writing every report).",
         metavar="PCT",
+        low=0,
+        high=100,
     ),
     _o(
         "fail_on_errors",
@@ -235,6 +282,8 @@ OPTIONS: tuple[Option, ...] = (
         "ci",
         "Exit 5 when any round's failed-request share is above PCT percent.",
         metavar="PCT",
+        low=0,
+        high=100,
     ),
     _o(
         "output_dir",
@@ -269,6 +318,8 @@ OPTIONS: tuple[Option, ...] = (
         "target",
         "Bytes kept of one response; a longer (or endless) stream is cut there and fails as 'oversize' (default: 32 MiB).",
         metavar="N",
+        low=1024,
+        high=1 << 40,
     ),
     _o(
         "max_line_bytes",
@@ -276,6 +327,8 @@ OPTIONS: tuple[Option, ...] = (
         "target",
         "Longest SSE line accepted; a longer one fails the request as 'oversize' (default: 4 MiB).",
         metavar="N",
+        low=1024,
+        high=1 << 40,
     ),
 )
 
@@ -320,9 +373,8 @@ class BenchConfig:
 
     def check(self, label: Callable[[str], str] = lambda n: flag_label(n)) -> BenchConfig:
         """Raise ConfigError for a value out of range or an inconsistent combination."""
-        for problem in _problems(self):
-            name, message = problem
-            raise ConfigError(f"{label(name)} {message}")
+        for name, message in _problems(self):
+            raise ConfigError(f"{label(name)}{'' if message.startswith(':') else ' '}{message}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -364,41 +416,41 @@ def build_config(
     for name in ("concurrency", "prometheus_url", "prometheus_metrics", "slo"):
         if name in values:
             values[name] = tuple(values[name])
+    for opt in OPTIONS:  # " http://host:8000/v1 " from a pasted line or a quoted variable
+        if opt.url and isinstance(values.get(opt.name), str):
+            values[opt.name] = values[opt.name].strip()
+        elif opt.url and isinstance(values.get(opt.name), tuple):
+            values[opt.name] = tuple(str(v).strip() for v in values[opt.name])
     if values.get("cache_reset_url") and "cold_start" not in values:
         values["cold_start"] = "reset"  # a reset URL says how round 1 is made cold
     return replace(BenchConfig(), **values)
 
 
 def _problems(c: BenchConfig) -> list[tuple[str, str]]:
+    """Every (option, message) wrong with ``c``: URLs, ranges from OPTIONS, then combinations.
+
+    The one place where ranges are checked: flags, recipe keys and environment values all end
+    up here, so ``--timeout inf`` and ``timeout: .nan`` get the same line.  A message that
+    starts with ':' is written right after the label ("--endpoint: port ... out of range").
+    """
     out: list[tuple[str, str]] = []
-    if c.endpoint is not None and not c.endpoint.startswith(("http://", "https://")):
-        out.append(("endpoint", f"must be an http(s) URL (got {c.endpoint!r})"))
     if not c.concurrency:
         out.append(("concurrency", "needs at least one level"))
-    out += [("concurrency", f"must be >= 1 (got {v})") for v in c.concurrency if v < 1]
     repeated = sorted({v for v in c.concurrency if c.concurrency.count(v) > 1})
     if repeated:
         out.append(
             ("concurrency", f"lists {', '.join(map(str, repeated))} twice: give each level once")
         )
-    checks = [
-        ("num_samples", c.num_samples is not None and c.num_samples < 1, ">= 1"),
-        ("rounds", c.rounds < 1, ">= 1"),
-        ("max_tokens", c.max_tokens is not None and c.max_tokens < 1, ">= 1"),
-        ("timeout", c.timeout <= 0, "> 0"),
-        ("temperature", c.temperature < 0, ">= 0"),
-        ("round_pause", c.round_pause < 0, ">= 0"),
-        ("prometheus_interval", c.prometheus_interval <= 0, "> 0"),
-        ("max_response_bytes", c.max_response_bytes < 1024, ">= 1024"),
-        ("max_line_bytes", c.max_line_bytes < 1024, ">= 1024"),
-    ]
-    for name, bad, rule in checks:
-        if bad:
-            out.append((name, f"must be {rule} (got {getattr(c, name)})"))
-    for name in ("fail_on_slo", "fail_on_errors"):
-        v = getattr(c, name)
-        if v is not None and not 0 <= v <= 100:
-            out.append((name, f"is a percentage, 0 to 100 (got {v})"))
+    for opt in OPTIONS:
+        value = getattr(c, opt.name)
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if item is None or isinstance(item, bool):
+                continue
+            if opt.url and isinstance(item, str) and (problem := url_problem(item)):
+                out.append((opt.name, f": {problem}"))
+            elif isinstance(item, (int, float)) and (problem := opt.range_problem(item)):
+                out.append((opt.name, problem))
     if c.cold_start == "reset" and not c.cache_reset_url:
         out.append(
             ("cold_start", "reset needs --cache-reset-url URL (e.g. .../reset_prefix_cache)")
@@ -492,6 +544,10 @@ _COERCERS: dict[str, Callable[[Option, Any], Any]] = {
     "int_list": lambda o, v: _to_list(o, v, lambda x: _to_number(o, x, int)),
     "str_list": lambda o, v: _to_list(o, v, lambda x: _to_str(o, x)),
 }
+
+
+def _plain_number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 def _jsonable(v: Any) -> Any:

@@ -2,14 +2,13 @@
 
 A record is a JSON object with ``text``, ``messages`` (chat format) or ``prompt``, and optionally
 ``max_tokens``, ``followup``, ``source`` and ``id``; other keys (answers, metadata) are ignored.
-Every problem is a ``DatasetError`` naming the file and the line (JSONL) or record (JSON array).
+Every problem is a ``DatasetError`` naming the file and the line (jsonfile.py reads the file).
 No network and no clock here; the nonce's randomness is passed in by the caller.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import string
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from drbench.errors import DatasetError
+from drbench.jsonfile import iter_items
 from drbench.records import Prompt
 
 __all__ = [
@@ -33,21 +33,17 @@ _ROLES = {"system", "user", "assistant", "tool", "developer"}
 
 
 def load_prompts(path: str | Path) -> list[Prompt]:
-    """Every record of a JSONL file or JSON array, validated, with unique ids."""
-    path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file (check --dataset)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read: {exc}") from None
-    items = _json_array(path, raw) if raw.lstrip().startswith("[") else _jsonl(path, raw)
-    if not items:
-        raise DatasetError(f"{path}: holds no records")
-    prompts, seen = [], set()
-    for where, index, obj in items:
-        prompt = parse_record(obj, where=where, default_id=str(index))
+    """Every record of a JSONL file or JSON array, validated, with unique ids.
+
+    The file is streamed (jsonfile.py): the first bad line stops reading there.
+    """
+    prompts: list[Prompt] = []
+    seen: set[str] = set()
+    for item in iter_items(path, flag="--dataset"):
+        prompt = parse_record(item.obj, where=item.where, default_id=str(item.number))
         prompts.append(_unique_id(prompt, seen))
+    if not prompts:
+        raise DatasetError(f"{path}: holds no records")
     return prompts
 
 
@@ -166,30 +162,6 @@ def _replace(prompt: Prompt, **changes: Any) -> Prompt:
     fields = {k: getattr(prompt, k) for k in Prompt.__dataclass_fields__}
     fields.update(changes)
     return Prompt(**fields)
-
-
-def _jsonl(path: Path, raw: str) -> list[tuple[str, int, Any]]:
-    items = []
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(
-                f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                "the file must hold one JSON object per line, or be one JSON array"
-            ) from None
-        items.append((f"{path}:{lineno}", lineno, obj))
-    return items
-
-
-def _json_array(path: Path, raw: str) -> list[tuple[str, int, Any]]:
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    return [(f"{path}: record {i}", i, obj) for i, obj in enumerate(data, start=1)]
 
 
 def _check_text(key: str, value: Any) -> list[str]:

@@ -1,6 +1,7 @@
 """Recipes: a YAML file of option values, and optionally named runs, that stands in for flags.
 
-``load_recipe`` reads one file with ``yaml.SafeLoader``, checks every key against
+``load_recipe`` reads one file with ``yaml.SafeLoader`` rules (yamlsafe.py: aliases bounded, keys
+plain strings given once, shared with SLO files), checks every key against
 ``config.OPTIONS`` (an unknown key names its line and the nearest known key), expands ``${VAR}``
 forms in string values *after* parsing (so a variable can never inject YAML structure), converts
 each value with ``config.coerce`` and returns one ``RecipeRun`` per entry of ``runs:``.
@@ -27,6 +28,7 @@ from drbench.config import OPTIONS, BenchConfig, Option, coerce, redacted
 from drbench.envsubst import expand, expand_tree
 from drbench.errors import ConfigError
 from drbench.slo import BOUND_KEYS, parse_slo_flags, slo_from_mapping
+from drbench.yamlsafe import YamlDocument, compose_document, yaml_error
 
 __all__ = [
     "RECIPE_KEYS",
@@ -43,7 +45,6 @@ RECIPE_KEYS: tuple[str, ...] = (*_OPTION, *_TOP_ONLY)
 _RUN_KEYS = (*_OPTION, "description", "name")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SECRET_VAR = re.compile(r"KEY|TOKEN|SECRET|PASS", re.IGNORECASE)
-_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,15 @@ def load_recipe(path: str | Path, environ: Mapping[str, str] | None = None) -> R
 
 
 def parse_recipe(text: str, *, name: str, environ: Mapping[str, str]) -> Recipe:
-    """The recipe in ``text``; ``name`` is how messages name the file (``name:LINE: ...``)."""
-    loader = yaml.SafeLoader(text)
+    """The recipe in ``text``; ``name`` is how messages name the file (``name:LINE: ...``).
+
+    The YAML is composed and checked by yamlsafe.py (size with aliases expanded, string keys,
+    no key twice) before any value is built.
+    """
+    doc = compose_document(text, name)
     try:
-        root = _root_node(loader, name)
-        _check_duplicates(name, root)
-        ctx = _Context(name, environ, loader)
+        root = _root_node(doc, name)
+        ctx = _Context(name, environ, doc)
         top = _items(ctx, root)
         _check_keys(ctx, top, RECIPE_KEYS, "", allow_extensions=True)
         defaults = _section(ctx, top)
@@ -104,9 +108,9 @@ def parse_recipe(text: str, *, name: str, environ: Mapping[str, str]) -> Recipe:
             runs = _runs(ctx, runs_item, defaults)
         return Recipe(name, runs, description, tuple(ctx.warnings))
     except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_error(name, exc)) from None
+        raise ConfigError(yaml_error(name, exc)) from None
     finally:
-        loader.dispose()
+        doc.close()
 
 
 def keys_table_markdown() -> str:
@@ -116,8 +120,8 @@ def keys_table_markdown() -> str:
     """
     defaults = {f.name: f.default for f in fields(BenchConfig)}
     lines = [
-        "| Key | Type | Default | Flag | What it sets |",
-        "| --- | --- | --- | --- | --- |",
+        "| Key | Type | Range | Default | Flag | What it sets |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for opt in OPTIONS:
         kind = _kind_words(opt)
@@ -126,16 +130,17 @@ def keys_table_markdown() -> str:
         cells = (
             f"`{opt.name}`",
             kind,
+            opt.range_words or ("http(s) URL" if opt.url else ""),
             _default_words(defaults[opt.name]),
             f"`{opt.flag}`",
             opt.help,
         )
         lines.append("| " + " | ".join(map(_cell, cells)) + " |")
     lines.append(
-        "| `description` | string | (none) | (recipe only) | Free text about the recipe. |"
+        "| `description` | string | | (none) | (recipe only) | Free text about the recipe. |"
     )
     lines.append(
-        "| `runs` | list of mappings | (none) | (recipe only) | Named runs; each has `name` "
+        "| `runs` | list of mappings | | (none) | (recipe only) | Named runs; each has `name` "
         "and any keys above, which override the recipe's own. |"
     )
     return "\n".join(lines) + "\n"
@@ -148,7 +153,7 @@ def keys_table_markdown() -> str:
 class _Context:
     name: str
     environ: Mapping[str, str]
-    loader: yaml.SafeLoader
+    doc: YamlDocument
     warnings: list[str] = field(default_factory=list)
 
 
@@ -162,8 +167,8 @@ class _Item:
     node: yaml.Node
 
 
-def _root_node(loader: yaml.SafeLoader, name: str) -> yaml.MappingNode:
-    root = loader.get_single_node()
+def _root_node(doc: YamlDocument, name: str) -> yaml.MappingNode:
+    root = doc.root
     if root is None:
         raise ConfigError(f"{name}: the recipe is empty; expected keys such as 'endpoint: URL'")
     if not isinstance(root, yaml.MappingNode):
@@ -173,42 +178,13 @@ def _root_node(loader: yaml.SafeLoader, name: str) -> yaml.MappingNode:
     return root
 
 
-def _check_duplicates(name: str, root: yaml.Node) -> None:
-    """A key given twice in any mapping is an error (YAML would silently keep the last).
-
-    Runs on the node tree before anything is constructed, because constructing a mapping
-    flattens its ``<<: *anchor`` merges into it in place.
-    """
-    stack, visited = [root], set()
-    while stack:
-        node = stack.pop()
-        if id(node) in visited:  # an alias repeats a node (and may loop)
-            continue
-        visited.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            seen: dict[str, int] = {}
-            for key_node, value_node in node.value:
-                stack.append(value_node)
-                if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
-                    continue
-                line = key_node.start_mark.line + 1
-                if key_node.value in seen:
-                    raise ConfigError(
-                        f"{name}:{line}: {key_node.value}: given twice (first on line "
-                        f"{seen[key_node.value]}); give each key once"
-                    )
-                seen[key_node.value] = line
-
-
 def _items(ctx: _Context, node: yaml.Node) -> dict[Any, _Item]:
     """The keys of a mapping node in order, with ``<<: *anchor`` merges applied."""
-    ctx.loader.flatten_mapping(node)  # resolves '<<: *anchor' merges, later keys winning
+    ctx.doc.flatten(node)  # resolves '<<: *anchor' merges, later keys winning
     out: dict[Any, _Item] = {}
     for key_node, value_node in node.value:
-        key = ctx.loader.construct_object(key_node, deep=True)
-        value = ctx.loader.construct_object(value_node, deep=True)
+        key = ctx.doc.construct(key_node)
+        value = ctx.doc.construct(value_node)
         out.pop(key, None)
         out[key] = _Item(key, key_node.start_mark.line + 1, value, value_node)
     return out
@@ -420,11 +396,3 @@ def _default_words(value: Any) -> str:
 def _cell(text: str) -> str:
     """Table-cell text: a ``|`` would end the cell and ``<name>`` would vanish as an HTML tag."""
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _yaml_error(name: str, exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or "syntax error"
-    if mark is None:
-        return f"{name}: not valid YAML ({problem})"
-    return f"{name}:{mark.line + 1}: not valid YAML ({problem}, column {mark.column + 1})"

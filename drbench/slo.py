@@ -103,7 +103,10 @@ class SLO:
 
 
 def load_slo_file(path: str | Path) -> SLO:
-    """The SLO of a YAML file holding one top-level ``slo:`` mapping (``yaml.safe_load`` only)."""
+    """The SLO of a YAML file holding one top-level ``slo:`` mapping (safe YAML rules only).
+
+    Read with the recipes' loader (yamlsafe.py), so a key given twice is refused here too.
+    """
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -111,12 +114,13 @@ def load_slo_file(path: str | Path) -> SLO:
         raise ConfigError(f"{name}: no such file (check --slo-file)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{name}: cannot read the SLO file: {exc}") from None
-    import yaml  # noqa: PLC0415 - only SLO files need it; keeps the CLI's startup light
+    from drbench.yamlsafe import compose_document  # noqa: PLC0415 - keeps the CLI's startup light
 
+    doc = compose_document(text, name)  # the recipe's checks: duplicate keys, aliases, key types
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_error(name, exc)) from None
+        data = doc.construct(doc.root) if doc.root is not None else None
+    finally:
+        doc.close()
     if not isinstance(data, dict) or "slo" not in data:
         raise ConfigError(f"{name}: expected a top-level 'slo:' mapping, {_EXAMPLE}")
     extra = [k for k in data if k != "slo"]
@@ -229,11 +233,3 @@ def _show(value: Any) -> str:
 
 def _keys(keys: tuple[str, ...] = _VALID_KEYS) -> str:
     return ", ".join(keys)
-
-
-def _yaml_error(name: str, exc: Exception) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or "syntax error"
-    if mark is None:
-        return f"{name}: not valid YAML ({problem})"
-    return f"{name}:{mark.line + 1}: not valid YAML ({problem}, column {mark.column + 1})"

@@ -45,12 +45,12 @@ def test_api_key_from_environment_and_redacted_everywhere() -> None:
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--concurrency", "0"], "--concurrency must be >= 1 (got 0)"),
-        (["--rounds", "0"], "--rounds must be >= 1 (got 0)"),
-        (["--timeout", "0"], "--timeout must be > 0 (got 0.0)"),
-        (["--fail-on-slo", "120"], "--fail-on-slo is a percentage, 0 to 100 (got 120.0)"),
+        (["--concurrency", "0"], "--concurrency must be from 1 to 10000 (got 0)"),
+        (["--rounds", "0"], "--rounds must be from 1 to 100 (got 0)"),
+        (["--timeout", "0"], "--timeout must be above 0 and at most 86400 (got 0.0)"),
+        (["--fail-on-slo", "120"], "--fail-on-slo must be from 0 to 100 (got 120.0)"),
         (["--cold-start", "reset"], "--cold-start reset needs --cache-reset-url URL"),
-        (["--endpoint", "localhost:8000"], "--endpoint must be an http(s) URL"),
+        (["--endpoint", "localhost:8000"], "--endpoint: is not a URL; give scheme://host"),
         (["--round2-mode", "continue", "--rounds", "1"], "--round2-mode continue needs --rounds 2"),
     ],
 )
@@ -58,6 +58,84 @@ def test_range_errors_name_the_flag(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         build_config(flags(*argv), environ={}).check()
     assert str(err.value).startswith(message)
+
+
+NUMBERS = [o for o in OPTIONS if o.kind in ("int", "float", "int_list")]
+
+
+def test_every_number_option_has_a_documented_range() -> None:
+    assert NUMBERS and all(o.range_words for o in NUMBERS)
+
+
+@pytest.mark.parametrize("opt", [o for o in NUMBERS if o.kind == "float"], ids=lambda o: o.name)
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e309"])
+def test_float_flags_must_be_finite(opt, text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build_config(flags(f"{opt.flag}={text}"), environ={}).check()
+    assert str(err.value).startswith(f"{opt.flag} must be {opt.range_words} (got ")
+
+
+@pytest.mark.parametrize("opt", NUMBERS, ids=lambda o: o.name)
+def test_number_ranges_are_inclusive_and_refuse_just_outside(opt) -> None:
+    step = 1 if opt.kind != "float" else 0.001
+    typ = float if opt.kind == "float" else int
+    inside = [opt.high] if opt.low_open else [opt.low, opt.high]
+    for v in inside:
+        BenchConfig(**{opt.name: (typ(v),) if opt.kind == "int_list" else typ(v)}).check()
+    for v in (opt.low if opt.low_open else opt.low - step, opt.high + step):
+        value = (typ(v),) if opt.kind == "int_list" else typ(v)
+        with pytest.raises(ConfigError, match=f"^{opt.flag} must be "):
+            BenchConfig(**{opt.name: value}).check()
+
+
+def test_recipe_values_get_the_same_range_check_naming_the_key(tmp_path, capsys) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("endpoint: http://127.0.0.1:9/v1/chat/completions\ntimeout: .inf\n")
+    assert main(["--recipe", str(recipe), "--dataset", "x", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"drbench: --timeout (recipe key 'timeout' in {recipe}) must be above 0 and at most "
+        "86400 (got inf)"
+    )
+
+
+@pytest.mark.parametrize("flag", ["--endpoint", "--prometheus-url", "--cache-reset-url"])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("http://h:99999/x", "port 99999 is out of range (1-65535) in http://h:99999"),
+        ("http://user:s3cret@h:99999/x", "port 99999 is out of range (1-65535) in http://h:99999"),
+        ("http://h:abc/x", "port 'abc' is not a number in http://h:abc"),
+        ("http://:8000/x", "has no host"),
+        ("ftp://h/x", "scheme 'ftp' is not supported; use http:// or https://"),
+        ("http://h x/", "holds a space or a control character"),
+    ],
+)
+def test_bad_urls_are_usage_errors_naming_the_flag(
+    flag: str, url: str, message: str, capsys
+) -> None:
+    argv = ["--endpoint", "http://127.0.0.1:9/v1/chat/completions", "--dataset", "x"]
+    argv += [flag, url, "--cold-start", "reset", "--cache-reset-url", "http://127.0.0.1:9/r"]
+    if flag == "--cache-reset-url":
+        argv = argv[:-2] + [flag, url]
+    assert main([*argv, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"drbench: {flag}: {message}\n" or (
+        err.startswith(f"drbench: {flag}: {message}") and err.count("\n") == 1
+    )
+    assert "s3cret" not in err and "user" not in err
+
+
+def test_urls_lose_surrounding_whitespace() -> None:
+    cfg = build_config(
+        flags(
+            "--endpoint", " http://h:8000/v1/chat/completions\t", "--prometheus-url", " http://h/m "
+        ),
+        {"cache_reset_url": "  http://h/reset\n"},
+        environ={},
+    ).check()
+    assert cfg.endpoint == "http://h:8000/v1/chat/completions"
+    assert (cfg.prometheus_url, cfg.cache_reset_url) == (("http://h/m",), "http://h/reset")
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -14,9 +16,10 @@ import pytest
 
 from drbench.convert import longbench
 from drbench.convert.longbench import LongBenchOptions, convert
+from drbench.convert.longbench_source import HUB_REPO, check_hub_reachable, hub_problem
 from drbench.convert.longbench_template import LongBenchSpec
-from drbench.tokens import EstimateCounter
 from drbench.errors import DatasetError, UsageError
+from drbench.tokens import EstimateCounter
 
 # Nothing in these tests may reach the network, even if `datasets` is imported later.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -344,6 +347,7 @@ def offline(monkeypatch):
 
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # what the converter's own hub probe reads
 
 
 def _hub_folder(root: Path, *, readme: bool, layout: str = "parquet") -> Path:
@@ -404,6 +408,53 @@ def test_unreachable_hub_suggests_input_dir(tmp_path, capsys, offline) -> None:
     assert "--input-dir" in err and err.count("\n") == 1
 
 
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def no_hub(monkeypatch):
+    """HF_ENDPOINT at a closed port of 127.0.0.1: the hub is unreachable, without any network."""
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    for name in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_unreachable_hub_fails_fast_in_one_line(tmp_path, capsys, no_hub) -> None:
+    out = tmp_path / "o.jsonl"
+    args = [
+        "--dataset",
+        "hotpotqa",
+        "trec",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--output",
+        str(out),
+    ]
+    start = time.monotonic()
+    code, stdout, err = _run(args, capsys)
+    assert time.monotonic() - start < 15  # the retries took 25 s; the probe refuses at once
+    assert code == 2 and not out.exists() and stdout == ""
+    assert err.startswith(
+        "convert_longbench: cannot reach the Hugging Face hub for THUDM/LongBench "
+        "(cannot connect to 127.0.0.1:"
+    )
+    assert "--input-dir" in err and err.count("\n") == 1
+
+
+def test_hub_probe_is_skipped_offline_behind_a_proxy_and_for_a_local_repo(tmp_path, no_hub):
+    check_hub_reachable(str(tmp_path))  # a local folder laid out like the repo
+    env = {"HF_ENDPOINT": os.environ["HF_ENDPOINT"]}
+    with pytest.raises(DatasetError, match="cannot connect to 127.0.0.1"):
+        check_hub_reachable(HUB_REPO, env)
+    check_hub_reachable(HUB_REPO, {**env, "HF_HUB_OFFLINE": "1"})
+    check_hub_reachable(HUB_REPO, {**env, "https_proxy": "http://proxy:3128"})
+    assert "has no host" in hub_problem("http:///x")
+
+
 def test_loader_connection_error_stops_at_once() -> None:
     calls = []
 
@@ -438,7 +489,7 @@ def test_help_does_not_import_heavy_packages() -> None:
         (["--input-dir", "nodir"], "--input-dir nodir: no such directory"),
         (["--dataset", "hotpot"], "unknown LongBench subset 'hotpot'; did you mean 'hotpotqa'?"),
         ([], "give --dataset NAME (from the hub), --input FILE or --input-dir DIR"),
-        (["--dataset", "trec", "--num-samples", "0"], "argument --num-samples: must be >= 1"),
+        (["--dataset", "trec", "--num-samples", "0"], "--num-samples: must be >= 1"),
         (["--input", "a", "--input-dir", "b"], "not allowed with argument"),
         (["--dataset", "trec", "--max-tokens", "9", "--max-model-len", "9"], "leaves no room"),
         (["--input", "x.jsonl", "--dataset", "trec", "lcc"], "--input takes one file"),

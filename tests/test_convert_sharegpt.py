@@ -219,6 +219,28 @@ def test_longbench_file_is_the_wrong_format(capsys) -> None:
         ),
         ('[\n{"id": "a", "conversations": []},\n{"id": "b", "conversations": "x"}\n]', ":3: field"),
         ('{"id": "a", "conversations": [{"value": "x"}]}', ":1: field 'conversations[0].from'"),
+        (
+            '{"id": "a", "conversations": [{"from": 5, "value": "x"}]}',
+            ":1: field 'conversations[0].from' is a number (5), not a string",
+        ),
+        (
+            '{"id": "a", "conversations": [{"from": "human", "value": null}]}',
+            ":1: field 'conversations[0].value' is null, not a string",
+        ),
+        (
+            '{"id": "a", "conversations": [{"from": "human", "value": ["x"]}]}',
+            ":1: field 'conversations[0].value' is a list, not a string",
+        ),
+        (
+            '{"id": "a", "conversations": ["hi"]}',
+            ":1: field 'conversations[0]' is a string, not an object {from, value}",
+        ),
+        (
+            '{"id": "a", "conversation": [{"from": "human", "value": true}]}',
+            ":1: field 'conversation[0].value' is a boolean (true), not a string",
+        ),
+        ('{"id": "a", "conversations": null}', ":1: field 'conversations' is null, not a list"),
+        ('{"id": "a", "conversations": {"a": 1}}', "is an object, not a list"),
         ("not json at all", ":1: not valid JSON"),
         ("[1, 2]", ":1: expected a JSON object"),
         ("", "holds no conversations"),
@@ -237,10 +259,10 @@ def test_malformed_records(tmp_path: Path, capsys, content: str, message: str) -
     [
         (["--input", "nope.json"], "nope.json: no such file (check --input)"),
         ([], "the following arguments are required: --input"),
-        (["--input", "x", "--mode", "chat"], "argument --mode: invalid choice: 'chat'"),
+        (["--input", "x", "--mode", "chat"], "--mode: invalid choice: 'chat'"),
         (["--input", "x", "--keep-lang", "en", "--skip-lang", "zh"], "not both"),
         (["--input", "x", "--min-prompt-tokens", "9", "--max-prompt-tokens", "5"], "is above"),
-        (["--input", "x", "--num-samples", "-1"], "argument --num-samples: must be >= 1"),
+        (["--input", "x", "--num-samples", "-1"], "--num-samples: must be >= 1"),
     ],
 )
 def test_usage_errors(capsys, args: list[str], message: str) -> None:

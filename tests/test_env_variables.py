@@ -276,7 +276,7 @@ def test_unknown_key_without_a_near_match_points_at_the_guide():
     assert error("zzzz: 1") == (
         "recipe.yaml:1: zzzz: unknown key; see docs/RECIPE_GUIDE.md for the keys"
     )
-    assert error("1: x").startswith("recipe.yaml:1: 1: unknown key")
+    assert error("1: x").startswith("recipe.yaml:1: a key must be a plain string")
 
 
 def test_unknown_key_in_a_run_names_the_run_and_the_line():
@@ -541,8 +541,13 @@ def test_the_key_table_has_one_row_per_recipe_key_with_its_flag():
     table = keys_table_markdown()
     keys = re.findall(r"^\| `([a-z_0-9]+)` \|", table, re.M)
     assert keys == list(RECIPE_KEYS)
-    assert "| `concurrency` | list of integers | `[5]` | `--concurrency` |" in table
-    assert "| `cold_start` | one of `nonce`, `reset`, `none` | `nonce` | `--cold-start` |" in table
+    assert (
+        "| `concurrency` | list of integers | from 1 to 10000 | `[5]` | `--concurrency` |" in table
+    )
+    assert "| `timeout` | number | above 0 and at most 86400 | `300.0` | `--timeout` |" in table
+    assert (
+        "| `cold_start` | one of `nonce`, `reset`, `none` |  | `nonce` | `--cold-start` |" in table
+    )
 
 
 # --- the CLI: precedence, layout, --dry-run -----------------------------------------------------

@@ -14,16 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from drbench.errors import DrbenchError, ExitStatus, UsageError
+from drbench.argparser import OneLineParser
+from drbench.errors import DrbenchError, ExitStatus
 
 __all__ = ["Parser", "add_output_and_seed", "non_negative_int", "positive_int", "run"]
 
 
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises UsageError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
+class Parser(OneLineParser):
+    """The shared one-line parser (drbench/argparser.py); ``run`` adds the ``prog: `` prefix."""
 
 
 def add_output_and_seed(group: Any, default_output: str) -> None:

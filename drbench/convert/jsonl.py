@@ -1,7 +1,8 @@
 """Read converter inputs and write the benchmarker's JSONL, checking every record on the way out.
 
-Reading accepts a JSON array or JSONL and gives every item its location (``file:line``, for arrays
-too), so a converter can name the exact place of a problem.  Writing checks each record with
+Reading (drbench.jsonfile, shared with the benchmarker) streams JSONL, accepts a JSON array and
+gives every item its location (``file:line``, for arrays too), so a converter can name the exact
+place of a problem.  Writing checks each record with
 ``drbench.dataset.validate_record`` (the benchmarker's own check, so converter and benchmarker can
 never disagree on the format), insists on unique ids, and replaces the output file atomically.
 ``check_file`` is the validator behind ``tests/test_jsonl_output.py FILE``.
@@ -19,6 +20,7 @@ from typing import Any
 
 from drbench.dataset import validate_record
 from drbench.errors import DatasetError
+from drbench.jsonfile import iter_items
 
 __all__ = [
     "Located",
@@ -70,23 +72,11 @@ class Located:
 
 
 def read_items(path: str | Path, *, flag: str = "--input") -> list[Located]:
-    """Every item of a JSON array or a JSONL file; a DatasetError names the file and line."""
-    path = Path(path)
-    raw = _read_text(path, flag)
-    if raw.lstrip().startswith("["):
-        return _array_items(path, raw)
-    items = []
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append(Located(f"{path}:{lineno}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise DatasetError(
-                f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                "expected one JSON object per line, or one JSON array"
-            ) from None
-    return items
+    """Every item of a JSON array or a JSONL file; a DatasetError names the file and line.
+
+    JSONL is streamed (drbench.jsonfile): the first bad line stops the reading there.
+    """
+    return [Located(item.where, item.obj) for item in iter_items(path, flag=flag)]
 
 
 def write_jsonl(path: str | Path, records: Iterable[OutputRecord]) -> int:
@@ -108,13 +98,7 @@ def write_jsonl(path: str | Path, records: Iterable[OutputRecord]) -> int:
         lines.append(json.dumps(obj, ensure_ascii=False) + "\n")
     if not lines:
         raise DatasetError(f"{path}: no records left to write (all were skipped, see above)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot write the output: {exc.strerror or exc}") from None
+    _replace_file(path, lines)
     return len(lines)
 
 
@@ -134,19 +118,20 @@ def unique_ids(records: Sequence[OutputRecord]) -> list[OutputRecord]:
 def check_file(path: str | Path) -> list[str]:
     """Every problem of a dataset file as ``file:line: problem``; empty when the file is valid.
 
-    Unlike ``read_items`` it does not stop at the first problem.  A file that cannot be read
-    at all raises DatasetError.
+    Unlike ``read_items`` it does not stop at the first bad JSONL line.  A file that cannot be
+    read at all raises DatasetError; a broken JSON array is one problem.
     """
-    path = Path(path)
-    raw = _read_text(path, "FILE")
-    if raw.lstrip().startswith("["):
-        try:
-            items = [(loc.where, loc.obj) for loc in _array_items(path, raw)]
-        except DatasetError as exc:
-            return [str(exc)]
-        problems = []
-    else:
-        items, problems = _jsonl_lenient(path, raw)
+    items: list[tuple[str, Any]] = []
+    problems: list[str] = []
+    reader = iter_items(path, flag="FILE", lenient=True)  # raises if the file is unreadable
+    try:
+        for item in reader:
+            if item.problem is not None:
+                problems.append(item.problem)
+            else:
+                items.append((item.where, item.obj))
+    except DatasetError as exc:  # a broken JSON array: nothing after it can be read
+        return [*problems, str(exc)]
     if not items and not problems:
         return [f"{path}: holds no records"]
     seen: dict[str, str] = {}
@@ -160,58 +145,24 @@ def check_file(path: str | Path) -> list[str]:
     return problems
 
 
-def _read_text(path: Path, flag: str) -> str:
+def _replace_file(path: Path, lines: list[str]) -> None:
+    """Write ``lines`` to a temporary file beside ``path`` and rename it over ``path``.
+
+    Whatever fails (a full disk, a text that cannot be encoded), the temporary file is removed:
+    a failed run leaves neither a half-written dataset nor a stray ``.tmp`` behind.
+    """
+    tmp = path.with_name(path.name + ".tmp")
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file (check {flag})") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: is a directory, expected a file (check {flag})") from None
-    except UnicodeDecodeError as exc:
-        raise DatasetError(
-            f"{path}: not UTF-8 text (byte {exc.start}); is this a JSON/JSONL file?"
-        ) from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as out:
+            out.writelines(lines)
+        os.replace(tmp, path)
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
-def _array_items(path: Path, raw: str) -> list[Located]:
-    """Decode a JSON array item by item, so each item keeps the line it starts on."""
-    decoder = json.JSONDecoder()
-    pos, line, items = raw.index("[") + 1, raw.count("\n", 0, raw.index("[")) + 1, []
-    while True:
-        pos, line = _skip_ws(raw, pos, line)
-        if pos < len(raw) and raw[pos] == "]" and not items:
-            return items
-        try:
-            obj, end = decoder.raw_decode(raw, pos)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        items.append(Located(f"{path}:{line}", obj))
-        line += raw.count("\n", pos, end)
-        pos, line = _skip_ws(raw, end, line)
-        if pos < len(raw) and raw[pos] == ",":
-            pos += 1
-        elif pos < len(raw) and raw[pos] == "]":
-            return items
-        else:
-            raise DatasetError(f"{path}:{line}: not valid JSON (expected ',' or ']')")
-
-
-def _skip_ws(raw: str, pos: int, line: int) -> tuple[int, int]:
-    while pos < len(raw) and raw[pos] in " \t\r\n":
-        line += raw[pos] == "\n"
-        pos += 1
-    return pos, line
-
-
-def _jsonl_lenient(path: Path, raw: str) -> tuple[list[tuple[str, Any]], list[str]]:
-    items, problems = [], []
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append((f"{path}:{lineno}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            problems.append(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})")
-    return items, problems
+        raise DatasetError(f"{path}: cannot write the output: {exc.strerror or exc}") from None
+    except UnicodeEncodeError as exc:
+        raise DatasetError(
+            f"{path}: cannot write the output: a record holds text that is not valid Unicode "
+            f"({exc.reason})"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from drbench.convert.jsonl import OutputRecord, unique_ids, write_jsonl
 from drbench.convert.longbench_source import (
     HUB_REPO,
     SourceRecord,
+    check_hub_reachable,
     input_dir_files,
     load_hub,
     read_local,
@@ -273,6 +274,8 @@ def _read(
     if opts.input_dir is not None:
         named = [n for n in opts.datasets if n not in (ALL, ALL_E)]
         return read_local(input_dir_files(opts.input_dir), spec, wanted=wanted, required=named)
+    if loader is None:
+        check_hub_reachable(opts.hub_repo)
     records: list[SourceRecord] = []
     for name in wanted:
         records.extend(load_hub(name, repo=opts.hub_repo, cache_dir=opts.cache_dir, loader=loader))

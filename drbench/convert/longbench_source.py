@@ -5,23 +5,39 @@ Local reading (``--input`` / ``--input-dir``) never touches the network.  Hub re
 repository's Parquet layout (``{subset}/test-*.parquet``) and the JSONL layout of LongBench's
 ``data.zip`` (``data/{subset}.jsonl``): ``datasets>=4`` no longer runs the loading script the repo
 once had.  ``repo`` may be a local folder laid out like the hub repo.  An unreachable hub is one
-DatasetError that suggests ``--input-dir``.  Prompt building is in longbench_template.py.
+DatasetError that suggests ``--input-dir``, found in seconds by ``check_hub_reachable`` (one TCP
+connection to the hub's host) before ``datasets`` is even imported.  Prompt building is in longbench_template.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from drbench.convert.jsonl import read_items
 from drbench.convert.longbench_template import LongBenchSpec
 from drbench.errors import DatasetError, UsageError
 
-__all__ = ["HUB_REPO", "SourceRecord", "input_dir_files", "load_hub", "read_local"]
+__all__ = [
+    "HUB_REPO",
+    "SourceRecord",
+    "check_hub_reachable",
+    "hub_problem",
+    "input_dir_files",
+    "load_hub",
+    "read_local",
+]
 
 HUB_REPO = "THUDM/LongBench"
+HUB_ENDPOINT = "https://huggingface.co"  # huggingface_hub's default; HF_ENDPOINT overrides it
+PROBE_TIMEOUT_S = 5.0
+_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+_TRUE = {"1", "on", "yes", "true"}
 _SUFFIXES = (".jsonl", ".json")
 
 
@@ -110,6 +126,42 @@ def load_hub(
     )
 
 
+def check_hub_reachable(repo: str, environ: Mapping[str, str] | None = None) -> None:
+    """Fail in seconds, with one line, when the hub's host cannot be resolved or connected to.
+
+    Without this, ``datasets``/``huggingface_hub`` retry for about 20 seconds and log every
+    attempt before failing.  Skipped for a local repository folder, with ``HF_HUB_OFFLINE``
+    set (the cache is then used) and behind a proxy (a direct connection would prove nothing).
+    """
+    env = os.environ if environ is None else environ
+    if Path(repo).is_dir() or env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
+        return
+    if any(env.get(v) or env.get(v.lower()) for v in _PROXY_VARS):
+        return
+    problem = hub_problem(env.get("HF_ENDPOINT") or HUB_ENDPOINT)
+    if problem:
+        raise DatasetError(_unreachable(repo, problem))
+
+
+def hub_problem(endpoint: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why a TCP connection to the endpoint's host cannot be opened (one phrase), or None."""
+    parts = urlsplit(endpoint.strip())
+    try:
+        host = parts.hostname
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        return f"HF_ENDPOINT {endpoint!r} is not a URL ({exc})"
+    if not host:
+        return f"HF_ENDPOINT {endpoint!r} has no host"
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except socket.gaierror as exc:
+        return f"cannot resolve {host}: {exc.strerror or exc}"
+    except OSError as exc:
+        return f"cannot connect to {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
 def _subset_of(path: Path, obj: dict[str, Any], where: str, spec: LongBenchSpec) -> str:
     if spec.is_known(path.stem):
         return path.stem
@@ -150,9 +202,10 @@ def _datasets_loader() -> Callable[..., Any]:
     return datasets.load_dataset
 
 
-def _unreachable(repo: str, exc: Exception) -> str:
+def _unreachable(repo: str, exc: Exception | str) -> str:
+    reason = exc if isinstance(exc, str) else _one_line(exc)
     return (
-        f"cannot reach the Hugging Face hub for {repo} ({_one_line(exc)}); download the LongBench "
+        f"cannot reach the Hugging Face hub for {repo} ({reason}); download the LongBench "
         "JSONL files (data.zip of https://huggingface.co/datasets/THUDM/LongBench), unzip them "
         "and use --input-dir DIR"
     )

@@ -76,20 +76,39 @@ def parse_conversation(obj: Any, *, where: str, default_id: str) -> Conversation
     key = "conversations" if "conversations" in obj else "conversation"
     turns = obj.get(key)
     if not isinstance(turns, list):
-        got = "missing" if turns is None else f"a {type(turns).__name__}, not a list"
+        got = "missing" if key not in obj else f"{_a(turns)}, not a list"
         raise DatasetError(
             f"{where}: field 'conversations' is {got} "
             "(a ShareGPT record is {id, conversations: [{from, value}, ...]})"
         )
     parsed = []
     for i, turn in enumerate(turns):
-        if not isinstance(turn, dict) or not isinstance(turn.get("from"), str):
-            raise DatasetError(f"{where}: field 'conversations[{i}].from' is missing")
-        if not isinstance(turn.get("value"), str):
-            raise DatasetError(f"{where}: field 'conversations[{i}].value' must be a string")
+        if not isinstance(turn, dict):
+            raise DatasetError(
+                f"{where}: field '{key}[{i}]' is {_a(turn)}, not an object {{from, value}}"
+            )
+        for name in ("from", "value"):
+            if name not in turn:
+                raise DatasetError(f"{where}: field '{key}[{i}].{name}' is missing")
+            if not isinstance(turn[name], str):
+                raise DatasetError(
+                    f"{where}: field '{key}[{i}].{name}' is {_a(turn[name])}, not a string"
+                )
         parsed.append(Turn(_ROLES.get(turn["from"].lower(), turn["from"]), turn["value"]))
     rid = obj.get("id")
     return Conversation(str(rid) if rid not in (None, "") else default_id, tuple(parsed))
+
+
+def _a(value: Any) -> str:
+    """A JSON value's type as a phrase: ``a number (5)``, ``null``, ``a list``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    names = {dict: "an object", list: "a list", str: "a string"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def clean_conversation(conv: Conversation) -> Conversation:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 
+from drbench.argparser import OneLineParser
 from drbench.errors import UsageError
 
 __all__ = [
@@ -263,7 +264,8 @@ class MockerConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     """One flag per ``MockerConfig`` field, each defaulting to 'not given'."""
-    p = _RaisingParser(
+    p = OneLineParser(
+        prefix="llm_mocker: ",
         prog="llm_mocker.py",
         description="OpenAI-compatible mock LLM server with a simulated engine and prefix cache.",
         argument_default=argparse.SUPPRESS,
