@@ -28,11 +28,13 @@ from drbench.prometheus import (
     snapshot_from_text,
 )
 from drbench.prometheus_round import (
+    Missing,
     RoundServerMetrics,
     UrlRound,
     derived_input_names,
     summarize_round,
 )
+from drbench.redact import redact_text, redact_url
 
 __all__ = ["ScrapeError", "ServerMetricsWatcher", "scrape"]
 
@@ -56,7 +58,7 @@ async def scrape(
     except aiohttp.ClientConnectorError as exc:
         raise ScrapeError(f"cannot connect: {exc.os_error.strerror or exc.os_error}") from None
     except aiohttp.ClientError as exc:
-        raise ScrapeError(f"{type(exc).__name__}: {exc}".replace(url, _redact(url))) from None
+        raise ScrapeError(redact_text(f"{type(exc).__name__}: {exc}")) from None
     try:
         return snapshot_from_text(body.decode("utf-8"), selectors)
     except UnicodeDecodeError:
@@ -133,7 +135,7 @@ class ServerMetricsWatcher:
         snaps = await asyncio.gather(*(self._after(url, settle) for url in self._urls))
         rounds = [
             UrlRound(
-                url,
+                redact_url(url),  # what the reports show
                 self._before[url],
                 after,
                 self._samples[url],
@@ -144,6 +146,12 @@ class ServerMetricsWatcher:
         ]
         self._before = None
         return summarize_round(rounds, self._drain())
+
+    def missing_round(self, reason: str) -> RoundServerMetrics:
+        """The round's server part when its closing scrapes never ran (Ctrl-C): all missing."""
+        return RoundServerMetrics(
+            [], {}, [Missing(redact_url(url), None, reason) for url in self._urls]
+        )
 
     async def stop(self) -> None:
         """Cancel the samplers (idempotent); call it when a run is interrupted mid-round."""
@@ -189,7 +197,7 @@ class ServerMetricsWatcher:
         except ScrapeError as exc:
             return self._failed(url, role, str(exc))
         except Exception as exc:  # never let a metrics endpoint end a benchmark run
-            return self._failed(url, role, f"{type(exc).__name__}: {exc}")
+            return self._failed(url, role, redact_text(f"{type(exc).__name__}: {exc}"))
         self._note(url, role, snap)
         return snap
 
@@ -199,7 +207,7 @@ class ServerMetricsWatcher:
         self._warn_once(
             url,
             "down",
-            f"server metrics: {_redact(url)} unavailable ({reason}); its figures are marked "
+            f"server metrics: {redact_url(url)} unavailable ({reason}); its figures are marked "
             "missing and the run goes on. Check --prometheus-url.",
         )
 
@@ -208,7 +216,7 @@ class ServerMetricsWatcher:
         self._seen[url].update(sel for sel in self._reported if sel in snap)
         if role == "sample" or role == "settle":
             return
-        where = _redact(url)
+        where = redact_url(url)
         if self._preset and not any(sel in snap for sel in PRESET_METRICS):
             self._warn_once(
                 url,
@@ -255,17 +263,6 @@ def _check_url(url: str) -> None:
         ok = False
     if not ok:
         raise UsageError(
-            f"--prometheus-url: {_redact(url)!r} is not an http(s) URL; give the full metrics "
+            f"--prometheus-url: {redact_url(url)!r} is not an http(s) URL; give the full metrics "
             "address, e.g. http://127.0.0.1:8000/metrics"
         )
-
-
-def _redact(url: str) -> str:
-    """The URL without user, password or query string, which may hold a token."""
-    try:
-        parsed = yarl.URL(url)
-    except (TypeError, ValueError):
-        return "<the metrics URL>"
-    if parsed.user is not None or parsed.password is not None:
-        parsed = parsed.with_user(None)
-    return str(parsed.with_query(None)) + ("?..." if parsed.query_string else "")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from drbench import __version__
 from drbench.config import BenchConfig
 from drbench.records import RequestRecord
+from drbench.redact import redact_text
 
 if TYPE_CHECKING:  # stats imports numpy: not before a run has something to summarise
     from drbench.stats import Comparison, RoundSummary
@@ -56,7 +57,7 @@ class LevelResult:
             "cold_start": self.cold_start,
             "rounds": [r.to_dict() for r in self.rounds],
             "comparison": self.comparison.to_dict() if self.comparison else None,
-            "warnings": list(self.warnings),
+            "warnings": [redact_text(w) for w in self.warnings],
         }
 
 
@@ -83,7 +84,7 @@ class RunResult:
                 "finished_at": self.finished_at,
                 "interrupted": self.interrupted,
                 "run_token": self.run_token,
-                "warnings": list(self.warnings),
+                "warnings": [redact_text(w) for w in self.warnings],
             },
             "levels": [lv.to_dict() for lv in self.levels if lv.rounds],
         }
