@@ -22,12 +22,13 @@ from drbench.config import BenchConfig
 from drbench.dataset import load_prompts, select_prompts
 from drbench.errors import DrbenchError, ExitStatus, OutputDirError, PreflightError, UsageError
 from drbench.fdlimit import ensure_fd_limit
-from drbench.records import Prompt
+from drbench.records import Prompt, RequestRecord
 from drbench.redact import redact_text, redact_url
 from drbench.report.files import (
     default_output_dir,
     prepare_output_dir,
     remove_output_files,
+    strict_json,
     write_csv,
     write_summary,
 )
@@ -88,20 +89,21 @@ class Benchmark:
         _import_report_modules(cfg)
         result = RunResult(config=cfg, started_at=_now(), run_token=secrets.token_hex(4))
         reporter = LiveReporter(self.out_dir, lang=cfg.lang, quiet=cfg.quiet)
-        status = ExitStatus.OK
+        status, failed = ExitStatus.OK, True
         try:
             asyncio.run(self._run(result, reporter))
+            failed = False
         except KeyboardInterrupt:
-            result.interrupted, status = True, ExitStatus.INTERRUPTED
+            result.interrupted, status, failed = True, ExitStatus.INTERRUPTED, False
         except BaseException:
             result.interrupted = True
             raise
         finally:
             result.finished_at = _now()
-            self._finish(result, reporter)
+            self._finish(result, reporter, failed=failed)
         return status if status != ExitStatus.OK else gate_status(result, cfg)
 
-    def _finish(self, result: RunResult, reporter: LiveReporter) -> None:
+    def _finish(self, result: RunResult, reporter: LiveReporter, *, failed: bool) -> None:
         """Close the log and write every report; a write that fails does not stop the others."""
         problems: list[OutputDirError] = []
         try:
@@ -109,7 +111,7 @@ class Benchmark:
         except OutputDirError as exc:
             problems.append(exc)
         if any(lv.rounds for lv in result.levels):
-            problems += self._write_reports(result)
+            problems += self._write_reports(result, failed=failed)
         else:  # nothing measured (preflight failed, or stopped before a round ended)
             self._remove_empty_output()
         if problems:
@@ -150,7 +152,7 @@ class Benchmark:
             session, cfg.prometheus_url, self.selectors, interval_s=cfg.prometheus_interval
         )
 
-    def _write_reports(self, result: RunResult) -> list[OutputDirError]:
+    def _write_reports(self, result: RunResult, *, failed: bool) -> list[OutputDirError]:
         """Write CSV, summary.json and plots, print the overview; returns the writes that failed."""
         problems: list[OutputDirError] = []
         for write in (write_csv, write_summary):
@@ -173,7 +175,7 @@ class Benchmark:
         from drbench.report.console import format_overview  # noqa: PLC0415 - tabulate, numpy
 
         print(format_overview(result, self.config.lang))  # the figures, even if a file failed
-        if not problems:
+        if not problems and not failed:  # a failed run says why instead
             print(f"drbench: results written to {self.out_dir}", file=sys.stderr)
         return problems
 
@@ -228,11 +230,27 @@ def _import_report_modules(cfg: BenchConfig) -> None:
     """Import what the reports need before the first round, not between rounds.
 
     Between rounds the connection pool holds up to the highest concurrency of sockets; an
-    import then (numpy opens dozens of files) could fail on EMFILE and lose the round.
+    import then (numpy opens dozens of files, some lazily on first use, like ``numpy.ma`` in
+    ``np.percentile``) could fail on EMFILE and lose the round.  Summarising, comparing and
+    formatting two made-up rounds once runs every import the real ones will need.
     """
-    import drbench.report.console  # noqa: F401, PLC0415 - tabulate, numpy
-    import drbench.stats  # noqa: F401, PLC0415
+    from drbench.records import TokenSource  # noqa: PLC0415
+    from drbench.report.console import format_comparison, format_round  # noqa: PLC0415
+    from drbench.results import LevelResult, RoundResult  # noqa: PLC0415
+    from drbench.stats import compare_rounds, summarize_round  # noqa: PLC0415
 
+    level = LevelResult(concurrency=1, cold_start=cfg.cold_start)
+    for rnd in (1, 2):
+        recs = [
+            RequestRecord(
+                f"p{i}", 1, rnd, 0.0, 9.0, 2.0 + i, 9.0, [1.0, 2.0], 5, 3, 0, TokenSource.USAGE
+            )
+            for i in range(3)
+        ]
+        level.rounds.append(RoundResult(summarize_round(recs, concurrency=1, round=rnd), recs))
+    r1, r2 = level.rounds
+    level.comparison = compare_rounds(r1.records, r2.records, r1.summary, r2.summary, n_boot=8)
+    format_round(r1, cfg.lang), format_comparison(level, cfg.lang), strict_json(r1.to_dict())
     if not cfg.no_plots:
         from drbench.report.plots import plots_available  # noqa: PLC0415
 
