@@ -187,23 +187,22 @@ def test_ctrl_c_during_the_closing_scrape_keeps_the_round(monkeypatch: pytest.Mo
 
 def test_ctrl_c_after_the_last_record_keeps_the_round(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cancelled in the loop iterations between the last record and the end of the round."""
+
+    async def go(spins: int, plan, requests, observer, level, watcher) -> int:
+        task = asyncio.ensure_future(
+            runner._run_round(plan, None, watcher, requests, level, 1, observer)  # type: ignore[arg-type]
+        )
+        while len(observer.done) < 3:
+            await asyncio.sleep(0)
+        for _ in range(spins):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return len(observer.done)
+
     for spins in range(12):  # 0-3: still in the gather; 4+: in the closing scrape
         plan, requests, observer, level = _round_setup(monkeypatch, 3)
-        watcher = SlowWatcher()
-
-        async def go(spins: int = spins) -> int:
-            task = asyncio.ensure_future(
-                runner._run_round(plan, None, watcher, requests, level, 1, observer)  # type: ignore[arg-type]
-            )
-            while len(observer.done) < 3:
-                await asyncio.sleep(0)
-            for _ in range(spins):
-                await asyncio.sleep(0)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            return len(observer.done)
-
-        assert asyncio.run(go()) == 3
+        assert asyncio.run(go(spins, plan, requests, observer, level, SlowWatcher())) == 3
         assert len(level.rounds) == 1 and observer.rounds == level.rounds, spins
         assert [m.reason for m in level.rounds[0].server.missing] == [runner._NO_CLOSING_SCRAPE]
