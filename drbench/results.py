@@ -36,6 +36,9 @@ class RoundResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = self.summary.to_dict()
+        for error in d.get("errors") or []:  # a message may quote a URL with its password
+            if error.get("message"):
+                error["message"] = redact_text(error["message"])
         d["cache"] = {**(d.get("cache") or {}), "server_hit_rate": self.server_hit_rate}
         d["server_metrics"] = self.server.to_dict() if self.server is not None else None
         return d

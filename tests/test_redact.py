@@ -12,7 +12,12 @@ import pytest
 
 from drbench.cli import main
 from drbench.config import BenchConfig
+from drbench.records import ErrorKind, RequestRecord
 from drbench.redact import is_secret_param, redact_config, redact_text, redact_url
+from drbench.report.console import format_overview, format_round
+from drbench.report.files import RecordLog, write_round, write_summary
+from drbench.results import LevelResult, RoundResult, RunResult
+from drbench.stats import summarize_round
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "examples" / "example_dataset.json"
@@ -78,6 +83,30 @@ def test_redact_text_and_config() -> None:
         "n": 3,
         "nested": {"u": ["http://***@h/"]},
     }
+
+
+def test_an_error_message_quoting_a_url_is_redacted_in_every_report(tmp_path: Path) -> None:
+    rec = RequestRecord("p0", 1, 1, 0.0, end_ms=5.0, status=None)
+    rec.error_kind = ErrorKind.CONNECTION
+    rec.error = f"TooManyRedirects: http://u:{SECRET}@h/v1/chat/completions"
+    result = RoundResult(summarize_round([rec], concurrency=1, round=1), [rec])
+    run = RunResult(
+        BenchConfig(),
+        "t0",
+        levels=[LevelResult(1, "nonce", [result], warnings=[f"see http://h/?token={SECRET}"])],
+    )
+    texts = [
+        write_round(tmp_path, result).read_text(),
+        write_summary(tmp_path, run).read_text(),
+        format_round(result),
+        format_overview(run),
+    ]
+    log = RecordLog(tmp_path / "requests.jsonl")
+    log.write(rec)
+    log.close()
+    texts.append((tmp_path / "requests.jsonl").read_text())
+    assert all(SECRET not in t for t in texts)
+    assert "http://***@h/v1/chat/completions" in texts[0] and "token=***" in texts[1]
 
 
 def _with_creds(base_url: str, path: str, query: str = "") -> str:

@@ -113,7 +113,7 @@ def format_round(result: RoundResult, lang: str = "en") -> str:
     lines.append(L["server_rate"].format(v=_pct(result.server_hit_rate)))
     if s.errors:
         lines += ["", L["errors"]]
-        lines += [f"  {n} x [{kind}] {msg}" for kind, msg, n in s.errors]
+        lines += [f"  {n} x [{kind}] {redact_text(msg)}" for kind, msg, n in s.errors]
     if result.server is not None:
         lines += ["", L["server"], format_server(result.server.to_dict())]
     return "\n".join(lines)
