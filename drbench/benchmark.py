@@ -74,7 +74,7 @@ class Benchmark:
             raise UsageError("--fail-on-slo needs SLO bounds: give --slo-file or --slo")
         selectors = _selectors(cfg)
         tokenizer = load_counter(cfg.tokenizer) if cfg.tokenizer else None
-        ensure_fd_limit(max(cfg.concurrency, default=1), len(cfg.prometheus_url))
+        ensure_fd_limit(max(cfg.concurrency, default=1), len(cfg.prometheus_url), len(prompts))
         out_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
         created = not out_dir.exists()
         prepare_output_dir(out_dir, overwrite=cfg.overwrite)

@@ -16,20 +16,20 @@ __all__ = ["FD_MARGIN", "ensure_fd_limit", "fds_needed", "plan_limit"]
 FD_MARGIN = 64  # stdio, result files, the preflight session, imports, DNS, the event loop
 
 
-def fds_needed(concurrency: int, metrics_urls: int = 0) -> int:
-    """Descriptors a run at ``concurrency`` may hold at once (a metrics URL: sampler + scrape)."""
-    return concurrency + 2 * metrics_urls + FD_MARGIN
+def fds_needed(in_flight: int, metrics_urls: int = 0) -> int:
+    """Descriptors a run may hold at once with ``in_flight`` requests (a metrics URL: 2)."""
+    return in_flight + 2 * metrics_urls + FD_MARGIN
 
 
 def plan_limit(
-    concurrency: int, metrics_urls: int, soft: int, hard: int, infinity: int
+    concurrency: int, metrics_urls: int, soft: int, hard: int, infinity: int, prompts: int = 0
 ) -> int | None:
     """The soft limit to set: None when ``soft`` suffices; UsageError when ``hard`` is too low.
 
     Raised to the hard limit when that is finite (the most this process may get), else to what
-    the run needs.
+    the run needs.  With ``prompts`` (how many a round sends), no more than that are in flight.
     """
-    needed = fds_needed(concurrency, metrics_urls)
+    needed = fds_needed(_in_flight(concurrency, prompts), metrics_urls)
     if soft == infinity or soft >= needed:
         return None
     if hard != infinity and hard < needed:
@@ -37,17 +37,17 @@ def plan_limit(
     return needed if hard == infinity else hard
 
 
-def ensure_fd_limit(concurrency: int, metrics_urls: int = 0) -> None:
+def ensure_fd_limit(concurrency: int, metrics_urls: int = 0, prompts: int = 0) -> None:
     """Raise RLIMIT_NOFILE's soft limit if a run at ``concurrency`` needs it, or refuse the run."""
     try:
         import resource  # noqa: PLC0415 - POSIX only
     except ImportError:  # Windows: no such limit to check
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = plan_limit(concurrency, metrics_urls, soft, hard, resource.RLIM_INFINITY)
+    target = plan_limit(concurrency, metrics_urls, soft, hard, resource.RLIM_INFINITY, prompts)
     if target is None:
         return
-    needed = fds_needed(concurrency, metrics_urls)
+    needed = fds_needed(_in_flight(concurrency, prompts), metrics_urls)
     for value in dict.fromkeys((target, needed)):  # some systems cap below an infinite hard limit
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (value, hard))
@@ -55,6 +55,10 @@ def ensure_fd_limit(concurrency: int, metrics_urls: int = 0) -> None:
         except (ValueError, OSError):
             continue
     raise _too_few(concurrency, needed, soft, hard)
+
+
+def _in_flight(concurrency: int, prompts: int) -> int:
+    return min(concurrency, prompts) if prompts > 0 else concurrency
 
 
 def _too_few(concurrency: int, needed: int, soft: int, hard: int) -> UsageError:

@@ -25,6 +25,7 @@ def test_plan_limit() -> None:
     assert plan_limit(100, 0, INF, INF, INF) is None
     assert plan_limit(1000, 1, 256, 8192, INF) == 8192  # raised to the hard limit
     assert plan_limit(1000, 0, 256, INF, INF) == 1000 + FD_MARGIN
+    assert plan_limit(1000, 0, 256, 256, INF, prompts=10) is None  # only 10 ever in flight
     with pytest.raises(UsageError) as err:
         plan_limit(1000, 0, 256, 512, INF)
     assert str(err.value) == (
@@ -53,8 +54,13 @@ def _cli(out: Path, endpoint: str, dataset: Path, *extra: str) -> list[str]:
     ]
 
 
+def _dataset(path: Path, n: int) -> Path:
+    path.write_text("".join(json.dumps({"id": f"q{i}", "text": f"q {i}"}) + "\n" for i in range(n)))
+    return path
+
+
 def test_a_hard_limit_too_low_refuses_the_run_with_one_line(tmp_path: Path) -> None:
-    dataset = ROOT / "examples" / "example_dataset.json"
+    dataset = _dataset(tmp_path / "many.jsonl", 1200)
     cmd = _cli(tmp_path / "o", "http://127.0.0.1:9/v1/chat/completions", dataset)
     cmd += ["--concurrency", "10", "1000", "--model", "m"]
     run = subprocess.run(
@@ -73,10 +79,7 @@ def test_a_low_soft_limit_is_raised_and_no_request_fails(mocker_factory, tmp_pat
     n = 300
     hard = HARD if HARD != INF else 65536
     assert hard >= fds_needed(n), "this machine's hard limit is too low for the test"
-    dataset = tmp_path / "many.jsonl"
-    dataset.write_text(
-        "".join(json.dumps({"id": f"q{i}", "text": f"q {i}"}) + "\n" for i in range(n))
-    )
+    dataset = _dataset(tmp_path / "many.jsonl", n)
     mock = mocker_factory("--ttft-ms", "200", "--itl-ms", "1", "--output-tokens", "2")
     out = tmp_path / "run"
     cmd = _cli(out, mock.base_url + "/v1/chat/completions", dataset, "--concurrency", str(n))
