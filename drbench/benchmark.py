@@ -86,7 +86,6 @@ class Benchmark:
 
     def _execute(self) -> ExitStatus:
         cfg = self.config
-        _import_report_modules(cfg)
         result = RunResult(config=cfg, started_at=_now(), run_token=secrets.token_hex(4))
         reporter = LiveReporter(self.out_dir, lang=cfg.lang, quiet=cfg.quiet)
         status, failed = ExitStatus.OK, True
@@ -123,6 +122,7 @@ class Benchmark:
             model = cfg.model or await _first_model(session, self.endpoint)
             await preflight(session, self.endpoint, model, min(cfg.timeout, 60.0))
         result.model = model
+        _import_report_modules(cfg)  # after the preflight (fast start), before round 1 (fds)
         plan = RunPlan(
             config=cfg,
             endpoint=self.endpoint,
@@ -227,7 +227,7 @@ async def _first_model(session, endpoint: Endpoint) -> str:
 
 
 def _import_report_modules(cfg: BenchConfig) -> None:
-    """Import what the reports need before the first round, not between rounds.
+    """Import what the reports need before the first round (after the preflight), not later.
 
     Between rounds the connection pool holds up to the highest concurrency of sockets; an
     import then (numpy opens dozens of files, some lazily on first use, like ``numpy.ma`` in
