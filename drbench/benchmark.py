@@ -1,17 +1,19 @@
 """One benchmark run from a checked BenchConfig: validate every input, run, report, gate.
 
 ``Benchmark.prepare`` reads and checks everything the user gave (dataset, SLO, metric selectors,
-output directory) before a single request is sent; ``execute`` resolves the model, sends the
-preflight request, runs every level and writes the reports, also when interrupted or crashing.
+output directory, file descriptors) before a single request is sent; ``execute`` resolves the
+model, sends the preflight request, runs every level and writes the reports, also when interrupted
+or crashing.  Every message it lets out has its URLs redacted (``drbench.redact``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-import shutil
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,17 +24,26 @@ from drbench.cache_config import fetch_block_size
 from drbench.client import Endpoint, ModelInfo, check_reset, list_models, make_session, preflight
 from drbench.config import BenchConfig
 from drbench.dataset import load_prompts, select_prompts
-from drbench.errors import ExitStatus, PreflightError, UsageError
+from drbench.errors import DrbenchError, ExitStatus, OutputDirError, PreflightError, UsageError
+from drbench.fdlimit import ensure_fd_limit
 from drbench.gates import evaluate_gates, exit_status
-from drbench.records import Prompt
-from drbench.report.files import default_output_dir, prepare_output_dir, write_csv, write_summary
+from drbench.records import Prompt, RequestRecord
+from drbench.redact import redact_text, redact_url
+from drbench.report.files import (
+    default_output_dir,
+    prepare_output_dir,
+    remove_output_files,
+    strict_json,
+    write_csv,
+    write_summary,
+)
 from drbench.report.live import LiveReporter
 from drbench.results import RunResult
 from drbench.runner import RunPlan, max_tokens_for, run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
 from drbench.tokens import EstimateCounter, TokenCounter, load_counter
 
-__all__ = ["Benchmark", "gate_status"]
+__all__ = ["Benchmark"]
 
 
 @dataclass
@@ -46,9 +57,15 @@ class Benchmark:
     selectors: list | None
     out_dir: Path
     tokenizer: TokenCounter | None = None
+    created_out_dir: bool = False  # only a directory the tool created is ever removed
 
     @classmethod
     def prepare(cls, cfg: BenchConfig) -> Benchmark:
+        with _redacted_errors():
+            return cls._prepare(cfg)
+
+    @classmethod
+    def _prepare(cls, cfg: BenchConfig) -> Benchmark:
         endpoint = Endpoint.parse(cfg.endpoint or "", cfg.api_key)
         prompts = select_prompts(
             load_prompts(cfg.dataset or ""),
@@ -62,11 +79,17 @@ class Benchmark:
             raise UsageError("--fail-on-slo needs SLO bounds: give --slo-file or --slo")
         selectors = _selectors(cfg)
         tokenizer = load_counter(cfg.tokenizer) if cfg.tokenizer else None
+        ensure_fd_limit(max(cfg.concurrency, default=1), len(cfg.prometheus_url), len(prompts))
         out_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
+        created = not out_dir.exists()
         prepare_output_dir(out_dir, overwrite=cfg.overwrite)
-        return cls(cfg, endpoint, prompts, slo, selectors, out_dir, tokenizer)
+        return cls(cfg, endpoint, prompts, slo, selectors, out_dir, tokenizer, created)
 
     def execute(self) -> ExitStatus:
+        with _redacted_errors():
+            return self._execute()
+
+    def _execute(self) -> ExitStatus:
         cfg = self.config
         result = RunResult(config=cfg, started_at=_now(), run_token=secrets.token_hex(4))
         result.max_tokens_sources = dict(
@@ -74,26 +97,37 @@ class Benchmark:
         )
         result.timing = {"aiohttp": aiohttp.__version__}
         reporter = LiveReporter(self.out_dir, lang=cfg.lang, quiet=cfg.quiet)
-        status = ExitStatus.OK
+        status, failed = ExitStatus.OK, True
         try:
             asyncio.run(self._run(result, reporter))
+            failed = False
         except KeyboardInterrupt:
-            result.interrupted, status = True, ExitStatus.INTERRUPTED
+            result.interrupted, status, failed = True, ExitStatus.INTERRUPTED, False
         except BaseException:
             result.interrupted = True
             raise
         finally:
-            reporter.close()
             result.finished_at = _now()
-            if any(lv.rounds for lv in result.levels):
-                result.gates = evaluate_gates(result, cfg)
-                self._write_reports(result)
-                for gate in result.gates:
-                    if not gate.passed:
-                        print(f"drbench: {gate.message()}", file=sys.stderr)
-            else:  # nothing measured (preflight failed, or stopped before a round ended)
-                _remove_if_empty(self.out_dir)
+            self._finish(result, reporter, failed=failed)
         return status if status != ExitStatus.OK else exit_status(result.gates)
+
+    def _finish(self, result: RunResult, reporter: LiveReporter, *, failed: bool) -> None:
+        """Close the log and write every report; a write that fails does not stop the others."""
+        problems: list[OutputDirError] = []
+        try:
+            reporter.close()
+        except OutputDirError as exc:
+            problems.append(exc)
+        if any(lv.rounds for lv in result.levels):
+            result.gates = evaluate_gates(result, self.config)
+            problems += self._write_reports(result, failed=failed)
+            for gate in result.gates:
+                if not gate.passed:
+                    print(f"drbench: {gate.message()}", file=sys.stderr)
+        else:  # nothing measured (preflight failed, or stopped before a round ended)
+            self._remove_empty_output()
+        if problems:
+            raise problems[0]
 
     async def _run(self, result: RunResult, reporter: LiveReporter) -> None:
         cfg = self.config
@@ -116,6 +150,7 @@ class Benchmark:
             result.warnings.append(line)
             reporter.warning(line)
         result.model = model
+        _import_report_modules(cfg)  # after the preflight (fast start), before round 1 (fds)
         plan = RunPlan(
             config=cfg,
             endpoint=self.endpoint,
@@ -130,8 +165,8 @@ class Benchmark:
         if not cfg.quiet:
             print(
                 f"drbench: {len(self.prompts)} prompts x {cfg.rounds} rounds at concurrency "
-                f"{' '.join(map(str, cfg.concurrency))} against {cfg.endpoint} (model {model}, "
-                f"cold start: {cfg.cold_start}); results in {self.out_dir}",
+                f"{' '.join(map(str, cfg.concurrency))} against {redact_url(cfg.endpoint or '')} "
+                f"(model {model}, cold start: {cfg.cold_start}); results in {self.out_dir}",
                 file=sys.stderr,
             )
         try:
@@ -149,27 +184,40 @@ class Benchmark:
             session, cfg.prometheus_url, self.selectors, interval_s=cfg.prometheus_interval
         )
 
-    def _write_reports(self, result: RunResult) -> None:
-        write_csv(self.out_dir, result)
-        write_summary(self.out_dir, result)
-        if not self.config.no_plots:
+    def _write_reports(self, result: RunResult, *, failed: bool) -> list[OutputDirError]:
+        """Write CSV, summary.json and plots, print the overview; returns the writes that failed."""
+        problems: list[OutputDirError] = []
+        for write in (write_csv, write_summary):
+            try:
+                write(self.out_dir, result)
+            except OutputDirError as exc:
+                problems.append(exc)
+        if not self.config.no_plots and not problems:
             from drbench.report.plots import plots_available, write_plots  # noqa: PLC0415
 
             if plots_available():
-                write_plots(self.out_dir, result)
+                try:
+                    write_plots(self.out_dir, result)
+                except OutputDirError as exc:
+                    problems.append(exc)
             elif not self.config.quiet:
                 print(
                     "drbench: plots.png skipped: pip install matplotlib to get it", file=sys.stderr
                 )
         from drbench.report.console import format_overview  # noqa: PLC0415 - tabulate, numpy
 
-        print(format_overview(result, self.config.lang))
-        print(f"drbench: results written to {self.out_dir}", file=sys.stderr)
+        print(format_overview(result, self.config.lang))  # the figures, even if a file failed
+        if not problems and not failed:  # a failed run says why instead
+            print(f"drbench: results written to {self.out_dir}", file=sys.stderr)
+        return problems
 
-
-def gate_status(result: RunResult, cfg: BenchConfig) -> ExitStatus:
-    """The exit code the run's gates give (see drbench/gates.py)."""
-    return exit_status(evaluate_gates(result, cfg))
+    def _remove_empty_output(self) -> None:
+        """Nothing was measured: remove the empty files this run wrote, and the directory only
+        if this run created it and nothing else is in it."""
+        with contextlib.suppress(OSError):
+            remove_output_files(self.out_dir, only_empty=True)
+            if self.created_out_dir:
+                self.out_dir.rmdir()  # refuses a directory that is not empty
 
 
 def _load_slo(cfg: BenchConfig) -> SLO | None:
@@ -231,9 +279,57 @@ def _too_long(
     ]
 
 
-def _remove_if_empty(path: Path) -> None:
-    if path.is_dir() and not any(p for p in path.iterdir() if p.stat().st_size):
-        shutil.rmtree(path, ignore_errors=True)
+def _import_report_modules(cfg: BenchConfig) -> None:
+    """Import what the reports need before the first round (after the preflight), not later.
+
+    Between rounds the connection pool holds up to the highest concurrency of sockets; an
+    import then (numpy opens dozens of files, some lazily on first use, like ``numpy.ma`` in
+    ``np.percentile``) could fail on EMFILE and lose the round.  Summarising, comparing and
+    formatting two made-up rounds once runs every import the real ones will need.
+    """
+    from drbench.records import TokenSource  # noqa: PLC0415
+    from drbench.report.console import format_comparison, format_round  # noqa: PLC0415
+    from drbench.results import LevelResult, RoundResult  # noqa: PLC0415
+    from drbench.stats import compare_rounds, summarize_round  # noqa: PLC0415
+
+    level = LevelResult(concurrency=1, cold_start=cfg.cold_start)
+    for rnd in (1, 2):
+        recs = [
+            RequestRecord(
+                prompt_id=f"p{i}",
+                concurrency=1,
+                round=rnd,
+                start_ms=0.0,
+                end_ms=9.0,
+                ttft_ms=2.0 + i,
+                latency_ms=9.0,
+                itl_ms=[1.0, 2.0],
+                token_events=3,
+                prompt_tokens=5,
+                completion_tokens=3,
+                cached_tokens=0,
+                token_source=TokenSource.USAGE,
+            )
+            for i in range(3)
+        ]
+        level.rounds.append(RoundResult(summarize_round(recs, concurrency=1, round=rnd), recs))
+    r1, r2 = level.rounds
+    level.comparison = compare_rounds(r1.records, r2.records, r1.summary, r2.summary, n_boot=8)
+    format_round(r1, cfg.lang), format_comparison(level, cfg.lang), strict_json(r1.to_dict())
+    if not cfg.no_plots:
+        from drbench.report.plots import plots_available  # noqa: PLC0415
+
+        plots_available()  # imports matplotlib itself when it is installed
+
+
+@contextlib.contextmanager
+def _redacted_errors() -> Iterator[None]:
+    """A user-facing error quoting a URL (preflight, --endpoint) never shows its credentials."""
+    try:
+        yield
+    except DrbenchError as exc:
+        exc.args = (redact_text(str(exc)),)
+        raise
 
 
 def _now() -> str:

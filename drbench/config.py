@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from drbench.errors import ConfigError
+from drbench.redact import redact_config
 from drbench.urls import url_problem
 
 __all__ = [
@@ -389,7 +390,7 @@ def flag_label(name: str) -> str:
 def redacted(values: Mapping[str, Any]) -> dict[str, Any]:
     """A copy with every secret option's value replaced, so no key ever reaches a file or log."""
     secret = {o.name for o in OPTIONS if o.secret}
-    return {k: ("***" if k in secret and v else v) for k, v in values.items()}
+    return redact_config({k: ("***" if k in secret and v else v) for k, v in values.items()})
 
 
 def coerce(option: Option, value: Any, where: str) -> Any:

@@ -3,8 +3,9 @@
 ``ServerMetricsWatcher`` is what the runner drives: ``start_round()`` scrapes every endpoint
 ("before") and starts one background sampler per endpoint; ``end_round()`` stops them, waits
 briefly for the server to settle, scrapes "after" and returns the round's ``RoundServerMetrics``.
-An endpoint that is down, slow or answers garbage never raises out of the watcher: it gives one
-warning line for the whole run and its figures are None.  The caller owns the aiohttp session.
+An endpoint that is down, slow, answers garbage or an endless body (a scrape reads at most
+``MAX_SCRAPE_BYTES``) never raises out of the watcher: it gives one warning line for the whole
+run and its figures are None.  The caller owns the aiohttp session.
 Parsing is in ``prometheus.py`` and the per-round arithmetic in ``prometheus_round.py``.
 """
 
@@ -28,13 +29,18 @@ from drbench.prometheus import (
     snapshot_from_text,
 )
 from drbench.prometheus_round import (
+    Missing,
     RoundServerMetrics,
     UrlRound,
     derived_input_names,
     summarize_round,
 )
+from drbench.redact import redact_text, redact_url
 
-__all__ = ["ScrapeError", "ServerMetricsWatcher", "scrape"]
+__all__ = ["MAX_SCRAPE_BYTES", "ScrapeError", "ServerMetricsWatcher", "scrape"]
+
+MAX_SCRAPE_BYTES = 16 * 1024 * 1024  # a real /metrics page is well under 1 MiB
+_READ_CHUNK = 64 * 1024
 
 
 class ScrapeError(Exception):
@@ -42,21 +48,29 @@ class ScrapeError(Exception):
 
 
 async def scrape(
-    session: aiohttp.ClientSession, url: str, selectors: Sequence[MetricSelector], timeout_s: float
+    session: aiohttp.ClientSession,
+    url: str,
+    selectors: Sequence[MetricSelector],
+    timeout_s: float,
+    max_bytes: int = MAX_SCRAPE_BYTES,
 ) -> Snapshot:
-    """GET ``url`` and match ``selectors``; every failure is a ``ScrapeError``."""
+    """GET ``url`` and match ``selectors``; every failure is a ``ScrapeError``.
+
+    A body over ``max_bytes`` is a failed scrape: it is not read further (the connection is
+    dropped), so an endless or huge metrics page costs at most that much memory.
+    """
     try:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         async with session.get(url, timeout=timeout, headers={"Accept": "text/plain"}) as resp:
             if resp.status != 200:
                 raise ScrapeError(f"HTTP {resp.status} {resp.reason or ''}".rstrip())
-            body = await resp.read()
+            body = await _read_capped(resp, max_bytes)
     except (asyncio.TimeoutError, TimeoutError):
         raise ScrapeError(f"no answer within {timeout_s:g} s") from None
     except aiohttp.ClientConnectorError as exc:
         raise ScrapeError(f"cannot connect: {exc.os_error.strerror or exc.os_error}") from None
     except aiohttp.ClientError as exc:
-        raise ScrapeError(f"{type(exc).__name__}: {exc}".replace(url, _redact(url))) from None
+        raise ScrapeError(redact_text(f"{type(exc).__name__}: {exc}")) from None
     try:
         return snapshot_from_text(body.decode("utf-8"), selectors)
     except UnicodeDecodeError:
@@ -65,13 +79,31 @@ async def scrape(
         raise ScrapeError(str(exc)) from None
 
 
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    too_big = ScrapeError(f"metrics page larger than {_size(max_bytes)}; not read further")
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n} bytes"
+
+
 class ServerMetricsWatcher:
     """Per-round server metrics of one or more endpoints (several replicas, engine + LMCache).
 
     ``selectors`` None or empty reads the built-in preset, reporting on each endpoint only the
     preset metrics it was seen to expose.  The counters behind the derived hit rates and the
     load gauges used for settling are scraped whatever the selectors, but only reported when
-    selected.  ``settle_max_s`` bounds the wait in ``end_round`` (0: no wait).
+    selected.  ``settle_max_s`` bounds the wait in ``end_round`` (0: no wait);
+    ``max_scrape_bytes`` bounds what one scrape reads.
     """
 
     def __init__(
@@ -83,6 +115,7 @@ class ServerMetricsWatcher:
         timeout_s: float = 5.0,
         settle_max_s: float = 2.0,
         settle_poll_s: float = 0.2,
+        max_scrape_bytes: int = MAX_SCRAPE_BYTES,
     ) -> None:
         if not urls:
             raise UsageError("--prometheus-url: give at least one metrics URL")
@@ -94,6 +127,7 @@ class ServerMetricsWatcher:
         self._urls = list(dict.fromkeys(urls))
         self._interval_s, self._timeout_s = interval_s, timeout_s
         self._settle_max_s, self._settle_poll_s = settle_max_s, settle_poll_s
+        self._max_scrape_bytes = max_scrape_bytes
         self._preset = not selectors
         chosen = list(selectors) if selectors else preset_selectors()
         self._reported = list(dict.fromkeys(str(s) for s in chosen))
@@ -133,7 +167,7 @@ class ServerMetricsWatcher:
         snaps = await asyncio.gather(*(self._after(url, settle) for url in self._urls))
         rounds = [
             UrlRound(
-                url,
+                redact_url(url),  # what the reports show
                 self._before[url],
                 after,
                 self._samples[url],
@@ -144,6 +178,12 @@ class ServerMetricsWatcher:
         ]
         self._before = None
         return summarize_round(rounds, self._drain())
+
+    def missing_round(self, reason: str) -> RoundServerMetrics:
+        """The round's server part when its closing scrapes never ran (Ctrl-C): all missing."""
+        return RoundServerMetrics(
+            [], {}, [Missing(redact_url(url), None, reason) for url in self._urls]
+        )
 
     async def stop(self) -> None:
         """Cancel the samplers (idempotent); call it when a run is interrupted mid-round."""
@@ -183,13 +223,15 @@ class ServerMetricsWatcher:
 
     async def _scrape_one(self, url: str, role: str) -> Snapshot | None:
         try:
-            snap = await scrape(self._session, url, self._tracked, self._timeout_s)
+            snap = await scrape(
+                self._session, url, self._tracked, self._timeout_s, self._max_scrape_bytes
+            )
         except asyncio.CancelledError:
             raise
         except ScrapeError as exc:
             return self._failed(url, role, str(exc))
         except Exception as exc:  # never let a metrics endpoint end a benchmark run
-            return self._failed(url, role, f"{type(exc).__name__}: {exc}")
+            return self._failed(url, role, redact_text(f"{type(exc).__name__}: {exc}"))
         self._note(url, role, snap)
         return snap
 
@@ -199,7 +241,7 @@ class ServerMetricsWatcher:
         self._warn_once(
             url,
             "down",
-            f"server metrics: {_redact(url)} unavailable ({reason}); its figures are marked "
+            f"server metrics: {redact_url(url)} unavailable ({reason}); its figures are marked "
             "missing and the run goes on. Check --prometheus-url.",
         )
 
@@ -208,7 +250,7 @@ class ServerMetricsWatcher:
         self._seen[url].update(sel for sel in self._reported if sel in snap)
         if role == "sample" or role == "settle":
             return
-        where = _redact(url)
+        where = redact_url(url)
         if self._preset and not any(sel in snap for sel in PRESET_METRICS):
             self._warn_once(
                 url,
@@ -255,17 +297,6 @@ def _check_url(url: str) -> None:
         ok = False
     if not ok:
         raise UsageError(
-            f"--prometheus-url: {_redact(url)!r} is not an http(s) URL; give the full metrics "
+            f"--prometheus-url: {redact_url(url)!r} is not an http(s) URL; give the full metrics "
             "address, e.g. http://127.0.0.1:8000/metrics"
         )
-
-
-def _redact(url: str) -> str:
-    """The URL without user, password or query string, which may hold a token."""
-    try:
-        parsed = yarl.URL(url)
-    except (TypeError, ValueError):
-        return "<the metrics URL>"
-    if parsed.user is not None or parsed.password is not None:
-        parsed = parsed.with_user(None)
-    return str(parsed.with_query(None)) + ("?..." if parsed.query_string else "")

@@ -73,7 +73,6 @@ class RequestRecord:
     ttft_ms: float | None = None  # send -> first token event (docs/benchmarker_guide.md)
     latency_ms: float | None = None  # send -> end of stream
     itl_ms: list[float] = field(default_factory=list)  # gaps between token events
-    token_events: int = 0  # events that carried a generated token (even with empty text)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
@@ -84,9 +83,10 @@ class RequestRecord:
     finish_reason: str | None = None
     response_id: str | None = None
     send_ns: int | None = None  # absolute perf_counter_ns (CLOCK_MONOTONIC): compare with traces
+    output_text: str = ""
+    token_events: int = 0  # events that carried a generated token (even with empty text)
     max_tokens: int | None = None  # the max_tokens this request asked for
     note: str | None = None  # what is odd about a successful answer (e.g. tokens but no text)
-    output_text: str = ""
 
     @property
     def ok(self) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from drbench import __version__
 from drbench.config import BenchConfig
 from drbench.records import RequestRecord
+from drbench.redact import redact_text
 
 if TYPE_CHECKING:  # stats imports numpy: not before a run has something to summarise
     from drbench.stats import Comparison, RoundSummary
@@ -35,6 +36,9 @@ class RoundResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = self.summary.to_dict()
+        for error in d.get("errors") or []:  # a message may quote a URL with its password
+            if error.get("message"):
+                error["message"] = redact_text(error["message"])
         d["cache"] = {**(d.get("cache") or {}), "server_hit_rate": self.server_hit_rate}
         d["server_metrics"] = self.server.to_dict() if self.server is not None else None
         return d
@@ -46,11 +50,11 @@ class LevelResult:
 
     concurrency: int
     cold_start: str
-    effective_concurrency: int | None = None  # at most the number of prompts
-    round2_mode: str = "repeat"
     rounds: list[RoundResult] = field(default_factory=list)
     comparison: Comparison | None = None
     warnings: list[str] = field(default_factory=list)
+    effective_concurrency: int | None = None  # at most the number of prompts
+    round2_mode: str = "repeat"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +64,7 @@ class LevelResult:
             "round2_mode": self.round2_mode,
             "rounds": [r.to_dict() for r in self.rounds],
             "comparison": self.comparison.to_dict() if self.comparison else None,
-            "warnings": list(self.warnings),
+            "warnings": [redact_text(w) for w in self.warnings],
         }
 
 
@@ -94,7 +98,7 @@ class RunResult:
                 "finished_at": self.finished_at,
                 "interrupted": self.interrupted,
                 "run_token": self.run_token,
-                "warnings": list(self.warnings),
+                "warnings": [redact_text(w) for w in self.warnings],
                 "timing": dict(self.timing),
             },
             "levels": [lv.to_dict() for lv in self.levels if lv.rounds],

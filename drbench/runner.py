@@ -41,6 +41,8 @@ __all__ = [
     "run",
 ]
 
+_NO_CLOSING_SCRAPE = "interrupted before the closing scrape ended"
+
 
 class RoundProgress(Protocol):
     def update(self, record: RequestRecord) -> None: ...
@@ -144,11 +146,7 @@ async def _run_level(
                         f"{failed} prompt(s) failed in round {rnd - 1}; round {rnd} resent "
                         "their previous request instead of continuing the conversation"
                     )
-        result = await _run_round(
-            plan, session, watcher, requests, level.concurrency, rnd, observer
-        )
-        level.rounds.append(result)
-        observer.round_done(level, result)
+        result = await _run_round(plan, session, watcher, requests, level, rnd, observer)
         facts = RoundFacts(
             concurrency=level.concurrency,
             round=rnd,
@@ -184,11 +182,16 @@ async def _run_round(
     session: aiohttp.ClientSession,
     watcher: Any,
     requests: list[PreparedRequest],
-    concurrency: int,
+    level: LevelResult,
     rnd: int,
     observer: RunObserver,
 ) -> RoundResult:
-    cfg, endpoint = plan.config, plan.endpoint
+    """One round; it is appended to ``level`` as soon as its last request ends.
+
+    A round whose requests have all ended is kept even if Ctrl-C comes before its closing
+    Prometheus scrapes (or during them): its server figures are then marked missing.
+    """
+    cfg, endpoint, concurrency = plan.config, plan.endpoint, level.concurrency
     records: list[RequestRecord | None] = [None] * len(requests)
     progress = observer.round_started(concurrency, rnd, len(requests))
     if watcher is not None:
@@ -245,8 +248,11 @@ async def _run_round(
                 finally:
                     await asyncio.sleep(0)
 
+    result: RoundResult | None = None
+    interrupted = True
     try:
         await asyncio.gather(workers(), parser())
+        interrupted = False
     finally:
         while not ended.empty():  # interrupted: what was received is still parsed and logged
             if (item := ended.get_nowait()) is not None:
@@ -254,12 +260,32 @@ async def _run_round(
                 finish(i, req, _complete(steps(req, raw)))
         gc.unfreeze()
         progress.close()
-    server = await watcher.end_round() if watcher is not None else None
+        if all(r is not None for r in records):  # every request ended: the round is kept
+            result = _keep_round(plan, level, records, rnd, watcher)
+            if interrupted:  # Ctrl-C after the last record: report the round and stop
+                observer.round_done(level, result)
+    assert result is not None  # the gather above returned: every request has its record
+    if watcher is not None:
+        try:
+            result.server = await watcher.end_round()
+        finally:  # also when Ctrl-C comes during the closing scrapes
+            observer.round_done(level, result)
+    else:
+        observer.round_done(level, result)
+    return result
+
+
+def _keep_round(
+    plan: RunPlan, level: LevelResult, records: list[Any], rnd: int, watcher: Any
+) -> RoundResult:
+    """Summarise a round whose requests all ended and append it to its level at once."""
     from drbench.stats import summarize_round  # noqa: PLC0415 - numpy: not before the first send
 
-    done = [r for r in records if r is not None]
-    summary = summarize_round(done, concurrency=concurrency, round=rnd, slo=plan.slo)
-    return RoundResult(summary=summary, records=done, server=server)
+    summary = summarize_round(records, concurrency=level.concurrency, round=rnd, slo=plan.slo)
+    server = watcher.missing_round(_NO_CLOSING_SCRAPE) if watcher is not None else None
+    result = RoundResult(summary=summary, records=list(records), server=server)
+    level.rounds.append(result)
+    return result
 
 
 class _Turns:

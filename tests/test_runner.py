@@ -1,5 +1,6 @@
 """The runner's scheduling: one send per loop iteration, and every received exchange recorded,
-also when the round is interrupted while records still wait for the parser."""
+also when the round is interrupted while records still wait for the parser; a round whose
+requests all ended is kept whenever Ctrl-C comes (before or during its closing scrapes)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 import drbench.runner as runner
 from drbench.client import Endpoint, PreparedRequest
 from drbench.config import BenchConfig
+from drbench.prometheus_round import Missing, RoundServerMetrics
 from drbench.records import Prompt, RequestRecord
 from drbench.response import RawExchange
+from drbench.results import LevelResult, RoundResult
 
 _STREAM = (
     b'data: {"id":"r","choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
@@ -65,6 +68,7 @@ def test_a_cancelled_waiter_gives_its_turn_up() -> None:
 class Observer:
     def __init__(self) -> None:
         self.done: list[RequestRecord] = []
+        self.rounds: list[RoundResult] = []
 
     def round_started(self, concurrency: int, round: int, total: int) -> Observer:
         return self
@@ -77,6 +81,9 @@ class Observer:
 
     def request_done(self, record: RequestRecord) -> None:
         self.done.append(record)
+
+    def round_done(self, level: LevelResult, result: RoundResult) -> None:
+        self.rounds.append(result)
 
 
 def test_interrupted_round_still_records_every_received_exchange(
@@ -100,10 +107,11 @@ def test_interrupted_round_still_records_every_received_exchange(
     requests = [PreparedRequest.of(p.id, {"messages": [], "n": i}) for i, p in enumerate(prompts)]
     observer = Observer()
     parsed_at_interrupt = []
+    level = LevelResult(concurrency=50, cold_start="nonce")
 
     async def go() -> None:
         task = asyncio.ensure_future(
-            runner._run_round(plan, None, None, requests, 50, 1, observer)  # type: ignore[arg-type]
+            runner._run_round(plan, None, None, requests, level, 1, observer)  # type: ignore[arg-type]
         )
         for _ in range(80):  # all 50 workers have taken their turn and wait for an answer
             await asyncio.sleep(0)
@@ -120,3 +128,81 @@ def test_interrupted_round_still_records_every_received_exchange(
     assert parsed_at_interrupt[0] < len(received)  # so the drain had work to do
     assert [r.prompt_id for r in observer.done] == received
     assert all(r.ok and r.output_text == "hi" for r in observer.done)
+    assert level.rounds == [] and observer.rounds == []  # a round cut short is not a round
+
+
+class SlowWatcher:
+    """A metrics watcher whose closing scrape never ends (until cancelled)."""
+
+    def __init__(self) -> None:
+        self.closing = asyncio.Event()
+
+    async def start_round(self) -> None:
+        pass
+
+    async def end_round(self) -> RoundServerMetrics:
+        self.closing.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("never reached")
+
+    def missing_round(self, reason: str) -> RoundServerMetrics:
+        return RoundServerMetrics([], {}, [Missing("http://m/metrics", None, reason)])
+
+
+def _round_setup(monkeypatch: pytest.MonkeyPatch, n: int):
+    async def quick_send(session, endpoint, req, timeout_s, max_bytes) -> RawExchange:
+        raw = RawExchange(send_ns=perf_counter_ns(), status=200)
+        await asyncio.sleep(0)
+        raw.chunks.append((perf_counter_ns(), _STREAM))
+        raw.end_ns = perf_counter_ns()
+        return raw
+
+    monkeypatch.setattr(runner, "send", quick_send)
+    endpoint = Endpoint.parse("http://127.0.0.1:9/v1/chat/completions")
+    prompts = [Prompt(id=f"p{i}", text="x") for i in range(n)]
+    plan = runner.RunPlan(BenchConfig(), endpoint, "m", prompts)
+    requests = [PreparedRequest.of(p.id, {"messages": [], "n": i}) for i, p in enumerate(prompts)]
+    return plan, requests, Observer(), LevelResult(concurrency=4, cold_start="nonce")
+
+
+def test_ctrl_c_during_the_closing_scrape_keeps_the_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan, requests, observer, level = _round_setup(monkeypatch, 8)
+    watcher = SlowWatcher()
+
+    async def go() -> None:
+        task = asyncio.ensure_future(
+            runner._run_round(plan, None, watcher, requests, level, 1, observer)  # type: ignore[arg-type]
+        )
+        await watcher.closing.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    assert len(level.rounds) == 1 and observer.rounds == level.rounds  # kept and reported
+    kept = level.rounds[0]
+    assert len(kept.records) == 8 and kept.summary.requests_total == 8
+    assert [m.reason for m in kept.server.missing] == [runner._NO_CLOSING_SCRAPE]
+
+
+def test_ctrl_c_after_the_last_record_keeps_the_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled in the loop iterations between the last record and the end of the round."""
+
+    async def go(spins: int, plan, requests, observer, level, watcher) -> int:
+        task = asyncio.ensure_future(
+            runner._run_round(plan, None, watcher, requests, level, 1, observer)  # type: ignore[arg-type]
+        )
+        while len(observer.done) < 3:
+            await asyncio.sleep(0)
+        for _ in range(spins):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return len(observer.done)
+
+    for spins in range(12):  # 0-3: still in the gather; 4+: in the closing scrape
+        plan, requests, observer, level = _round_setup(monkeypatch, 3)
+        assert asyncio.run(go(spins, plan, requests, observer, level, SlowWatcher())) == 3
+        assert len(level.rounds) == 1 and observer.rounds == level.rounds, spins
+        assert [m.reason for m in level.rounds[0].server.missing] == [runner._NO_CLOSING_SCRAPE]

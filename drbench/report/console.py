@@ -10,6 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from drbench.redact import redact_text
 from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.stats import METRICS, Change, Comparison
 
@@ -112,7 +113,7 @@ def format_round(result: RoundResult, lang: str = "en") -> str:
     lines.append(L["server_rate"].format(v=_pct(result.server_hit_rate)))
     if s.errors:
         lines += ["", L["errors"]]
-        lines += [f"  {n} x [{kind}] {msg}" for kind, msg, n in s.errors]
+        lines += [f"  {n} x [{kind}] {redact_text(msg)}" for kind, msg, n in s.errors]
     if result.server is not None:
         lines += ["", L["server"], format_server(result.server.to_dict())]
     return "\n".join(lines)
@@ -128,8 +129,6 @@ def format_server(report: dict[str, Any]) -> str:
         where = [m.get("url") or "(all)"] if several else []
         values = [m.get(k) for k in ("before", "after", "delta", "mean", "max")]
         rows.append([m.get("metric"), *where, m.get("kind"), *map(_val, values)])
-    if not rows:
-        return "  (no matching metrics found)"
     headers = [
         "Metric",
         *(["URL"] if several else []),
@@ -140,7 +139,8 @@ def format_server(report: dict[str, Any]) -> str:
         "Mean",
         "Max",
     ]
-    lines = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)]
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    lines = [table if rows else "  (no matching metrics found)"]
     for name, value in (report.get("derived") or {}).items():
         lines.append(f"  {name}: {_pct(value)}")
     for miss in report.get("missing") or []:
@@ -181,7 +181,7 @@ def format_comparison(level: LevelResult, lang: str = "en") -> str:
     share, hit = c.client_cached_share, c.server_hit_rate
     lines.append(f"  {L['cmp_cached']:<16} {_pct(share.round1)} -> {_pct(share.round2)}")
     lines.append(f"  {L['cmp_hit']:<16} {_pct(hit.round1)} -> {_pct(hit.round2)}")
-    lines.extend(f"  ! {w}" for w in level.warnings)
+    lines.extend(f"  ! {redact_text(w)}" for w in level.warnings)
     return "\n".join(lines)
 
 

@@ -1,30 +1,47 @@
 """Result files: the crash-safe request log, per-round JSON, metrics_summary.csv and summary.json.
 
 Every file except the append-only log is written atomically (temporary file, then rename), so a
-crash or Ctrl-C never leaves a half-written report; the log is flushed after every record.
+crash or Ctrl-C never leaves a half-written report; the log is flushed after every record.  A
+write that fails (disk full, out of file descriptors, read-only) removes its temporary file and
+is one ``OutputDirError`` naming the directory, never a traceback.  Every JSON file is strict:
+a NaN or infinite figure is written as null, which every JSON reader accepts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
+import math
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from drbench.errors import OutputDirError
 from drbench.records import RequestRecord
+from drbench.redact import redact_text
 from drbench.results import SCHEMA_VERSION, LevelResult, RoundResult, RunResult
 
 __all__ = [
+    "OUTPUT_FILE",
+    "PLOT_NAME",
+    "REQUESTS_LOG",
     "RecordLog",
     "csv_rows",
     "default_output_dir",
+    "finite",
+    "is_output_file",
     "prepare_output_dir",
+    "remove_output_files",
+    "replacing_file",
+    "strict_json",
     "write_csv",
+    "write_error",
     "write_json",
     "write_round",
     "write_summary",
@@ -33,7 +50,23 @@ __all__ = [
 REQUESTS_LOG = "requests.jsonl"
 CSV_NAME = "metrics_summary.csv"
 SUMMARY_NAME = "summary.json"
+PLOT_NAME = "plots.png"
 GOODPUT_KEYS = ("good", "total", "percent", "requests_per_s", "output_tokens_per_s")
+# Every file name a run writes (and its temporary twin): what --overwrite removes, and only that.
+OUTPUT_FILE = re.compile(
+    r"(?:requests\.jsonl|concurrency_\d+_round_\d+\.json|metrics_summary\.csv|summary\.json"
+    r"|plots\.png)(?:\.tmp)?"
+)
+_HINTS = {
+    errno.ENOSPC: "free space or pick --output-dir",
+    errno.EDQUOT: "free space or pick --output-dir",
+    errno.EFBIG: "free space or pick --output-dir",
+    errno.EMFILE: "raise ulimit -n or lower --concurrency",
+    errno.ENFILE: "raise ulimit -n or lower --concurrency",
+    errno.EACCES: "make it writable or pick --output-dir",
+    errno.EPERM: "make it writable or pick --output-dir",
+    errno.EROFS: "make it writable or pick --output-dir",
+}
 
 
 def default_output_dir() -> Path:
@@ -42,7 +75,11 @@ def default_output_dir() -> Path:
 
 
 def prepare_output_dir(path: str | Path, *, overwrite: bool) -> Path:
-    """Create the directory; refuse an existing non-empty one unless told to overwrite."""
+    """Create the directory; refuse an existing non-empty one unless told to overwrite.
+
+    With ``overwrite`` the files a previous run wrote there are removed first (and nothing
+    else), so a glob over the directory never mixes two runs.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputDirError(f"--output-dir {path} exists and is not a directory")
@@ -54,28 +91,96 @@ def prepare_output_dir(path: str | Path, *, overwrite: bool) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
         if overwrite:
-            (path / REQUESTS_LOG).unlink(missing_ok=True)
+            remove_output_files(path)
     except OSError as exc:
         raise OutputDirError(f"--output-dir {path}: cannot create it ({exc.strerror})") from None
     return path
+
+
+def is_output_file(path: Path) -> bool:
+    """True for a regular file whose name is one a run writes (see ``OUTPUT_FILE``)."""
+    return OUTPUT_FILE.fullmatch(path.name) is not None and path.is_file() and not path.is_symlink()
+
+
+def remove_output_files(out_dir: Path, *, only_empty: bool = False) -> None:
+    """Delete the files a run writes in ``out_dir`` (with ``only_empty``: those holding nothing)."""
+    for p in out_dir.iterdir():
+        if is_output_file(p) and not (only_empty and p.stat().st_size):
+            p.unlink()
+
+
+def write_error(out_dir: Path, exc: OSError) -> OutputDirError:
+    """The one line for a result file that cannot be written."""
+    hint = _HINTS.get(exc.errno or 0, "check it or pick --output-dir")
+    return OutputDirError(f"cannot write results to {out_dir}: {exc.strerror or exc}; {hint}")
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (in dicts and lists too) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def strict_json(data: Any, **kw: Any) -> str:
+    """JSON that every reader accepts: non-finite floats become null, never NaN/Infinity."""
+    try:
+        return json.dumps(data, ensure_ascii=False, allow_nan=False, **kw)
+    except ValueError:  # a NaN somewhere: rare, so the walk is only paid then
+        return json.dumps(finite(data), ensure_ascii=False, allow_nan=False, **kw)
+
+
+@contextlib.contextmanager
+def replacing_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on failure it is removed.
+
+    An OSError (disk full...) becomes the one-line ``OutputDirError`` of ``write_error``.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_error(path.parent, exc) from None
+        raise
 
 
 class RecordLog:
     """requests.jsonl: one line per finished request, flushed at once, so nothing is lost."""
 
     def __init__(self, path: Path) -> None:
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        self._path = path
+        self._failed = False
+        try:
+            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        except OSError as exc:
+            raise write_error(path.parent, exc) from None
 
     def write(self, record: RequestRecord) -> None:
-        self._file.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(strict_json(_record_dict(record)) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            self._failed = True
+            raise write_error(self._path.parent, exc) from None
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as exc:
+            if not self._failed:  # after a failed write, closing re-fails on the same bytes
+                raise write_error(self._path.parent, exc) from None
 
 
 def write_json(path: Path, data: Any) -> None:
-    _atomic_write(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    _atomic_write(path, strict_json(data, indent=2) + "\n")
 
 
 def write_round(out_dir: Path, result: RoundResult) -> Path:
@@ -89,7 +194,7 @@ def write_round(out_dir: Path, result: RoundResult) -> Path:
             "concurrency": s.concurrency,
             "round": s.round,
             "summary": result.to_dict(),
-            "records": [r.to_dict() for r in result.records],
+            "records": [_record_dict(r) for r in result.records],
         },
     )
     return path
@@ -112,7 +217,7 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             if d.get("goodput") is None:  # keep the columns stable whether or not an SLO is set
                 d["goodput"] = dict.fromkeys(GOODPUT_KEYS)
             row: dict[str, Any] = {"cold_start": level.cold_start}
-            row.update(_flatten(d))
+            row.update(finite(_flatten(d)))
             rows.append(row)
     return rows
 
@@ -143,6 +248,13 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with replacing_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _record_dict(record: RequestRecord) -> dict[str, Any]:
+    """The record as written: an error message that quotes a URL does not leak its password."""
+    d = record.to_dict()
+    if d.get("error"):
+        d["error"] = redact_text(d["error"])
+    return d

@@ -15,7 +15,8 @@ from typing import TextIO
 from tqdm import tqdm
 
 from drbench.records import RequestRecord
-from drbench.report.files import RecordLog, write_round
+from drbench.redact import redact_text
+from drbench.report.files import REQUESTS_LOG, RecordLog, write_round
 from drbench.results import LevelResult, RoundResult
 
 __all__ = ["LiveReporter", "RoundBar"]
@@ -65,7 +66,7 @@ class LiveReporter:
         self._lang = lang
         self._quiet = quiet
         self._out = stream or sys.stdout
-        self._log = RecordLog(out_dir / "requests.jsonl")
+        self._log = RecordLog(out_dir / REQUESTS_LOG)
 
     def round_started(self, concurrency: int, round: int, total: int) -> RoundBar:
         return RoundBar(concurrency, round, total, enabled=not self._quiet)
@@ -95,7 +96,7 @@ class LiveReporter:
             self._print(format_comparison(level, self._lang))
 
     def warning(self, message: str) -> None:
-        tqdm.write(f"drbench: warning: {message}", file=sys.stderr)
+        tqdm.write(f"drbench: warning: {redact_text(message)}", file=sys.stderr)
 
     def close(self) -> None:
         self._log.close()

@@ -1,19 +1,18 @@
 """plots.png: round 1 against round 2 across concurrency levels, drawn with matplotlib.
 
 matplotlib is optional (``pip install matplotlib``): without it no plot is drawn and the caller
-says so once.  Pure apart from writing the one file; imported only when a run ends.
+says so once.  Pure apart from writing the one file (atomically, like every report).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from drbench.report.files import PLOT_NAME, replacing_file
 from drbench.results import RunResult
 from drbench.stats import paired_ttft_ratios
 
 __all__ = ["PLOT_NAME", "plots_available", "write_plots"]
-
-PLOT_NAME = "plots.png"
 
 
 def plots_available() -> bool:
@@ -60,8 +59,11 @@ def write_plots(out_dir: Path, run: RunResult) -> Path | None:
         f"round 2: {run.config.round2_mode}  n={n} prompts"
     )
     path = out_dir / PLOT_NAME
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with replacing_file(path) as tmp:  # a full disk leaves no half-drawn plots.png
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
