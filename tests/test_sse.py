@@ -67,3 +67,17 @@ def test_events_are_returned_as_soon_as_complete() -> None:
 
 def test_blank_lines_without_data_dispatch_nothing() -> None:
     assert decode_split(b"\n\n\n\nevent: x\n\n") == []
+
+
+def test_a_long_line_arrives_whole_and_a_line_over_the_cap_raises() -> None:
+    from drbench.sse import SSELineTooLong
+
+    dec = SSEDecoder(max_line_bytes=1 << 20)
+    line = b"data: " + b"y" * 600_000
+    events = [e for i in range(0, len(line), 4096) for e in dec.feed(line[i : i + 4096])]
+    events += dec.feed(b"\n\n")
+    assert [len(e.data) for e in events] == [600_000]
+    dec = SSEDecoder(max_line_bytes=1 << 20)
+    with pytest.raises(SSELineTooLong):
+        for i in range(0, 2 << 20, 4096):
+            dec.feed(b"x" * 4096)
