@@ -89,8 +89,11 @@ class Endpoint:
 
     @property
     def models_url(self) -> str:
+        """GET /v1/models beside the endpoint's path (a query string, if any, is kept)."""
+        parts = urlsplit(self.url)
         suffix = "/chat/completions" if self.kind == "chat" else "/completions"
-        return self.url.rstrip("/")[: -len(suffix)] + "/models"
+        base = parts.path.rstrip("/")[: -len(suffix)]
+        return urlunsplit(parts._replace(path=base + "/models"))
 
     @cached_property
     def headers(self) -> dict[str, str]:

@@ -26,3 +26,8 @@ def test_credentials_in_the_url_and_an_api_key_is_one_clear_line() -> None:
 def test_split_userinfo_leaves_a_plain_url_alone() -> None:
     assert split_userinfo("http://h/v1/x") == ("http://h/v1/x", None)
     assert split_userinfo("https://u@h/v1/x") == ("https://h/v1/x", "u")
+
+
+def test_the_models_url_keeps_a_query_string_out_of_the_path() -> None:
+    ep = Endpoint.parse("http://h/openai/v1/completions?api-version=2024")
+    assert ep.models_url == "http://h/openai/v1/models?api-version=2024"

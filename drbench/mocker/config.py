@@ -305,13 +305,6 @@ def config_from_argv(argv: Sequence[str] | None) -> MockerConfig:
     return MockerConfig(**values)
 
 
-class _RaisingParser(argparse.ArgumentParser):
-    """argparse would print usage and exit; raise instead so main() owns the one error line."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"llm_mocker: {message} (see --help)")
-
-
 def _check_positive(cfg: MockerConfig, names: Sequence[str]) -> None:
     for name in names:
         value = getattr(cfg, name)
