@@ -337,8 +337,10 @@ async def preflight(
             round_start_ns=raw.send_ns,
             prompt_tokens=req.prompt_tokens,
         )
-        if rec.ok or (rec.token_events and rec.error_kind is ErrorKind.STREAM and not raw.error):
-            return notes  # a token arrived (the stream was cut there on purpose)
+        if rec.ok or rec.error_kind is ErrorKind.EMPTY:
+            return notes  # answered (an answer of no token is the model's business)
+        if rec.token_events and rec.error_kind is ErrorKind.STREAM and not raw.error:
+            return notes  # a token arrived: the stream was cut there on purpose
         transient = raw.status in _RETRYABLE or (
             raw.status == 200 and rec.error_kind in (ErrorKind.STREAM, ErrorKind.CONNECTION)
         )
