@@ -25,7 +25,14 @@ from drbench.records import ErrorKind, RequestRecord, TokenSource
 from drbench.sse import DEFAULT_MAX_LINE_BYTES, SSEDecoder, SSELineTooLong
 from drbench.tokens import EstimateCounter, TokenCounter
 
-__all__ = ["STEP_BYTES", "RawExchange", "error_message", "parse_exchange", "parse_steps"]
+__all__ = [
+    "STEP_BYTES",
+    "RawExchange",
+    "error_message",
+    "finish_steps",
+    "parse_exchange",
+    "parse_steps",
+]
 
 _TEXT_FIELDS = ("content", "reasoning_content", "reasoning")
 _COUNT_FIELDS = ("prompt_tokens", "completion_tokens")
@@ -60,16 +67,22 @@ def parse_exchange(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> RequestRecord:
     """The record of one request; failures become ``error_kind``/``error``, never exceptions."""
-    steps = parse_steps(
-        raw,
-        prompt_id=prompt_id,
-        concurrency=concurrency,
-        round=round,
-        round_start_ns=round_start_ns,
-        prompt_tokens=prompt_tokens,
-        tokenizer=tokenizer,
-        max_line_bytes=max_line_bytes,
+    return finish_steps(
+        parse_steps(
+            raw,
+            prompt_id=prompt_id,
+            concurrency=concurrency,
+            round=round,
+            round_start_ns=round_start_ns,
+            prompt_tokens=prompt_tokens,
+            tokenizer=tokenizer,
+            max_line_bytes=max_line_bytes,
+        )
     )
+
+
+def finish_steps(steps: Generator[None, None, RequestRecord]) -> RequestRecord:
+    """Run a ``parse_steps`` generator to its end, in one go."""
     while True:
         try:
             next(steps)

@@ -26,7 +26,7 @@ from drbench.client import Endpoint, PreparedRequest, make_session, post_reset, 
 from drbench.config import DEFAULT_MAX_TOKENS, BenchConfig
 from drbench.dataset import cold_prefix, with_prefix
 from drbench.records import Prompt, RequestRecord
-from drbench.response import RawExchange, parse_steps
+from drbench.response import RawExchange, finish_steps, parse_steps
 from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.sanity import RoundFacts, no_usage_warning, round_warnings
 from drbench.slo import SLO
@@ -257,7 +257,7 @@ async def _run_round(
         while not ended.empty():  # interrupted: what was received is still parsed and logged
             if (item := ended.get_nowait()) is not None:
                 i, req, raw = item
-                finish(i, req, _complete(steps(req, raw)))
+                finish(i, req, finish_steps(steps(req, raw)))
         gc.unfreeze()
         progress.close()
         if all(r is not None for r in records):  # every request ended: the round is kept
@@ -375,14 +375,6 @@ def _as_sent(plan: RunPlan, prompt: Prompt) -> Prompt:
     if plan.endpoint.kind == "completions" and prompt.messages is not None:
         return replace(prompt, text=prompt.as_text(), messages=None)
     return prompt
-
-
-def _complete(steps: Generator[None, None, RequestRecord]) -> RequestRecord:
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
 
 
 def _prepare(plan: RunPlan, prompt: Prompt) -> PreparedRequest:
