@@ -428,17 +428,10 @@ async def check_reset(session: aiohttp.ClientSession, url: str) -> None:
     problem = await post_reset(session, url)
     if problem is None:
         return
-    path = urlsplit(url).path.rstrip("/")
-    hint = "check --cache-reset-url"
-    if "404" in problem and path.endswith("/reset_prefix_cache"):
-        hint = (
-            "vLLM serves /reset_prefix_cache only when started with VLLM_SERVER_DEV_MODE=1 "
-            "(SGLang's is /flush_cache); or use --cold-start nonce"
-        )
-    elif "404" in problem and path.endswith("/flush_cache"):
-        hint = (
-            "SGLang serves /flush_cache; vLLM's is /reset_prefix_cache; or use --cold-start nonce"
-        )
+    from drbench.prometheus.profiles import reset_hint  # noqa: PLC0415 - only on failure
+
+    known = reset_hint(urlsplit(url).path) if "404" in problem else None
+    hint = f"{known}; or use --cold-start nonce" if known else "check --cache-reset-url"
     raise PreflightError(f"{problem}: round 1 could not be made cold; {hint}")
 
 

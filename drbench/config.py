@@ -33,6 +33,7 @@ __all__ = [
 COLD_START_POLICIES = ("nonce", "reset", "none")
 DEFAULT_MAX_TOKENS = 128
 ROUND2_MODES = ("repeat", "continue")
+SERVER_PROFILES = ("auto", "vllm", "sglang", "lmcache", "generic")  # drbench.prometheus.profiles
 
 
 @dataclass(frozen=True)
@@ -331,6 +332,13 @@ OPTIONS: tuple[Option, ...] = (
         low=1024,
         high=1 << 40,
     ),
+    _o(
+        "server_profile",
+        "choice",
+        "server metrics",
+        "Which server's metrics --prometheus-url reads: its metric names, hit rates, idle gauges and cache sizes. 'auto' (default) detects it from the metric names of the first scrape (vllm:, sglang:, lmcache:; LMCache with the engine it runs in), else 'generic' (every known name).",
+        choices=SERVER_PROFILES,
+    ),
 )
 
 
@@ -371,6 +379,7 @@ class BenchConfig:
     quiet: bool = False
     max_response_bytes: int = 32 * 1024 * 1024
     max_line_bytes: int = 4 * 1024 * 1024
+    server_profile: str = "auto"
 
     def check(self, label: Callable[[str], str] = lambda n: flag_label(n)) -> BenchConfig:
         """Raise ConfigError for a value out of range or an inconsistent combination."""
