@@ -24,6 +24,7 @@ import aiohttp
 
 from drbench.arrival import ArrivalLog, attach, make_connector
 from drbench.errors import PreflightError, UsageError
+from drbench.prometheus.profiles import reset_hint
 from drbench.records import ErrorKind, Prompt
 from drbench.response import RawExchange, error_message, parse_exchange
 from drbench.tokens import EstimateCounter, TokenCounter
@@ -428,8 +429,6 @@ async def check_reset(session: aiohttp.ClientSession, url: str) -> None:
     problem = await post_reset(session, url)
     if problem is None:
         return
-    from drbench.prometheus.profiles import reset_hint  # noqa: PLC0415 - only on failure
-
     known = reset_hint(urlsplit(url).path) if "404" in problem else None
     hint = f"{known}; or use --cold-start nonce" if known else "check --cache-reset-url"
     raise PreflightError(f"{problem}: round 1 could not be made cold; {hint}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from drbench.errors import ConfigError
+from drbench.prometheus.profiles import PROFILE_CHOICES
 from drbench.redact import redact_config
 from drbench.urls import url_problem
 
@@ -33,7 +34,7 @@ __all__ = [
 COLD_START_POLICIES = ("nonce", "reset", "none")
 DEFAULT_MAX_TOKENS = 128
 ROUND2_MODES = ("repeat", "continue")
-SERVER_PROFILES = ("auto", "vllm", "sglang", "lmcache", "generic")  # drbench.prometheus.profiles
+SERVER_PROFILES = PROFILE_CHOICES  # auto, then every profile of drbench/prometheus/profiles.py
 
 
 @dataclass(frozen=True)

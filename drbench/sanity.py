@@ -14,6 +14,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from drbench.prometheus.profiles import GENERIC
 from drbench.records import RequestRecord, TokenSource
 
 __all__ = ["COLD_MAX_SHARE", "WARM_MIN_SHARE", "RoundFacts", "no_usage_warning", "round_warnings"]
@@ -37,6 +38,7 @@ class RoundFacts:
     estimates: Mapping[str, int] | None = None  # prompt id -> the client's prompt-token count
     capacity_tokens: int | None = None  # the server's cache capacity, when it says
     cache_off_cause: str | None = None  # the server profile's words for "caching is off"
+    # (None: the generic profile's, which names vLLM's and SGLang's switches)
 
 
 def round_warnings(f: RoundFacts) -> list[str]:
@@ -91,10 +93,7 @@ def _not_warm(f: RoundFacts, where: str, ok: Sequence[RequestRecord]) -> list[st
             "shorter prompts"
         )
     else:
-        off = f.cache_off_cause or (
-            "prefix caching is off (vLLM: --enable-prefix-caching; SGLang: the radix cache is "
-            "disabled)"
-        )
+        off = f.cache_off_cause or GENERIC.cache_off
         cause = f"{off}, or the cache is too small for the round's prompts (evicted before reuse)"
     return [
         f"{where} reused almost nothing ({', '.join(_shares(f))}), so it does not measure "

@@ -9,7 +9,10 @@ talks to a closed 127.0.0.1 port.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import subprocess
+import sys
 
 import aiohttp
 import pytest
@@ -145,6 +148,24 @@ def test_the_config_choices_are_the_profiles() -> None:
     assert OPTIONS[-1] is option and option.flag == "--server-profile"
     with pytest.raises(ConfigError, match="^recipe.yaml:3: server_profile: expected one of auto,"):
         coerce(option, "tgi", "recipe.yaml:3")
+
+
+def test_the_package_loads_parsing_and_scraping_only_when_used() -> None:
+    code = (
+        "import json, sys; import drbench.prometheus as p; from drbench.prometheus import VLLM; "
+        "import drbench.config, drbench.client, drbench.sanity; "
+        "light = sorted(m for m in ('prometheus_client', 'drbench.prometheus.parse', "
+        "'drbench.prometheus.watch') if m in sys.modules); "
+        "from drbench.prometheus import snapshot_from_text; "
+        "print(json.dumps([light, 'prometheus_client' in sys.modules, "
+        "sorted(p.__all__) == sorted(n for ns in p._MODULES.values() for n in ns)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [[], True, True]
+    import drbench.prometheus as package
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        package.nope  # noqa: B018
 
 
 def test_reset_hints_come_from_the_profiles_reset_paths() -> None:

@@ -9,72 +9,79 @@ Modules, one concern each:
 - ``watch.py``     the async scraper the runner drives (``ServerMetricsWatcher``).
 - ``capacity.py``  the one scrape before round 1: the profile, the cache block size, capacity.
 
-The public names of all five are importable from here.  Importing this package (or any module
-of it) loads prometheus_client and aiohttp: callers import it lazily, after the first request,
-so that ``--help`` and the start of a run stay fast (tests/test_startup.py).
+The public names of all five are importable from here, each loaded on first use (PEP 562): so
+``config.py``, ``client.py`` and ``sanity.py`` read ``profiles.py`` (standard library only) at
+start-up, while ``parse.py`` (prometheus_client) and ``watch.py`` (aiohttp) load only when a run
+scrapes, which keeps ``--help`` and the first request fast (tests/test_startup.py).
 """
 
 from __future__ import annotations
 
-from drbench.prometheus.capacity import (
-    ServerSetup,
-    block_size_from_metrics,
-    cache_sizes,
-    probe_server,
-    read_size,
-)
-from drbench.prometheus.parse import (
-    ExpositionError,
-    HistogramValue,
-    LabelMatcher,
-    MetricKind,
-    MetricSelector,
-    MetricValue,
-    Snapshot,
-    is_idle,
-    metric_names,
-    parse_selectors,
-    preset_selectors,
-    snapshot_from_text,
-)
-from drbench.prometheus.profiles import (
-    DERIVED_RATES,
-    GENERIC,
-    IDLE_GAUGES,
-    LMCACHE,
-    PRESET_METRICS,
-    PROFILE_CHOICES,
-    PROFILES,
-    SGLANG,
-    VLLM,
-    DerivedRate,
-    ProfileChoice,
-    ServerProfile,
-    SizeSource,
-    detect_profile,
-    profile_by_name,
-    reset_hint,
-    resolve_profile,
-    with_engine,
-)
-from drbench.prometheus.rounds import (
-    MetricReport,
-    Missing,
-    RoundServerMetrics,
-    UrlRound,
-    counter_delta,
-    derived_input_names,
-    histogram_delta,
-    histogram_quantile,
-    summarize_round,
-)
-from drbench.prometheus.watch import (
-    MAX_SCRAPE_BYTES,
-    ScrapeError,
-    ServerMetricsWatcher,
-    fetch_text,
-    scrape,
-)
+import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drbench.prometheus.capacity import (
+        ServerSetup,
+        block_size_from_metrics,
+        cache_sizes,
+        probe_server,
+        read_size,
+    )
+    from drbench.prometheus.parse import (
+        ExpositionError,
+        HistogramValue,
+        LabelMatcher,
+        MetricKind,
+        MetricSelector,
+        MetricValue,
+        Snapshot,
+        is_idle,
+        metric_names,
+        parse_selectors,
+        preset_selectors,
+        snapshot_from_text,
+    )
+    from drbench.prometheus.profiles import (
+        DERIVED_RATES,
+        GENERIC,
+        IDLE_GAUGES,
+        LMCACHE,
+        PRESET_METRICS,
+        PROFILE_CHOICES,
+        PROFILES,
+        SGLANG,
+        VLLM,
+        DerivedRate,
+        ProfileChoice,
+        ServerProfile,
+        SizeSource,
+        detect_profile,
+        profile_by_name,
+        reset_hint,
+        resolve_profile,
+        with_engine,
+    )
+    from drbench.prometheus.rounds import (
+        MetricReport,
+        Missing,
+        RoundServerMetrics,
+        UrlRound,
+        counter_delta,
+        derived_input_names,
+        histogram_delta,
+        histogram_quantile,
+        summarize_round,
+    )
+    from drbench.prometheus.watch import (
+        MAX_SCRAPE_BYTES,
+        ScrapeError,
+        ServerMetricsWatcher,
+        fetch_text,
+        scrape,
+    )
 
 __all__ = [
     "DERIVED_RATES",
@@ -127,3 +134,76 @@ __all__ = [
     "summarize_round",
     "with_engine",
 ]
+
+#: Module of the package -> the public names it defines.
+_MODULES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "capacity": (
+            "ServerSetup",
+            "block_size_from_metrics",
+            "cache_sizes",
+            "probe_server",
+            "read_size",
+        ),
+        "parse": (
+            "ExpositionError",
+            "HistogramValue",
+            "LabelMatcher",
+            "MetricKind",
+            "MetricSelector",
+            "MetricValue",
+            "Snapshot",
+            "is_idle",
+            "metric_names",
+            "parse_selectors",
+            "preset_selectors",
+            "snapshot_from_text",
+        ),
+        "profiles": (
+            "DERIVED_RATES",
+            "GENERIC",
+            "IDLE_GAUGES",
+            "LMCACHE",
+            "PRESET_METRICS",
+            "PROFILE_CHOICES",
+            "PROFILES",
+            "SGLANG",
+            "VLLM",
+            "DerivedRate",
+            "ProfileChoice",
+            "ServerProfile",
+            "SizeSource",
+            "detect_profile",
+            "profile_by_name",
+            "reset_hint",
+            "resolve_profile",
+            "with_engine",
+        ),
+        "rounds": (
+            "MetricReport",
+            "Missing",
+            "RoundServerMetrics",
+            "UrlRound",
+            "counter_delta",
+            "derived_input_names",
+            "histogram_delta",
+            "histogram_quantile",
+            "summarize_round",
+        ),
+        "watch": (
+            "MAX_SCRAPE_BYTES",
+            "ScrapeError",
+            "ServerMetricsWatcher",
+            "fetch_text",
+            "scrape",
+        ),
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    """Load the module that defines ``name`` on first use (only then its dependencies)."""
+    for module, names in _MODULES.items():
+        if name in names:
+            return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
