@@ -13,7 +13,7 @@ import contextlib
 import secrets
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,8 +43,8 @@ from drbench.runner import RunPlan, max_tokens_for, run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
 from drbench.tokens import EstimateCounter, TokenCounter, load_counter
 
-if TYPE_CHECKING:  # imports prometheus_client: only when --prometheus-url is given
-    from drbench.prometheus import ServerProfile
+if TYPE_CHECKING:  # watch.py imports prometheus_client: only when --prometheus-url is given
+    from drbench.prometheus import ServerMetricsWatcher, ServerProfile
 
 __all__ = ["Benchmark"]
 
@@ -183,7 +183,9 @@ class Benchmark:
         finally:
             result.timing["chunk_stamps"] = dict(plan.timing)
 
-    def _watcher_factory(self, profile: ServerProfile | None):
+    def _watcher_factory(
+        self, profile: ServerProfile | None
+    ) -> Callable[[aiohttp.ClientSession], ServerMetricsWatcher] | None:
         cfg = self.config
         if not cfg.prometheus_url or profile is None:
             return None

@@ -343,12 +343,13 @@ def _families(text: str) -> dict[str, _Family]:
 
 
 def _scalar_series(name: str, samples: Iterable[Sample]) -> dict[LabelKey, float | HistogramValue]:
-    series: dict[LabelKey, float | HistogramValue] = {}
+    sums: dict[LabelKey, float] = {}
     for s in samples:
         if (s.name.endswith("_created") and s.name != name) or not math.isfinite(s.value):
             continue
         key = _label_key(s.labels)
-        series[key] = series.get(key, 0.0) + float(s.value)
+        sums[key] = sums.get(key, 0.0) + float(s.value)
+    series: dict[LabelKey, float | HistogramValue] = dict(sums)
     return series
 
 

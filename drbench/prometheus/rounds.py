@@ -139,6 +139,8 @@ def counter_delta(before: MetricValue, after: MetricValue) -> tuple[float, bool]
     delta, reset = 0.0, False
     for key, now in after.series.items():
         was = before.series.get(key, 0.0)
+        if isinstance(now, HistogramValue) or isinstance(was, HistogramValue):
+            continue  # a counter's series are floats; a histogram's go to histogram_delta
         if now < was:
             reset = True
             delta += now
@@ -287,7 +289,7 @@ def _derived(rounds: Sequence[UrlRound], rates: Sequence[DerivedRate]) -> dict[s
             den, den_seen = _counter_total(den_name, rounds)
             if num_seen or den_seen:
                 ok = num is not None and den is not None and den > 0
-                out[rate.name] = num / den if ok else None
+                out[rate.name] = num / den if ok and num is not None and den else None
                 break
     return out
 

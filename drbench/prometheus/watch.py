@@ -243,9 +243,11 @@ class ServerMetricsWatcher:
         except asyncio.CancelledError:
             raise
         except ScrapeError as exc:
-            return self._failed(url, role, str(exc))
+            self._failed(url, role, str(exc))
+            return None
         except Exception as exc:  # never let a metrics endpoint end a benchmark run
-            return self._failed(url, role, redact_text(f"{type(exc).__name__}: {exc}"))
+            self._failed(url, role, redact_text(f"{type(exc).__name__}: {exc}"))
+            return None
         self._note(url, role, snap)
         return snap
 
