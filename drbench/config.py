@@ -476,6 +476,14 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
         )
     if c.round2_mode == "continue" and c.rounds < 2:
         out.append(("round2_mode", "continue needs --rounds 2 or more"))
+    if c.server_profile != "auto" and not c.prometheus_url:
+        out.append(
+            (
+                "server_profile",
+                f"{c.server_profile} says how to read --prometheus-url, which is not given: "
+                "add --prometheus-url URL or drop --server-profile",
+            )
+        )
     return out
 
 

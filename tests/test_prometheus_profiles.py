@@ -143,11 +143,30 @@ def test_every_profile_reports_what_its_rates_and_idle_checks_read(profile) -> N
 def test_the_config_choices_are_the_profiles() -> None:
     assert SERVER_PROFILES == PROFILE_CHOICES
     assert build_config({}).server_profile == "auto"
-    assert build_config({"server_profile": "sglang"}).check().server_profile == "sglang"
+    with_url = {"server_profile": "sglang", "prometheus_url": ["http://h/metrics"]}
+    assert build_config(with_url).check().server_profile == "sglang"
+    with pytest.raises(ConfigError) as alone:
+        build_config({"server_profile": "sglang"}).check()
+    assert str(alone.value) == (
+        "--server-profile sglang says how to read --prometheus-url, which is not given: add "
+        "--prometheus-url URL or drop --server-profile"
+    )
     option = next(o for o in OPTIONS if o.name == "server_profile")
     assert OPTIONS[-1] is option and option.flag == "--server-profile"
     with pytest.raises(ConfigError, match="^recipe.yaml:3: server_profile: expected one of auto,"):
         coerce(option, "tgi", "recipe.yaml:3")
+
+
+def test_a_profile_without_a_metrics_url_is_a_usage_error(capsys) -> None:
+    from drbench.cli import main  # noqa: PLC0415
+
+    argv = ["--endpoint", "http://127.0.0.1:9/v1/chat/completions", "--server-profile", "lmcache"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "drbench: --server-profile lmcache says how to read --prometheus-url, which is not "
+        "given: add --prometheus-url URL or drop --server-profile"
+    ]
 
 
 def test_the_package_loads_parsing_and_scraping_only_when_used() -> None:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from drbench.prometheus.capacity import (
         ServerSetup,
-        block_size_from_metrics,
         cache_sizes,
         probe_server,
         read_size,
@@ -112,7 +111,6 @@ __all__ = [
     "SizeSource",
     "Snapshot",
     "UrlRound",
-    "block_size_from_metrics",
     "cache_sizes",
     "counter_delta",
     "derived_input_names",
@@ -140,7 +138,6 @@ _MODULES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "capacity": (
             "ServerSetup",
-            "block_size_from_metrics",
             "cache_sizes",
             "probe_server",
             "read_size",

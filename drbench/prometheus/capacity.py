@@ -25,10 +25,10 @@ from drbench.prometheus.parse import (
     metric_names,
     snapshot_from_text,
 )
-from drbench.prometheus.profiles import VLLM, ServerProfile, SizeSource, resolve_profile
+from drbench.prometheus.profiles import ServerProfile, SizeSource, resolve_profile
 from drbench.prometheus.watch import ScrapeError, fetch_text
 
-__all__ = ["ServerSetup", "block_size_from_metrics", "cache_sizes", "probe_server", "read_size"]
+__all__ = ["ServerSetup", "cache_sizes", "probe_server", "read_size"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +88,6 @@ def cache_sizes(text: str, profile: ServerProfile) -> tuple[int | None, int | No
         for s in sources
     ]
     return out[0], out[1]
-
-
-def block_size_from_metrics(text: str, profile: ServerProfile | None = None) -> int | None:
-    """The block size a page states (default: the vLLM profile's source)."""
-    return cache_sizes(text, profile or VLLM)[0]
 
 
 async def probe_server(
