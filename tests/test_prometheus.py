@@ -128,6 +128,23 @@ def test_a_server_profile_flag_that_contradicts_the_names_warns(
     assert rounds(out)[1]["cache"]["server_hit_rate"] is None  # missing, never 0
 
 
+def test_the_generic_profile_reads_any_known_server(mocker_factory, tmp_path: Path) -> None:
+    mock = mocker_factory(*FAST, "--metrics-profile", "sglang")
+    out = tmp_path / "g"
+    assert bench(mock, out, "--server-profile", "generic", "--num-samples", "4") == 0
+    profile = summary(out)["run"]["server_profile"]
+    assert (profile["name"], profile["chosen_by"], profile["capacity_tokens"]) == (
+        "generic",
+        "flag",
+        None,  # generic knows no size source
+    )
+    r2 = rounds(out)[1]
+    assert r2["server_metrics"]["hit_rate_source"] == "sglang_prefix_cache_hit_rate"
+    assert r2["cache"]["server_hit_rate"] > 0.5  # short prompts: whole blocks only
+    assert r2["cache"]["server_hit_rate"] == pytest.approx(r2["cache"]["client_cached_share"])
+    assert not any("--server-profile" in w for w in summary(out)["run"]["warnings"])
+
+
 def test_counters_gauges_and_histograms_are_reported_as_specified(
     mocker_factory, tmp_path: Path
 ) -> None:
