@@ -108,6 +108,12 @@ def test_a_flag_is_kept_and_warns_only_when_the_names_contradict_it() -> None:
         "SGLang hit rates may be missing (use --server-profile auto or vllm)",
     )
     assert resolve_profile("generic", vllm_names).warnings == ()  # generic reads everything
+    with_lmcache = {"vllm:prefix_cache_hits_total", "lmcache:num_hit_tokens_total"}
+    assert resolve_profile("vllm", with_lmcache).warnings == ()  # vLLM's names are there
+    assert resolve_profile("lmcache", vllm_names).warnings == (
+        "server metrics: --server-profile lmcache but the endpoint exposes vLLM metrics; its "
+        "LMCache on vLLM hit rates may be missing (use --server-profile auto or vllm)",
+    )
     assert resolve_profile("sglang", None).warnings == ()  # nothing seen, nothing to say
     on_sglang = resolve_profile("lmcache", {"sglang:num_running_reqs"}).profile
     assert on_sglang.title == "LMCache on SGLang" and on_sglang.idle_gauges == SGLANG.idle_gauges

@@ -282,8 +282,11 @@ def detect_profile(names: Iterable[str]) -> ServerProfile | None:
 
 def resolve_profile(choice: str, names: Iterable[str] | None) -> ProfileChoice:
     """The profile for ``--server-profile choice`` given the first scrape's names (None: no
-    scrape could be read).  ``auto`` takes the detected profile, else ``generic``."""
-    detected = detect_profile(names) if names is not None else None
+    scrape could be read).  ``auto`` takes the detected profile, else ``generic``.  A named
+    profile warns when the server exposes none of its own names (``lmcache``: no ``lmcache:``)
+    but another server's."""
+    seen = frozenset(names) if names is not None else frozenset()
+    detected = detect_profile(seen)
     found = detected.name if detected is not None else None
     if choice == "auto":
         if detected is None:
@@ -294,7 +297,8 @@ def resolve_profile(choice: str, names: Iterable[str] | None) -> ProfileChoice:
         on_sglang = SGLANG.name in (detected.name, detected.engine)
         profile = with_engine(LMCACHE, SGLANG if on_sglang else VLLM)
     warnings: tuple[str, ...] = ()
-    if detected is not None and found != profile.name and profile is not GENERIC:
+    own = profile.prefixes[:1]  # LMCache on vLLM: lmcache:, not the engine's vllm:
+    if detected is not None and profile is not GENERIC and not any(n.startswith(own) for n in seen):
         warnings = (
             f"server metrics: --server-profile {choice} but the endpoint exposes "
             f"{detected.title} metrics; its {profile.title} hit rates "
