@@ -19,8 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from drbench.prometheus import MetricSelector, preset_selectors, snapshot_from_text
-from drbench.prometheus_round import derived_input_names
+from drbench.prometheus import (
+    MetricSelector,
+    derived_input_names,
+    preset_selectors,
+    snapshot_from_text,
+)
 
 LATENCY = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920]
 TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]

@@ -13,14 +13,14 @@ import contextlib
 import secrets
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
-from drbench.cache_config import fetch_block_size
 from drbench.client import Endpoint, ModelInfo, check_reset, list_models, make_session, preflight
 from drbench.config import BenchConfig
 from drbench.dataset import load_prompts, select_prompts
@@ -42,6 +42,9 @@ from drbench.results import RunResult
 from drbench.runner import RunPlan, max_tokens_for, run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
 from drbench.tokens import EstimateCounter, TokenCounter, load_counter
+
+if TYPE_CHECKING:  # watch.py imports prometheus_client: only when --prometheus-url is given
+    from drbench.prometheus import ServerMetricsWatcher, ServerProfile
 
 __all__ = ["Benchmark"]
 
@@ -142,9 +145,13 @@ class Benchmark:
                 await check_reset(session, cfg.cache_reset_url)
             if cfg.model and not models:
                 models = await _models_if_listed(session, self.endpoint)
-            block_size = None
+            server = None
             if cfg.prometheus_url:
-                block_size = await fetch_block_size(session, cfg.prometheus_url[0])
+                from drbench.prometheus import probe_server  # noqa: PLC0415 - prometheus_client
+
+                server = await probe_server(session, cfg.prometheus_url, cfg.server_profile)
+                result.server_profile = server.to_dict()
+                notes += server.warnings
         notes += _too_long(self.prompts, limits, models, model, self.tokenizer)
         for line in notes:
             result.warnings.append(line)
@@ -158,9 +165,11 @@ class Benchmark:
             prompts=self.prompts,
             slo=self.slo,
             run_token=result.run_token,
-            watcher_factory=self._watcher_factory(),
+            watcher_factory=self._watcher_factory(server.profile if server else None),
             tokenizer=self.tokenizer,
-            block_size=block_size,
+            block_size=server.block_size if server else None,
+            capacity_tokens=server.capacity_tokens if server else None,
+            cache_off_cause=server.profile.cache_off if server else None,
         )
         if not cfg.quiet:
             print(
@@ -174,14 +183,21 @@ class Benchmark:
         finally:
             result.timing["chunk_stamps"] = dict(plan.timing)
 
-    def _watcher_factory(self):
+    def _watcher_factory(
+        self, profile: ServerProfile | None
+    ) -> Callable[[aiohttp.ClientSession], ServerMetricsWatcher] | None:
         cfg = self.config
-        if not cfg.prometheus_url:
+        if not cfg.prometheus_url or profile is None:
             return None
-        from drbench.prometheus_watch import ServerMetricsWatcher  # noqa: PLC0415
+        from drbench.prometheus import ServerMetricsWatcher  # noqa: PLC0415
 
         return lambda session: ServerMetricsWatcher(
-            session, cfg.prometheus_url, self.selectors, interval_s=cfg.prometheus_interval
+            session,
+            cfg.prometheus_url,
+            self.selectors,
+            interval_s=cfg.prometheus_interval,
+            profile=profile,
+            round_pause_s=cfg.round_pause,
         )
 
     def _write_reports(self, result: RunResult, *, failed: bool) -> list[OutputDirError]:

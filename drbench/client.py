@@ -24,6 +24,7 @@ import aiohttp
 
 from drbench.arrival import ArrivalLog, attach, make_connector
 from drbench.errors import PreflightError, UsageError
+from drbench.prometheus.profiles import reset_hint
 from drbench.records import ErrorKind, Prompt
 from drbench.response import RawExchange, error_message, parse_exchange
 from drbench.tokens import EstimateCounter, TokenCounter
@@ -433,17 +434,8 @@ async def check_reset(session: aiohttp.ClientSession, url: str) -> None:
     problem = await post_reset(session, url)
     if problem is None:
         return
-    path = urlsplit(url).path.rstrip("/")
-    hint = "check --cache-reset-url"
-    if "404" in problem and path.endswith("/reset_prefix_cache"):
-        hint = (
-            "vLLM serves /reset_prefix_cache only when started with VLLM_SERVER_DEV_MODE=1 "
-            "(SGLang's is /flush_cache); or use --cold-start nonce"
-        )
-    elif "404" in problem and path.endswith("/flush_cache"):
-        hint = (
-            "SGLang serves /flush_cache; vLLM's is /reset_prefix_cache; or use --cold-start nonce"
-        )
+    known = reset_hint(urlsplit(url).path) if "404" in problem else None
+    hint = f"{known}; or use --cold-start nonce" if known else "check --cache-reset-url"
     raise PreflightError(f"{problem}: round 1 could not be made cold; {hint}")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from drbench.errors import ConfigError
+from drbench.prometheus.profiles import PROFILE_CHOICES
 from drbench.redact import redact_config
 from drbench.urls import url_problem
 
@@ -33,6 +34,7 @@ __all__ = [
 COLD_START_POLICIES = ("nonce", "reset", "none")
 DEFAULT_MAX_TOKENS = 128
 ROUND2_MODES = ("repeat", "continue")
+SERVER_PROFILES = PROFILE_CHOICES  # auto, then every profile of drbench/prometheus/profiles.py
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,13 @@ OPTIONS: tuple[Option, ...] = (
         low=1024,
         high=1 << 40,
     ),
+    _o(
+        "server_profile",
+        "choice",
+        "server metrics",
+        "Which server's metrics --prometheus-url reads: its metric names, hit rates, idle gauges and cache sizes. 'auto' (default) detects it from the metric names of the first scrape (vllm:, sglang:, lmcache:; LMCache with the engine it runs in), else 'generic' (every known name).",
+        choices=SERVER_PROFILES,
+    ),
 )
 
 
@@ -371,6 +380,7 @@ class BenchConfig:
     quiet: bool = False
     max_response_bytes: int = 32 * 1024 * 1024
     max_line_bytes: int = 4 * 1024 * 1024
+    server_profile: str = "auto"
 
     def check(self, label: Callable[[str], str] = lambda n: flag_label(n)) -> BenchConfig:
         """Raise ConfigError for a value out of range or an inconsistent combination."""
@@ -466,6 +476,14 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
         )
     if c.round2_mode == "continue" and c.rounds < 2:
         out.append(("round2_mode", "continue needs --rounds 2 or more"))
+    if c.server_profile != "auto" and not c.prometheus_url:
+        out.append(
+            (
+                "server_profile",
+                f"{c.server_profile} says how to read --prometheus-url, which is not given: "
+                "add --prometheus-url URL or drop --server-profile",
+            )
+        )
     return out
 
 

@@ -83,6 +83,7 @@ class RunResult:
     timing: dict[str, Any] = field(default_factory=dict)  # how chunks were stamped
     max_tokens_sources: dict[str, int] = field(default_factory=dict)  # flag/dataset/default
     gates: list[Any] = field(default_factory=list)  # gates.GateResult, once the run ended
+    server_profile: dict[str, Any] | None = None  # prometheus ServerSetup.to_dict(), if scraped
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +101,7 @@ class RunResult:
                 "run_token": self.run_token,
                 "warnings": [redact_text(w) for w in self.warnings],
                 "timing": dict(self.timing),
+                "server_profile": self.server_profile,
             },
             "levels": [lv.to_dict() for lv in self.levels if lv.rounds],
             "gates": [g.to_dict() for g in self.gates],

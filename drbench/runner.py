@@ -73,6 +73,10 @@ class RunPlan:
     tokenizer: TokenCounter | None = None  # --tokenizer: counts when the server sends no usage
     timing: Counter[str] = field(default_factory=Counter)  # responses by stamp source
     block_size: int | None = None  # the server's prefix-cache block, when its metrics say
+    capacity_tokens: int | None = None  # the server's prefix-cache capacity, when they say
+    cache_off_cause: str | None = (
+        None  # the server profile's reason for a cache that reused nothing
+    )
 
 
 async def run(plan: RunPlan, result: RunResult, observer: RunObserver) -> None:
@@ -155,6 +159,8 @@ async def _run_level(
             server_hit_rate=result.server_hit_rate,
             cold_start=cfg.cold_start,
             block_size=plan.block_size,
+            capacity_tokens=plan.capacity_tokens,
+            cache_off_cause=plan.cache_off_cause,
             estimates={r.prompt_id: r.prompt_tokens for r in requests},
         )
         lines = round_warnings(facts)

@@ -2,7 +2,8 @@
 server's own numbers look wrong.
 
 Pure: each takes a finished round and what the plan knew (the cold-start policy, the server's
-cache block size, the client's estimate of each prompt's tokens) and returns warning lines; the
+cache block size and capacity and its profile's words for a cache that is off, the client's
+estimate of each prompt's tokens) and returns warning lines; the
 runner logs them, prints them and writes them into ``summary.json``.  docs/benchmarker_guide.md
 lists every sentence.
 """
@@ -13,6 +14,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from drbench.prometheus.profiles import GENERIC
 from drbench.records import RequestRecord, TokenSource
 
 __all__ = ["COLD_MAX_SHARE", "WARM_MIN_SHARE", "RoundFacts", "no_usage_warning", "round_warnings"]
@@ -34,6 +36,9 @@ class RoundFacts:
     cold_start: str
     block_size: int | None = None  # the server's cache block, when it says
     estimates: Mapping[str, int] | None = None  # prompt id -> the client's prompt-token count
+    capacity_tokens: int | None = None  # the server's cache capacity, when it says
+    cache_off_cause: str | None = None  # the server profile's words for "caching is off"
+    # (None: the generic profile's, which names vLLM's and SGLang's switches)
 
 
 def round_warnings(f: RoundFacts) -> list[str]:
@@ -81,11 +86,15 @@ def _not_warm(f: RoundFacts, where: str, ok: Sequence[RequestRecord]) -> list[st
             f"the prompts average {mean:.0f} tokens, shorter than the server's cache block of "
             f"{f.block_size} tokens (only whole blocks are cached): use longer prompts"
         )
-    else:
+    elif f.capacity_tokens and sum(prompt) > f.capacity_tokens:
         cause = (
-            "prefix caching is off (vLLM: --enable-prefix-caching; SGLang: the radix cache is "
-            "disabled), or the cache is too small for the round's prompts (evicted before reuse)"
+            f"the round's prompts total {sum(prompt)} tokens, more than the server's cache holds "
+            f"({f.capacity_tokens} tokens), so each is evicted before it is reused: use fewer or "
+            "shorter prompts"
         )
+    else:
+        off = f.cache_off_cause or GENERIC.cache_off
+        cause = f"{off}, or the cache is too small for the round's prompts (evicted before reuse)"
     return [
         f"{where} reused almost nothing ({', '.join(_shares(f))}), so it does not measure "
         f"what the cache buys. Likely cause: {cause}"

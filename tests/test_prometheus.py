@@ -1,6 +1,6 @@
 """Prometheus integration end to end, against the mocker: per-round hit rates from counter deltas,
-counters/gauges/histograms as specified, selectors, a dead metrics URL, SLO goodput, multi-turn
-round 2 and the CI exit codes.
+each server profile (the mocker's --metrics-profile) detected and read, counters/gauges/histograms
+as specified, selectors, a dead metrics URL, SLO goodput, multi-turn round 2 and the CI exit codes.
 
 Runs under pytest, or directly: ``python tests/test_prometheus.py``.
 """
@@ -61,6 +61,88 @@ def test_hit_rate_is_cold_then_warm_from_counter_deltas(mocker_factory, tmp_path
     )
     csv_head = (tmp_path / "a" / "metrics_summary.csv").read_text().splitlines()[0]
     assert "cache_server_hit_rate" in csv_head and "cache_client_cached_share" in csv_head
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "profile, source, title, block_size",
+    [
+        ("vllm", "vllm_prefix_cache_hit_rate", "vLLM", 16),
+        ("sglang", "sglang_prefix_cache_hit_rate", "SGLang", None),  # SGLang does not say
+        ("lmcache", "lmcache_retrieve_hit_rate", "LMCache on vLLM", 16),
+    ],
+)
+def test_each_server_profile_is_detected_and_gives_the_round_hit_rates(
+    mocker_factory, tmp_path: Path, profile: str, source: str, title: str, block_size
+) -> None:
+    mock = mocker_factory(*FAST, "--metrics-profile", profile, "--cache-capacity-tokens", "64000")
+    out = tmp_path / profile
+    assert bench(mock, out) == 0
+    run = summary(out)["run"]
+    assert run["server_profile"]["name"] == profile
+    assert run["server_profile"]["title"] == title
+    assert run["server_profile"]["chosen_by"] == "detected"
+    assert run["server_profile"]["block_size"] == block_size
+    assert run["server_profile"]["capacity_tokens"] == 64000
+    r1, r2 = rounds(out)
+    assert r1["cache"]["server_hit_rate"] == 0  # nonce cold start: nothing reused
+    assert r2["cache"]["server_hit_rate"] > 0.9
+    assert r2["server_metrics"]["hit_rate_source"] == source
+    assert r2["server_metrics"]["profile"] == profile
+    assert r2["cache"]["client_cached_share"] == pytest.approx(
+        r2["cache"]["server_hit_rate"], abs=0.02
+    )
+    reported = {m["metric"].split(":")[0] for m in r2["server_metrics"]["metrics"]}
+    derived = r2["server_metrics"]["derived"]
+    flush_note = [w for w in run["warnings"] if "every 10 s" in w]
+    if profile == "sglang":
+        assert reported == {"sglang"} and list(derived) == [source]
+    if profile == "lmcache":  # LMCache's own counters and vLLM's view of the connector agree
+        assert reported == {"lmcache", "vllm"}
+        assert derived["vllm_external_prefix_cache_hit_rate"] == pytest.approx(derived[source])
+        assert derived["vllm_prefix_cache_hit_rate"] is None  # vLLM's own caching is off
+        assert len(flush_note) == 1 and "--round-pause 10" in flush_note[0]
+    else:
+        assert flush_note == []
+
+
+def test_a_server_profile_flag_that_contradicts_the_names_warns(
+    mocker_factory, tmp_path: Path, capsys
+) -> None:
+    mock = mocker_factory(*FAST)
+    out = tmp_path / "x"
+    assert bench(mock, out, "--server-profile", "sglang", "--num-samples", "2") == 0
+    assert (
+        "--server-profile sglang but the endpoint exposes vLLM metrics; its SGLang hit rates "
+        "may be missing (use --server-profile auto or vllm)" in capsys.readouterr().err
+    )
+    profile = summary(out)["run"]["server_profile"]
+    assert (profile["name"], profile["chosen_by"], profile["block_size"]) == (
+        "sglang",
+        "flag",
+        None,
+    )
+    assert rounds(out)[1]["cache"]["server_hit_rate"] is None  # missing, never 0
+
+
+def test_the_generic_profile_reads_any_known_server(mocker_factory, tmp_path: Path) -> None:
+    mock = mocker_factory(*FAST, "--metrics-profile", "sglang")
+    out = tmp_path / "g"
+    assert bench(mock, out, "--server-profile", "generic", "--num-samples", "4") == 0
+    profile = summary(out)["run"]["server_profile"]
+    assert (profile["name"], profile["chosen_by"], profile["capacity_tokens"]) == (
+        "generic",
+        "flag",
+        None,  # generic knows no size source
+    )
+    r2 = rounds(out)[1]
+    assert r2["server_metrics"]["hit_rate_source"] == "sglang_prefix_cache_hit_rate"
+    assert r2["cache"]["server_hit_rate"] > 0.5  # short prompts: whole blocks only
+    assert r2["cache"]["server_hit_rate"] == pytest.approx(r2["cache"]["client_cached_share"])
+    assert not any("--server-profile" in w for w in summary(out)["run"]["warnings"])
 
 
 def test_counters_gauges_and_histograms_are_reported_as_specified(

@@ -11,8 +11,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from drbench.prometheus import MetricSelector
-from drbench.prometheus_watch import MAX_SCRAPE_BYTES, ScrapeError, ServerMetricsWatcher, scrape
+from drbench.prometheus import (
+    MAX_SCRAPE_BYTES,
+    MetricSelector,
+    ScrapeError,
+    ServerMetricsWatcher,
+    scrape,
+)
 
 CHUNK = b"# HELP filler an endless comment line, as a broken exporter might send\n" * 1024
 

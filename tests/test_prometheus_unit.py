@@ -26,19 +26,18 @@ from drbench.prometheus import (
     MetricKind,
     MetricSelector,
     MetricValue,
-    is_idle,
-    parse_selectors,
-    preset_selectors,
-    snapshot_from_text,
-)
-from drbench.prometheus_round import (
+    ServerMetricsWatcher,
     UrlRound,
     counter_delta,
     histogram_delta,
     histogram_quantile,
+    is_idle,
+    parse_selectors,
+    preset_selectors,
+    profile_by_name,
+    snapshot_from_text,
     summarize_round,
 )
-from drbench.prometheus_watch import ServerMetricsWatcher
 
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5)
 
@@ -676,14 +675,16 @@ def test_watcher_user_selector_that_matches_nothing_warns_once_and_is_missing():
     assert r.metric("vllm:prompt_tokens").delta == 0.0
 
 
-def test_watcher_says_once_what_an_endpoint_lacks_or_lags():
-    async def scenario():
+def test_watcher_says_once_what_an_endpoint_lacks_and_the_profiles_flush_lag():
+    async def scenario(pause_s: float):
         served, release = Served(VllmState()), asyncio.Event()
         runner, base = await _start_server(served, release)
         urls = [f"{base}/lmcache", f"{base}/other"]
         try:
             async with aiohttp.ClientSession() as session:
-                w = ServerMetricsWatcher(session, urls, None, settle_max_s=0)
+                w = ServerMetricsWatcher(
+                    session, urls, None, settle_max_s=0, profile=lmcache, round_pause_s=pause_s
+                )
                 warnings = await w.probe()
                 await w.start_round()
                 return urls, warnings, await w.end_round()
@@ -691,13 +692,19 @@ def test_watcher_says_once_what_an_endpoint_lacks_or_lags():
             release.set()
             await runner.cleanup()
 
-    (lm, other), warnings, r = asyncio.run(scenario())
+    lmcache = profile_by_name("lmcache")
+    (lm, other), warnings, r = asyncio.run(scenario(0.0))
     assert len(warnings) == 2 and r.warnings == []
-    assert lm in warnings[0] and "every 10 s" in warnings[0]
-    assert other in warnings[1] and "none of the known" in warnings[1]
+    assert other in warnings[0] and "none of the known LMCache on vLLM metrics" in warnings[0]
+    assert warnings[1] == (
+        "server metrics: LMCache publishes its counters about every 10 s, so its per-round "
+        "figures can lag the round by that much; give --round-pause 10 or more."
+    )
     assert {m.url for m in r.metrics} == {lm, None}  # the other endpoint reports nothing
     assert r.metric("lmcache:num_hit_tokens", lm).delta == 0.0
-    assert r.missing == []
+    assert r.missing == [] and r.profile == "lmcache"
+    _, warnings, _ = asyncio.run(scenario(10.0))  # a pause of one flush: no lag note
+    assert len(warnings) == 1 and "none of the known" in warnings[0]
 
 
 def test_watcher_rejects_bad_arguments():

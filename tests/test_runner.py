@@ -12,7 +12,7 @@ import pytest
 import drbench.runner as runner
 from drbench.client import Endpoint, PreparedRequest
 from drbench.config import BenchConfig
-from drbench.prometheus_round import Missing, RoundServerMetrics
+from drbench.prometheus import Missing, RoundServerMetrics
 from drbench.records import Prompt, RequestRecord
 from drbench.response import RawExchange
 from drbench.results import LevelResult, RoundResult

@@ -11,7 +11,7 @@ Modules, front to back::
     sink.py       writes a stream's pre-built SSE chunks straight to its transport
     shape.py      stream quirks of real servers: which texts go in which chunk      (pure)
     wire.py       OpenAI wire format as bytes templates and dicts                   (pure)
-    metrics.py    vLLM-named Prometheus metrics on a registry of the server's own
+    metrics.py    vLLM, SGLang or LMCache Prometheus metrics on a registry of the server's own
     trace.py      --trace JSONL writer (buffered, flushed every 0.5 s)
     reqlog.py     the bounded log of request bodies behind /debug/requests          (pure)
     guard.py      closes a connection whose first request head is late (slowloris)

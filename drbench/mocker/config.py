@@ -19,6 +19,7 @@ from drbench.errors import UsageError
 
 __all__ = [
     "LengthKind",
+    "MetricsProfile",
     "MockerConfig",
     "OutputLengthSpec",
     "UsageMode",
@@ -43,6 +44,14 @@ class UsageMode(str, Enum):
     FINAL = "final"  # its own last chunk with empty choices, when include_usage is asked
     LAST_TOKEN = "last-token"  # on the chunk carrying the last token and finish_reason
     NONE = "none"  # never, even when include_usage is asked
+
+
+class MetricsProfile(str, Enum):
+    """Whose metric names ``GET /metrics`` shows (``--metrics-profile``)."""
+
+    VLLM = "vllm"
+    SGLANG = "sglang"
+    LMCACHE = "lmcache"  # vLLM with LMCache as its KV connector
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +166,11 @@ class MockerConfig:
         "a connection must send a whole request head within S s of connecting (or of its "
         "last response, the keep-alive limit) and a body within S s of its head",
         default=60.0,
+    )
+    metrics_profile: MetricsProfile = _opt(
+        "whose metric names /metrics shows: vllm, sglang (sglang:*) or lmcache (vLLM with "
+        "LMCache as KV connector: lmcache:* and vllm:external_prefix_cache_*)",
+        default=MetricsProfile.VLLM,
     )
     no_reset_endpoint: bool = _opt(
         "answer 404 on /reset_prefix_cache and /flush_cache (vLLM without VLLM_SERVER_DEV_MODE=1)",
@@ -283,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, metavar="FILE", help=help_text)
         elif f.name == "fake_prompt_tokens":
             p.add_argument(flag, type=int, metavar="N", help=help_text)
-        elif f.name == "usage_mode":
-            p.add_argument(flag, choices=[m.value for m in UsageMode], help=help_text)
+        elif isinstance(default, Enum):
+            p.add_argument(flag, choices=[m.value for m in type(default)], help=help_text)
         elif isinstance(default, bool):
             p.add_argument(flag, action="store_true", help=f.metadata["help"])
         else:
@@ -302,6 +316,8 @@ def config_from_argv(argv: Sequence[str] | None) -> MockerConfig:
         values["model"] = tuple(values["model"])
     if "usage_mode" in values:
         values["usage_mode"] = UsageMode(values["usage_mode"])
+    if "metrics_profile" in values:
+        values["metrics_profile"] = MetricsProfile(values["metrics_profile"])
     return MockerConfig(**values)
 
 

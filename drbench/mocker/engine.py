@@ -84,6 +84,8 @@ class Engine:
             cache_config_labels(
                 cfg.block_size, self.cache.capacity_blocks, cfg.cache_capacity_tokens > 0
             ),
+            cfg.metrics_profile,
+            self.cache.capacity_blocks * cfg.block_size,
         )
         self._jitter_rng = random.Random(f"{cfg.seed}:jitter")
         self._itl_s = cfg.itl_ms / 1000.0
@@ -296,6 +298,8 @@ class Engine:
                 now - seq.arrival if completed else None,
                 seq.generated,
                 outcome if completed else "abort",
+                len(seq.prompt),
+                seq.cached_tokens,
             )
         if not seq.done.done():
             seq.done.set_result(outcome)

@@ -4,8 +4,9 @@ Counters: the delta, per series, where a series that went backwards was reset an
 after value.  Gauges: mean and max over every reading of the round (before, samples, after).
 Histograms and summaries: the count and sum deltas, their mean, and quantiles interpolated in the
 bucket deltas as PromQL's ``histogram_quantile`` does.  Derived hit rates come from counter
-deltas only, never from a cumulative or windowed gauge (../shared/notes §1.5).  A figure whose
-input is missing is ``None``, never 0.  Pure: the snapshots come from ``prometheus_watch.py``.
+deltas only, never from a cumulative or windowed gauge (../shared/notes §1.5); which counters
+and in what order of preference is the server profile's (``profiles.py``).  A figure whose
+input is missing is ``None``, never 0.  Pure: the snapshots come from ``watch.py``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from drbench.prometheus import HistogramValue, MetricKind, MetricValue, Snapshot
+from drbench.prometheus.parse import HistogramValue, MetricKind, MetricValue, Snapshot
+from drbench.prometheus.profiles import DERIVED_RATES, DerivedRate
 
 __all__ = [
-    "DERIVED_RATES",
-    "DerivedRate",
     "MetricReport",
     "Missing",
     "RoundServerMetrics",
@@ -32,43 +32,6 @@ __all__ = [
 ]
 
 _CUMULATIVE_HISTOGRAMS = (MetricKind.HISTOGRAM, MetricKind.SUMMARY)
-
-
-@dataclass(frozen=True, slots=True)
-class DerivedRate:
-    """A ratio of two counter deltas; ``inputs`` lists (numerator, denominator) pairs, best first."""
-
-    name: str
-    inputs: tuple[tuple[str, str], ...]
-
-
-#: The per-round hit rates, in the order ``RoundServerMetrics.hit_rate`` prefers them.
-DERIVED_RATES: tuple[DerivedRate, ...] = (
-    DerivedRate(
-        "vllm_prefix_cache_hit_rate",
-        (
-            ("vllm:prefix_cache_hits", "vllm:prefix_cache_queries"),
-            ("vllm:gpu_prefix_cache_hits", "vllm:gpu_prefix_cache_queries"),
-        ),
-    ),
-    DerivedRate(
-        "sglang_prefix_cache_hit_rate",
-        (("sglang:cached_tokens_total", "sglang:prompt_tokens_total"),),
-    ),
-    DerivedRate(
-        "lmcache_retrieve_hit_rate", (("lmcache:num_hit_tokens", "lmcache:num_requested_tokens"),)
-    ),
-    DerivedRate(
-        "lmcache_lookup_hit_rate", (("lmcache:num_lookup_hits", "lmcache:num_lookup_tokens"),)
-    ),
-    DerivedRate(
-        "vllm_external_prefix_cache_hit_rate",
-        (("vllm:external_prefix_cache_hits", "vllm:external_prefix_cache_queries"),),
-    ),
-    DerivedRate(
-        "vllm_prompt_tokens_cached_share", (("vllm:prompt_tokens_cached", "vllm:prompt_tokens"),)
-    ),
-)
 
 
 @dataclass(slots=True)
@@ -127,14 +90,15 @@ class RoundServerMetrics:
     """Every server figure of one round, ready for tables, CSV and ``summary.json``."""
 
     metrics: list[MetricReport]
-    derived: dict[str, float | None]  # only rates some of whose inputs the servers expose
+    derived: dict[str, float | None]  # rates some of whose inputs the servers expose, best first
     missing: list[Missing] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    profile: str | None = None  # the server profile whose rates ``derived`` holds
 
     @property
     def hit_rate_source(self) -> str | None:
-        """The name in ``derived`` that ``hit_rate`` comes from."""
-        return next((r.name for r in DERIVED_RATES if self.derived.get(r.name) is not None), None)
+        """The first name in ``derived`` (the profile's order) with a value: ``hit_rate``'s."""
+        return next((name for name, v in self.derived.items() if v is not None), None)
 
     @property
     def hit_rate(self) -> float | None:
@@ -160,12 +124,13 @@ class RoundServerMetrics:
                 {"url": m.url, "metric": m.metric, "reason": m.reason} for m in self.missing
             ],
             "warnings": list(self.warnings),
+            "profile": self.profile,
         }
 
 
-def derived_input_names() -> list[str]:
+def derived_input_names(rates: Sequence[DerivedRate] = DERIVED_RATES) -> list[str]:
     """Every counter a derived rate can use; the watcher scrapes them whatever the user selects."""
-    names = (n for rate in DERIVED_RATES for pair in rate.inputs for n in pair)
+    names = (n for rate in rates for pair in rate.inputs for n in pair)
     return list(dict.fromkeys(names))
 
 
@@ -174,6 +139,8 @@ def counter_delta(before: MetricValue, after: MetricValue) -> tuple[float, bool]
     delta, reset = 0.0, False
     for key, now in after.series.items():
         was = before.series.get(key, 0.0)
+        if isinstance(now, HistogramValue) or isinstance(was, HistogramValue):
+            continue  # a counter's series are floats; a histogram's go to histogram_delta
         if now < was:
             reset = True
             delta += now
@@ -221,8 +188,14 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     return lower + (upper - lower) * (rank - below) / (counts[i] - below)
 
 
-def summarize_round(rounds: Sequence[UrlRound], warnings: Iterable[str] = ()) -> RoundServerMetrics:
-    """Reports per endpoint and metric, totals across endpoints, derived rates, what is missing."""
+def summarize_round(
+    rounds: Sequence[UrlRound],
+    warnings: Iterable[str] = (),
+    rates: Sequence[DerivedRate] = DERIVED_RATES,
+    profile: str | None = None,
+) -> RoundServerMetrics:
+    """Reports per endpoint and metric, totals across endpoints, a profile's derived ``rates``
+    (in their order of preference), what is missing."""
     per_url = {ur.url: {sel: _url_report(sel, ur) for sel in ur.reported} for ur in rounds}
     reports: list[MetricReport] = []
     for sel in dict.fromkeys(sel for ur in rounds for sel in ur.reported):
@@ -235,7 +208,7 @@ def summarize_round(rounds: Sequence[UrlRound], warnings: Iterable[str] = ()) ->
     missing += [
         Missing(ur.url, None, _unavailable(ur)) for ur in rounds if ur.error and not ur.reported
     ]
-    return RoundServerMetrics(reports, _derived(rounds), missing, list(warnings))
+    return RoundServerMetrics(reports, _derived(rounds, rates), missing, list(warnings), profile)
 
 
 # -- private helpers ---------------------------------------------------------------------------
@@ -308,15 +281,15 @@ def _total(sel: str, found: Sequence[MetricReport]) -> MetricReport | None:
     return rep
 
 
-def _derived(rounds: Sequence[UrlRound]) -> dict[str, float | None]:
+def _derived(rounds: Sequence[UrlRound], rates: Sequence[DerivedRate]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
-    for rate in DERIVED_RATES:
+    for rate in rates:
         for num_name, den_name in rate.inputs:
             num, num_seen = _counter_total(num_name, rounds)
             den, den_seen = _counter_total(den_name, rounds)
             if num_seen or den_seen:
                 ok = num is not None and den is not None and den > 0
-                out[rate.name] = num / den if ok else None
+                out[rate.name] = num / den if ok and num is not None and den else None
                 break
     return out
 

@@ -6,7 +6,8 @@ briefly for the server to settle, scrapes "after" and returns the round's ``Roun
 An endpoint that is down, slow, answers garbage or an endless body (a scrape reads at most
 ``MAX_SCRAPE_BYTES``) never raises out of the watcher: it gives one warning line for the whole
 run and its figures are None.  The caller owns the aiohttp session.
-Parsing is in ``prometheus.py`` and the per-round arithmetic in ``prometheus_round.py``.
+Parsing is in ``parse.py``, the per-round arithmetic in ``rounds.py``, and what a server exposes
+(its preset, hit rates, idle gauges, flush lag) in its ``profiles.py`` profile.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import aiohttp
 import yarl
 
 from drbench.errors import UsageError
-from drbench.prometheus import (
-    IDLE_GAUGES,
-    PRESET_METRICS,
+from drbench.prometheus.parse import (
     ExpositionError,
     MetricSelector,
     Snapshot,
@@ -28,16 +27,11 @@ from drbench.prometheus import (
     preset_selectors,
     snapshot_from_text,
 )
-from drbench.prometheus_round import (
-    Missing,
-    RoundServerMetrics,
-    UrlRound,
-    derived_input_names,
-    summarize_round,
-)
+from drbench.prometheus.profiles import GENERIC, ServerProfile
+from drbench.prometheus.rounds import Missing, RoundServerMetrics, UrlRound, summarize_round
 from drbench.redact import redact_text, redact_url
 
-__all__ = ["MAX_SCRAPE_BYTES", "ScrapeError", "ServerMetricsWatcher", "scrape"]
+__all__ = ["MAX_SCRAPE_BYTES", "ScrapeError", "ServerMetricsWatcher", "fetch_text", "scrape"]
 
 MAX_SCRAPE_BYTES = 16 * 1024 * 1024  # a real /metrics page is well under 1 MiB
 _READ_CHUNK = 64 * 1024
@@ -54,7 +48,17 @@ async def scrape(
     timeout_s: float,
     max_bytes: int = MAX_SCRAPE_BYTES,
 ) -> Snapshot:
-    """GET ``url`` and match ``selectors``; every failure is a ``ScrapeError``.
+    """GET ``url`` and match ``selectors``; every failure is a ``ScrapeError``."""
+    try:
+        return snapshot_from_text(await fetch_text(session, url, timeout_s, max_bytes), selectors)
+    except ExpositionError as exc:
+        raise ScrapeError(str(exc)) from None
+
+
+async def fetch_text(
+    session: aiohttp.ClientSession, url: str, timeout_s: float, max_bytes: int = MAX_SCRAPE_BYTES
+) -> str:
+    """The metrics page at ``url`` as text; every failure is a ``ScrapeError``.
 
     A body over ``max_bytes`` is a failed scrape: it is not read further (the connection is
     dropped), so an endless or huge metrics page costs at most that much memory.
@@ -72,11 +76,9 @@ async def scrape(
     except aiohttp.ClientError as exc:
         raise ScrapeError(redact_text(f"{type(exc).__name__}: {exc}")) from None
     try:
-        return snapshot_from_text(body.decode("utf-8"), selectors)
+        return body.decode("utf-8")
     except UnicodeDecodeError:
         raise ScrapeError("not Prometheus text (not UTF-8)") from None
-    except ExpositionError as exc:
-        raise ScrapeError(str(exc)) from None
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
@@ -99,11 +101,13 @@ def _size(n: int) -> str:
 class ServerMetricsWatcher:
     """Per-round server metrics of one or more endpoints (several replicas, engine + LMCache).
 
-    ``selectors`` None or empty reads the built-in preset, reporting on each endpoint only the
-    preset metrics it was seen to expose.  The counters behind the derived hit rates and the
-    load gauges used for settling are scraped whatever the selectors, but only reported when
+    ``profile`` says what the server exposes (``profiles.py``; default: every known name).
+    ``selectors`` None or empty reads the profile's preset, reporting on each endpoint only the
+    preset metrics it was seen to expose.  The counters behind the profile's hit rates and its
+    load gauges (used for settling) are scraped whatever the selectors, but only reported when
     selected.  ``settle_max_s`` bounds the wait in ``end_round`` (0: no wait);
-    ``max_scrape_bytes`` bounds what one scrape reads.
+    ``max_scrape_bytes`` bounds what one scrape reads; ``round_pause_s`` (``--round-pause``)
+    silences the flush-lag note when the pause outlasts the profile's flush interval.
     """
 
     def __init__(
@@ -116,6 +120,8 @@ class ServerMetricsWatcher:
         settle_max_s: float = 2.0,
         settle_poll_s: float = 0.2,
         max_scrape_bytes: int = MAX_SCRAPE_BYTES,
+        profile: ServerProfile = GENERIC,
+        round_pause_s: float = 0.0,
     ) -> None:
         if not urls:
             raise UsageError("--prometheus-url: give at least one metrics URL")
@@ -128,10 +134,11 @@ class ServerMetricsWatcher:
         self._interval_s, self._timeout_s = interval_s, timeout_s
         self._settle_max_s, self._settle_poll_s = settle_max_s, settle_poll_s
         self._max_scrape_bytes = max_scrape_bytes
+        self._profile, self._round_pause_s = profile, round_pause_s
         self._preset = not selectors
-        chosen = list(selectors) if selectors else preset_selectors()
+        chosen = list(selectors) if selectors else preset_selectors(profile.metrics)
         self._reported = list(dict.fromkeys(str(s) for s in chosen))
-        extra = [MetricSelector(n) for n in (*derived_input_names(), *IDLE_GAUGES)]
+        extra = [MetricSelector(n) for n in (*profile.rate_inputs, *profile.idle_gauges)]
         self._tracked = list({str(s): s for s in (*chosen, *extra)}.values())
         self._seen: dict[str, set[str]] = {url: set() for url in self._urls}
         self._warned: set[tuple[str, str]] = set()
@@ -145,9 +152,16 @@ class ServerMetricsWatcher:
     def urls(self) -> list[str]:
         return list(self._urls)
 
+    @property
+    def profile(self) -> ServerProfile:
+        return self._profile
+
     async def probe(self) -> list[str]:
-        """One scrape of every endpoint up front; returns the warning lines it raised."""
+        """One scrape of every endpoint up front; returns the warning lines it raised, the
+        profile's notes among them."""
         await asyncio.gather(*(self._scrape_one(url, "probe") for url in self._urls))
+        for line in _profile_notes(self._profile, self._round_pause_s):
+            self._warn_once("", line, line)
         return self._drain()
 
     async def start_round(self) -> None:
@@ -177,13 +191,13 @@ class ServerMetricsWatcher:
             for url, after in zip(self._urls, snaps, strict=True)
         ]
         self._before = None
-        return summarize_round(rounds, self._drain())
+        profile = self._profile
+        return summarize_round(rounds, self._drain(), profile.rates, profile.name)
 
     def missing_round(self, reason: str) -> RoundServerMetrics:
         """The round's server part when its closing scrapes never ran (Ctrl-C): all missing."""
-        return RoundServerMetrics(
-            [], {}, [Missing(redact_url(url), None, reason) for url in self._urls]
-        )
+        missing = [Missing(redact_url(url), None, reason) for url in self._urls]
+        return RoundServerMetrics([], {}, missing, profile=self._profile.name)
 
     async def stop(self) -> None:
         """Cancel the samplers (idempotent); call it when a run is interrupted mid-round."""
@@ -215,7 +229,7 @@ class ServerMetricsWatcher:
             again = await self._scrape_one(url, "settle")
             if again is None:
                 break
-            done = again == snap and is_idle(again)
+            done = again == snap and is_idle(again, self._profile.idle_gauges)
             snap = again
             if done:
                 break
@@ -229,9 +243,11 @@ class ServerMetricsWatcher:
         except asyncio.CancelledError:
             raise
         except ScrapeError as exc:
-            return self._failed(url, role, str(exc))
+            self._failed(url, role, str(exc))
+            return None
         except Exception as exc:  # never let a metrics endpoint end a benchmark run
-            return self._failed(url, role, redact_text(f"{type(exc).__name__}: {exc}"))
+            self._failed(url, role, redact_text(f"{type(exc).__name__}: {exc}"))
+            return None
         self._note(url, role, snap)
         return snap
 
@@ -251,12 +267,12 @@ class ServerMetricsWatcher:
         if role == "sample" or role == "settle":
             return
         where = redact_url(url)
-        if self._preset and not any(sel in snap for sel in PRESET_METRICS):
+        if self._preset and not any(sel in snap for sel in self._profile.metrics):
             self._warn_once(
                 url,
                 "preset",
-                f"server metrics: {where} exposes none of the known vLLM, SGLang, LMCache or "
-                "TGI metrics; name the ones to read with --prometheus-metrics.",
+                f"server metrics: {where} exposes none of the known {_known(self._profile)} "
+                "metrics; name the ones to read with --prometheus-metrics.",
             )
         for sel in [] if self._preset else self._reported:
             if sel not in snap:
@@ -266,13 +282,6 @@ class ServerMetricsWatcher:
                     f"server metrics: {where} exposes no metric matching --prometheus-metrics "
                     f"{sel}; it is reported as missing.",
                 )
-        if any(sel.startswith("lmcache:") for sel in snap):
-            self._warn_once(
-                url,
-                "lmcache",
-                f"server metrics: {where}: LMCache publishes its counters about every 10 s, "
-                "so its per-round figures can lag the round by that much.",
-            )
 
     def _reported_for(self, url: str) -> list[str]:
         if not self._preset:
@@ -287,6 +296,23 @@ class ServerMetricsWatcher:
     def _drain(self) -> list[str]:
         out, self._warnings = self._warnings, []
         return out
+
+
+def _profile_notes(profile: ServerProfile, round_pause_s: float) -> list[str]:
+    """The notes a profile gives once per run; the flush lag only when the pause is shorter."""
+    lines = [f"server metrics: {profile.title}: {note}" for note in profile.notes]
+    flush = profile.flush_interval_s
+    if flush > 0 and round_pause_s < flush:
+        lines.append(
+            f"server metrics: {profile.flushed_by} publishes its counters about every "
+            f"{flush:g} s, so its per-round figures can lag the round by that much; give "
+            f"--round-pause {flush:g} or more."
+        )
+    return lines
+
+
+def _known(profile: ServerProfile) -> str:
+    return "vLLM, SGLang, LMCache or TGI" if profile is GENERIC else profile.title
 
 
 def _check_url(url: str) -> None:

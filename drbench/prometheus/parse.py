@@ -1,11 +1,12 @@
-"""Server metrics from Prometheus text: selectors, the built-in preset, parsing into snapshots.
+"""Server metrics from Prometheus text: selectors, parsing into snapshots, metric names.
 
 A *snapshot* maps each selector (by its text) to the value of the family it matched on one
 endpoint at one instant, kept per series so that deltas can detect counter resets.  Parsing goes
 through ``prometheus_client.parser`` after a cheap line filter that keeps only the families the
 selectors can match (a vLLM ``/metrics`` page is mostly histogram buckets nobody asked for, and
 parsing runs in the benchmark's event loop).  No I/O here and no per-round arithmetic: the round
-report lives in ``prometheus_round.py``, the async scraper in ``prometheus_watch.py``.
+report lives in ``rounds.py``, the async scraper in ``watch.py``, what each server exposes in
+``profiles.py``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from drbench.errors import UsageError
+from drbench.prometheus.profiles import IDLE_GAUGES, PRESET_METRICS
 
 __all__ = [
-    "IDLE_GAUGES",
-    "PRESET_METRICS",
     "ExpositionError",
     "HistogramValue",
     "LabelMatcher",
@@ -31,64 +32,11 @@ __all__ = [
     "MetricValue",
     "Snapshot",
     "is_idle",
+    "metric_names",
     "parse_selectors",
     "preset_selectors",
     "snapshot_from_text",
 ]
-
-#: Known cache and load metrics of vLLM, SGLang, LMCache and TGI (../shared/notes §1); without
-#: ``--prometheus-metrics`` those an endpoint exposes are reported.  Counters are written without
-#: ``_total`` unless the server's own docs spell them with it; both forms match.
-PRESET_METRICS: tuple[str, ...] = (
-    "vllm:prefix_cache_queries",
-    "vllm:prefix_cache_hits",
-    "vllm:external_prefix_cache_queries",
-    "vllm:external_prefix_cache_hits",
-    "vllm:gpu_prefix_cache_queries",  # pre-0.9 names (counted blocks in 0.8)
-    "vllm:gpu_prefix_cache_hits",
-    "vllm:prompt_tokens",
-    "vllm:generation_tokens",
-    "vllm:prompt_tokens_cached",
-    "vllm:num_requests_running",
-    "vllm:num_requests_waiting",
-    "vllm:kv_cache_usage_perc",
-    "vllm:gpu_cache_usage_perc",  # deprecated 0.9 name of the line above
-    "vllm:num_preemptions",
-    "vllm:time_to_first_token_seconds",
-    "vllm:inter_token_latency_seconds",
-    "vllm:e2e_request_latency_seconds",
-    "sglang:cached_tokens_total",
-    "sglang:prompt_tokens_total",
-    "sglang:generation_tokens_total",
-    "sglang:num_running_reqs",
-    "sglang:num_queue_reqs",
-    "sglang:token_usage",
-    "sglang:cache_hit_rate",  # last prefill batch only: reported, never used for a hit rate
-    "sglang:time_to_first_token_seconds",
-    "sglang:e2e_request_latency_seconds",
-    "lmcache:num_requested_tokens",
-    "lmcache:num_hit_tokens",
-    "lmcache:num_lookup_tokens",
-    "lmcache:num_lookup_hits",
-    "lmcache:local_cache_usage",
-    "lmcache:retrieve_hit_rate",  # per flush interval, reads 1 when idle: reported only
-    "lmcache_hit_rate",  # the gauges the original README names
-    "memory_usage_bytes",
-    "tgi_queue_size",
-    "tgi_batch_current_size",
-    "tgi_request_count",
-    "tgi_request_duration",
-)
-
-#: Load gauges that read 0 when a server has nothing in flight (used to wait for it to settle).
-IDLE_GAUGES: tuple[str, ...] = (
-    "vllm:num_requests_running",
-    "vllm:num_requests_waiting",
-    "sglang:num_running_reqs",
-    "sglang:num_queue_reqs",
-    "tgi_queue_size",
-    "tgi_batch_current_size",
-)
 
 _FLAG = "--prometheus-metrics"
 _EXAMPLE = 'e.g. vllm:prefix_cache_hits_total{model_name="m"}'
@@ -257,8 +205,20 @@ def parse_selectors(values: Iterable[str]) -> list[MetricSelector]:
     return list(out.values())
 
 
-def preset_selectors() -> list[MetricSelector]:
-    return [MetricSelector(name) for name in PRESET_METRICS]
+def preset_selectors(names: Iterable[str] = PRESET_METRICS) -> list[MetricSelector]:
+    """Selectors of a profile's preset names (default: every known name)."""
+    return [MetricSelector(name) for name in names]
+
+
+def metric_names(text: str) -> frozenset[str]:
+    """The sample names of an exposition, cheaply (no parsing): what profile detection reads."""
+    names = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            m = _SAMPLE_LINE_RE.match(line)
+            if m is not None:
+                names.add(m.group(1))
+    return frozenset(names)
 
 
 def snapshot_from_text(text: str, selectors: Iterable[MetricSelector]) -> Snapshot:
@@ -278,9 +238,9 @@ def snapshot_from_text(text: str, selectors: Iterable[MetricSelector]) -> Snapsh
     return snap
 
 
-def is_idle(snap: Snapshot) -> bool:
-    """True unless a load gauge of ``IDLE_GAUGES`` in ``snap`` shows work in flight."""
-    return all(snap[name].total == 0 for name in IDLE_GAUGES if name in snap)
+def is_idle(snap: Snapshot, gauges: Iterable[str] = IDLE_GAUGES) -> bool:
+    """True unless one of a profile's load ``gauges`` in ``snap`` shows work in flight."""
+    return all(snap[name].total == 0 for name in gauges if name in snap)
 
 
 # -- private helpers ---------------------------------------------------------------------------
@@ -382,17 +342,20 @@ def _families(text: str) -> dict[str, _Family]:
     return _normalize(families)
 
 
-def _scalar_series(name: str, samples: Iterable) -> dict[LabelKey, float | HistogramValue]:
-    series: dict[LabelKey, float | HistogramValue] = {}
+def _scalar_series(name: str, samples: Iterable[Sample]) -> dict[LabelKey, float | HistogramValue]:
+    sums: dict[LabelKey, float] = {}
     for s in samples:
         if (s.name.endswith("_created") and s.name != name) or not math.isfinite(s.value):
             continue
         key = _label_key(s.labels)
-        series[key] = series.get(key, 0.0) + float(s.value)
+        sums[key] = sums.get(key, 0.0) + float(s.value)
+    series: dict[LabelKey, float | HistogramValue] = dict(sums)
     return series
 
 
-def _histogram_series(name: str, samples: Iterable) -> dict[LabelKey, float | HistogramValue]:
+def _histogram_series(
+    name: str, samples: Iterable[Sample]
+) -> dict[LabelKey, float | HistogramValue]:
     parts: dict[LabelKey, dict] = {}
     for s in samples:
         suffix = s.name[len(name) :]
