@@ -79,5 +79,5 @@ def test_a_long_line_arrives_whole_and_a_line_over_the_cap_raises() -> None:
     assert [len(e.data) for e in events] == [600_000]
     dec = SSEDecoder(max_line_bytes=1 << 20)
     with pytest.raises(SSELineTooLong):
-        for i in range(0, 2 << 20, 4096):
+        for _ in range(0, 2 << 20, 4096):
             dec.feed(b"x" * 4096)
