@@ -1,7 +1,7 @@
 """One streaming request over a shared aiohttp session, timed at the moment its bytes arrive.
 
 The hot loop does three things per network chunk: await it, take its arrival stamp, append.
-The stamp is the one arrival.py's protocol noted when the bytes came off the socket (falling back
+The stamp is the one socket_stamps.py's protocol noted when the bytes came off the socket (falling back
 to ``perf_counter_ns()`` at task wake-up when the connection does not stamp).
 Request bodies are JSON-encoded before the round starts; decoding and parsing happen after the
 stream ends (response.py).  Transport failures become data on the RawExchange, never exceptions.
@@ -22,10 +22,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
-from drbench.arrival import ArrivalLog, attach, make_connector
 from drbench.errors import PreflightError, UsageError
 from drbench.records import ErrorKind, Prompt
 from drbench.response import RawExchange, error_message, parse_exchange
+from drbench.socket_stamps import StampLog, attach, make_connector
 from drbench.tokens import EstimateCounter, TokenCounter
 
 __all__ = [
@@ -220,7 +220,7 @@ async def send(
 
 
 async def _read_stream(
-    content: aiohttp.StreamReader, raw: RawExchange, arrivals: ArrivalLog | None, max_bytes: int
+    content: aiohttp.StreamReader, raw: RawExchange, arrivals: StampLog | None, max_bytes: int
 ) -> bool:
     """The timing path: stamp every chunk on arrival; stop at end of body or soon after [DONE].
 

@@ -45,7 +45,7 @@ class RawExchange:
     error: str | None = None
     body: str | None = None  # the body of a non-2xx answer (bounded)
     content_type: str | None = None  # of a 2xx answer, to say what came instead of a stream
-    socket_stamps: bool = False  # stamped by arrival.py's protocol, not at task wake-up
+    socket_stamps: bool = False  # stamped by socket_stamps.py's protocol, not at task wake-up
 
 
 def parse_exchange(
