@@ -17,6 +17,7 @@ from typing import Any
 
 from drbench.errors import ConfigError
 from drbench.redact import redact_config
+from drbench.textsplit import split_outside_braces
 from drbench.urls import url_problem
 
 __all__ = [
@@ -497,31 +498,11 @@ def _to_number(option: Option, v: Any, typ: type) -> Any:
 
 
 def _to_list(option: Option, v: Any, item: Callable[[Any], Any]) -> tuple[Any, ...]:
-    if isinstance(v, str):
-        v = _split_items(v)
+    if isinstance(v, str):  # "5 10,20" or 'm{a="1",b="2"} n': a selector stays whole
+        v = [item for item in split_outside_braces(v, ", \t\n") if item]
     if not isinstance(v, (list, tuple)):
         v = [v]
     return tuple(item(x) for x in v)
-
-
-def _split_items(text: str) -> list[str]:
-    """Split "5 10,20" or 'a{x="1",y="2"} b' on spaces and commas outside braces and quotes,
-    so a Prometheus label selector from one environment variable stays whole."""
-    items, cur, depth, quote = [], [], 0, ""
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{}":
-            depth += 1 if ch == "{" else -1
-        elif ch in ", \t\n" and depth <= 0:
-            items.append("".join(cur))
-            cur = []
-            continue
-        cur.append(ch)
-    items.append("".join(cur))
-    return [i for i in items if i]
 
 
 def _to_choice(option: Option, v: Any) -> str:
