@@ -12,7 +12,6 @@ the cache-reset call, which all share the session and the error wording.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +23,7 @@ import aiohttp
 
 from drbench.errors import PreflightError, UsageError
 from drbench.records import ErrorKind, Prompt
+from drbench.redact import basic_auth_forms, mask_secrets
 from drbench.response import RawExchange, error_message, parse_exchange
 from drbench.socket_stamps import StampLog, attach, make_connector
 from drbench.tokens import EstimateCounter, TokenCounter
@@ -99,15 +99,18 @@ class Endpoint:
         if self.api_key:
             h["Authorization"] = f"Bearer {self.api_key}"
         elif self.basic_auth:
-            h["Authorization"] = "Basic " + base64.b64encode(self.basic_auth.encode()).decode()
+            h["Authorization"] = "Basic " + basic_auth_forms(self.basic_auth)[1]
         return h
 
+    @cached_property
+    def secrets(self) -> tuple[str, ...]:
+        """What a server must not get to echo into a record: the key, the basic-auth forms."""
+        auth = basic_auth_forms(self.basic_auth) if self.basic_auth else ()
+        return tuple(s for s in (self.api_key, *auth) if s)
+
     def redact(self, text: str) -> str:
-        """Text with the credentials removed, in case a server echoes them back in an error."""
-        for secret in (self.api_key, self.basic_auth):
-            if secret and text:
-                text = text.replace(secret, "***")
-        return text
+        """Text with the credentials masked, in case a server echoes them back in an error."""
+        return mask_secrets(text, self.secrets) if text else text
 
     def body(
         self,
