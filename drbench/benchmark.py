@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -28,7 +27,7 @@ from drbench.errors import DrbenchError, ExitStatus, OutputDirError, PreflightEr
 from drbench.fdlimit import ensure_fd_limit
 from drbench.gates import evaluate_gates, exit_status
 from drbench.records import Prompt, RequestRecord
-from drbench.redact import redact_text, redact_url
+from drbench.redact import redact_text
 from drbench.report.files import (
     default_output_dir,
     prepare_output_dir,
@@ -120,10 +119,10 @@ class Benchmark:
             problems.append(exc)
         if any(lv.rounds for lv in result.levels):
             result.gates = evaluate_gates(result, self.config)
-            problems += self._write_reports(result, failed=failed)
+            problems += self._write_reports(result, reporter, failed=failed)
             for gate in result.gates:
                 if not gate.passed:
-                    print(f"drbench: {gate.message()}", file=sys.stderr)
+                    reporter.gate_failed(gate.message())
         else:  # nothing measured (preflight failed, or stopped before a round ended)
             self._remove_empty_output()
         if problems:
@@ -162,13 +161,7 @@ class Benchmark:
             tokenizer=self.tokenizer,
             block_size=block_size,
         )
-        if not cfg.quiet:
-            print(
-                f"drbench: {len(self.prompts)} prompts x {cfg.rounds} rounds at concurrency "
-                f"{' '.join(map(str, cfg.concurrency))} against {redact_url(cfg.endpoint or '')} "
-                f"(model {model}, cold start: {cfg.cold_start}); results in {self.out_dir}",
-                file=sys.stderr,
-            )
+        reporter.run_started(cfg, prompts=len(self.prompts), model=model)
         try:
             await run(plan, result, reporter)
         finally:
@@ -184,7 +177,9 @@ class Benchmark:
             session, cfg.prometheus_url, self.selectors, interval_s=cfg.prometheus_interval
         )
 
-    def _write_reports(self, result: RunResult, *, failed: bool) -> list[OutputDirError]:
+    def _write_reports(
+        self, result: RunResult, reporter: LiveReporter, *, failed: bool
+    ) -> list[OutputDirError]:
         """Write CSV, summary.json and plots, print the overview; returns the writes that failed."""
         problems: list[OutputDirError] = []
         for write in (write_csv, write_summary):
@@ -200,15 +195,11 @@ class Benchmark:
                     write_plots(self.out_dir, result)
                 except OutputDirError as exc:
                     problems.append(exc)
-            elif not self.config.quiet:
-                print(
-                    "drbench: plots.png skipped: pip install matplotlib to get it", file=sys.stderr
-                )
-        from drbench.report.console import format_overview  # noqa: PLC0415 - tabulate, numpy
-
-        print(format_overview(result, self.config.lang))  # the figures, even if a file failed
+            else:
+                reporter.note("plots.png skipped: pip install matplotlib to get it")
+        reporter.overview(result)  # the figures, even if a file failed
         if not problems and not failed:  # a failed run says why instead
-            print(f"drbench: results written to {self.out_dir}", file=sys.stderr)
+            reporter.results_written()
         return problems
 
     def _remove_empty_output(self) -> None:
