@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -38,9 +39,12 @@ from drbench.report.files import (
 )
 from drbench.report.live import LiveReporter
 from drbench.results import RunResult
-from drbench.runner import RunPlan, max_tokens_for, run
+from drbench.runner import RunPlan, WatcherFactory, max_tokens_for, run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
 from drbench.tokens import EstimateCounter, TokenCounter, load_counter
+
+if TYPE_CHECKING:  # imported when metrics are asked for (prometheus_client): --help stays fast
+    from drbench.prometheus import MetricSelector
 
 __all__ = ["Benchmark"]
 
@@ -53,7 +57,7 @@ class Benchmark:
     endpoint: Endpoint
     prompts: list[Prompt]
     slo: SLO | None
-    selectors: list | None
+    selectors: list[MetricSelector] | None  # None: the preset (--prometheus-metrics not given)
     out_dir: Path
     tokenizer: TokenCounter | None = None
     created_out_dir: bool = False  # only a directory the tool created is ever removed
@@ -167,7 +171,7 @@ class Benchmark:
         finally:
             result.timing["chunk_stamps"] = dict(plan.timing)
 
-    def _watcher_factory(self):
+    def _watcher_factory(self) -> WatcherFactory | None:
         cfg = self.config
         if not cfg.prometheus_url:
             return None
@@ -220,7 +224,7 @@ def _load_slo(cfg: BenchConfig) -> SLO | None:
     return slo
 
 
-def _selectors(cfg: BenchConfig) -> list | None:
+def _selectors(cfg: BenchConfig) -> list[MetricSelector] | None:
     if not cfg.prometheus_metrics:
         return None
     from drbench.prometheus import parse_selectors  # noqa: PLC0415
@@ -234,7 +238,7 @@ def _first_model(models: list[ModelInfo], endpoint: Endpoint) -> str:
     return models[0].id
 
 
-async def _models_if_listed(session, endpoint: Endpoint) -> list[ModelInfo]:
+async def _models_if_listed(session: aiohttp.ClientSession, endpoint: Endpoint) -> list[ModelInfo]:
     """The model list for its context lengths; a server without one is fine when --model is set."""
     try:
         return await list_models(session, endpoint)

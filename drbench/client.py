@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiohttp
 
 from drbench.errors import PreflightError, UsageError
-from drbench.records import ErrorKind, Prompt
+from drbench.records import EndpointKind, ErrorKind, Prompt
 from drbench.redact import basic_auth_forms, mask_secrets
 from drbench.response import RawExchange, error_message, parse_exchange
 from drbench.socket_stamps import StampLog, attach, make_connector
@@ -63,7 +63,7 @@ class Endpoint:
     """
 
     url: str
-    kind: str  # "chat" | "completions"
+    kind: EndpointKind
     api_key: str | None = None
     basic_auth: str | None = None  # "user:password" taken from the URL
 

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from drbench.records import RequestRecord, TokenSource
+from drbench.records import ColdStart, RequestRecord, TokenSource
 
 __all__ = ["COLD_MAX_SHARE", "WARM_MIN_SHARE", "RoundFacts", "no_usage_warning", "round_warnings"]
 
@@ -31,7 +31,7 @@ class RoundFacts:
     records: Sequence[RequestRecord]
     client_cached_share: float | None  # usage's cached_tokens / prompt_tokens
     server_hit_rate: float | None  # from the server's counters, when scraped
-    cold_start: str
+    cold_start: ColdStart
     block_size: int | None = None  # the server's cache block, when it says
     estimates: Mapping[str, int] | None = None  # prompt id -> the client's prompt-token count
 

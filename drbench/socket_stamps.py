@@ -27,9 +27,11 @@ import aiohttp
 try:
     from aiohttp.client_proto import ResponseHandler
 except ImportError:  # another aiohttp layout: stamps are taken when the reading task wakes
-    ResponseHandler = None  # type: ignore[assignment,misc]
+    _HAVE_HANDLER = False
+else:
+    _HAVE_HANDLER = True
 
-__all__ = ["StampLog", "StampingProtocol", "attach", "make_connector"]
+__all__ = ["StampLog", "StampingProtocol", "StampingResponseHandler", "attach", "make_connector"]
 
 
 class StampLog:
@@ -89,9 +91,9 @@ class StampLog:
             self._protocol.arrival_log = None
 
 
-if ResponseHandler is not None:
+if _HAVE_HANDLER:
 
-    class StampingProtocol(ResponseHandler):
+    class StampingResponseHandler(ResponseHandler):
         """aiohttp's response protocol, noting when each read arrived before it is parsed."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -107,8 +109,10 @@ if ResponseHandler is not None:
             if log is not None:
                 log.note(self.arrival_ns)
 
+    #: The protocol class connections get, or None where aiohttp's internals differ.
+    StampingProtocol: type[StampingResponseHandler] | None = StampingResponseHandler
 else:  # pragma: no cover - only without aiohttp.client_proto
-    StampingProtocol = None  # type: ignore[assignment,misc]
+    StampingProtocol = None
 
 
 def make_connector(**kwargs: Any) -> aiohttp.TCPConnector:
@@ -120,14 +124,13 @@ def make_connector(**kwargs: Any) -> aiohttp.TCPConnector:
         and isinstance(factory, functools.partial)
         and factory.func is ResponseHandler
     ):
-        connector._factory = functools.partial(  # type: ignore[attr-defined]
-            StampingProtocol, *factory.args, **factory.keywords
-        )
+        protocol: type[ResponseHandler] = StampingProtocol  # what the connector's type says
+        connector._factory = functools.partial(protocol, *factory.args, **factory.keywords)
     return connector
 
 
 def attach(resp: aiohttp.ClientResponse) -> StampLog | None:
-    """An StampLog for this response's body, or None when its connection does not stamp."""
+    """A StampLog for this response's body, or None when its connection does not stamp."""
     conn = resp.connection
     protocol = conn.protocol if conn is not None else None
     if StampingProtocol is None or not isinstance(protocol, StampingProtocol):

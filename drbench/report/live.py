@@ -18,7 +18,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from drbench.config import BenchConfig
-from drbench.records import RequestRecord
+from drbench.records import Lang, RequestRecord
 from drbench.redact import redact_text, redact_url
 from drbench.report.files import REQUESTS_LOG, RecordLog, write_round
 from drbench.results import LevelResult, RoundResult, RunResult
@@ -64,7 +64,7 @@ class LiveReporter:
     """Logs, prints and writes as the run goes (see module docstring)."""
 
     def __init__(
-        self, out_dir: Path, *, lang: str, quiet: bool, stream: TextIO | None = None
+        self, out_dir: Path, *, lang: Lang, quiet: bool, stream: TextIO | None = None
     ) -> None:
         self.out_dir = out_dir
         self._lang = lang
