@@ -31,7 +31,7 @@ except ImportError:  # another aiohttp layout: stamps are taken when the reading
 else:
     _HAVE_HANDLER = True
 
-__all__ = ["StampLog", "StampingProtocol", "StampingResponseHandler", "attach", "make_connector"]
+__all__ = ["StampLog", "StampingProtocol", "attach", "make_connector"]
 
 
 class StampLog:
