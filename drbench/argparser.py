@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+from typing import Any, NoReturn
 
 from drbench.errors import UsageError
 
@@ -28,11 +29,11 @@ class OneLineParser(argparse.ArgumentParser):
     add their ``prog: `` when printing.
     """
 
-    def __init__(self, *args: object, prefix: str = "", **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, prefix: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # argparse's own parameters, passed through
         self.error_prefix = prefix
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.error_prefix}{self.one_line(message)}")
 
     def one_line(self, message: str) -> str:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +27,7 @@ from drbench.errors import DrbenchError, ExitStatus, OutputDirError, PreflightEr
 from drbench.fdlimit import ensure_fd_limit
 from drbench.gates import evaluate_gates, exit_status
 from drbench.records import Prompt, RequestRecord
-from drbench.redact import redact_text, redact_url
+from drbench.redact import redact_text
 from drbench.report.files import (
     default_output_dir,
     prepare_output_dir,
@@ -39,12 +38,12 @@ from drbench.report.files import (
 )
 from drbench.report.live import LiveReporter
 from drbench.results import RunResult
-from drbench.runner import RunPlan, max_tokens_for, run
+from drbench.runner import RunPlan, WatcherFactory, max_tokens_for, run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
 from drbench.tokens import EstimateCounter, TokenCounter, load_counter
 
-if TYPE_CHECKING:  # watch.py imports prometheus_client: only when --prometheus-url is given
-    from drbench.prometheus import ServerMetricsWatcher, ServerProfile
+if TYPE_CHECKING:  # imported when metrics are asked for (prometheus_client): --help stays fast
+    from drbench.prometheus import MetricSelector, ServerProfile
 
 __all__ = ["Benchmark"]
 
@@ -57,7 +56,7 @@ class Benchmark:
     endpoint: Endpoint
     prompts: list[Prompt]
     slo: SLO | None
-    selectors: list | None
+    selectors: list[MetricSelector] | None  # None: the preset (--prometheus-metrics not given)
     out_dir: Path
     tokenizer: TokenCounter | None = None
     created_out_dir: bool = False  # only a directory the tool created is ever removed
@@ -123,10 +122,10 @@ class Benchmark:
             problems.append(exc)
         if any(lv.rounds for lv in result.levels):
             result.gates = evaluate_gates(result, self.config)
-            problems += self._write_reports(result, failed=failed)
+            problems += self._write_reports(result, reporter, failed=failed)
             for gate in result.gates:
                 if not gate.passed:
-                    print(f"drbench: {gate.message()}", file=sys.stderr)
+                    reporter.gate_failed(gate.message())
         else:  # nothing measured (preflight failed, or stopped before a round ended)
             self._remove_empty_output()
         if problems:
@@ -171,21 +170,13 @@ class Benchmark:
             capacity_tokens=server.capacity_tokens if server else None,
             cache_off_cause=server.profile.cache_off if server else None,
         )
-        if not cfg.quiet:
-            print(
-                f"drbench: {len(self.prompts)} prompts x {cfg.rounds} rounds at concurrency "
-                f"{' '.join(map(str, cfg.concurrency))} against {redact_url(cfg.endpoint or '')} "
-                f"(model {model}, cold start: {cfg.cold_start}); results in {self.out_dir}",
-                file=sys.stderr,
-            )
+        reporter.run_started(cfg, prompts=len(self.prompts), model=model)
         try:
             await run(plan, result, reporter)
         finally:
             result.timing["chunk_stamps"] = dict(plan.timing)
 
-    def _watcher_factory(
-        self, profile: ServerProfile | None
-    ) -> Callable[[aiohttp.ClientSession], ServerMetricsWatcher] | None:
+    def _watcher_factory(self, profile: ServerProfile | None) -> WatcherFactory | None:
         cfg = self.config
         if not cfg.prometheus_url or profile is None:
             return None
@@ -200,7 +191,9 @@ class Benchmark:
             round_pause_s=cfg.round_pause,
         )
 
-    def _write_reports(self, result: RunResult, *, failed: bool) -> list[OutputDirError]:
+    def _write_reports(
+        self, result: RunResult, reporter: LiveReporter, *, failed: bool
+    ) -> list[OutputDirError]:
         """Write CSV, summary.json and plots, print the overview; returns the writes that failed."""
         problems: list[OutputDirError] = []
         for write in (write_csv, write_summary):
@@ -216,15 +209,11 @@ class Benchmark:
                     write_plots(self.out_dir, result)
                 except OutputDirError as exc:
                     problems.append(exc)
-            elif not self.config.quiet:
-                print(
-                    "drbench: plots.png skipped: pip install matplotlib to get it", file=sys.stderr
-                )
-        from drbench.report.console import format_overview  # noqa: PLC0415 - tabulate, numpy
-
-        print(format_overview(result, self.config.lang))  # the figures, even if a file failed
+            else:
+                reporter.note("plots.png skipped: pip install matplotlib to get it")
+        reporter.overview(result)  # the figures, even if a file failed
         if not problems and not failed:  # a failed run says why instead
-            print(f"drbench: results written to {self.out_dir}", file=sys.stderr)
+            reporter.results_written()
         return problems
 
     def _remove_empty_output(self) -> None:
@@ -245,7 +234,7 @@ def _load_slo(cfg: BenchConfig) -> SLO | None:
     return slo
 
 
-def _selectors(cfg: BenchConfig) -> list | None:
+def _selectors(cfg: BenchConfig) -> list[MetricSelector] | None:
     if not cfg.prometheus_metrics:
         return None
     from drbench.prometheus import parse_selectors  # noqa: PLC0415
@@ -259,7 +248,7 @@ def _first_model(models: list[ModelInfo], endpoint: Endpoint) -> str:
     return models[0].id
 
 
-async def _models_if_listed(session, endpoint: Endpoint) -> list[ModelInfo]:
+async def _models_if_listed(session: aiohttp.ClientSession, endpoint: Endpoint) -> list[ModelInfo]:
     """The model list for its context lengths; a server without one is fine when --model is set."""
     try:
         return await list_models(session, endpoint)

@@ -162,8 +162,9 @@ def _run_demo(flags: dict[str, Any]) -> int:
             "run from a checkout or pass --dataset FILE"
         )
     with MockerProcess(["--itl-ms", "5", "--output-tokens", "32"]) as mock:
-        demo = {
-            "endpoint": f"{mock.base_url}/v1/chat/completions",
+        endpoint = f"{mock.base_url}/v1/chat/completions"
+        demo: dict[str, Any] = {
+            "endpoint": endpoint,
             "dataset": str(EXAMPLE_DATASET) if EXAMPLE_DATASET.exists() else None,
             "concurrency": (1, 5),
             "prometheus_url": (f"{mock.base_url}/metrics",),
@@ -171,8 +172,8 @@ def _run_demo(flags: dict[str, Any]) -> int:
             "output_dir": f"results/demo-{datetime.now():%Y%m%d-%H%M%S}",
         }
         cfg = build_config({k: v for k, v in flags.items() if v is not None}, demo)
-        if cfg.endpoint != demo["endpoint"]:
-            cfg = replace(cfg, endpoint=demo["endpoint"])
+        if cfg.endpoint != endpoint:
+            cfg = replace(cfg, endpoint=endpoint)
         print(f"drbench: demo against the bundled mock server at {mock.base_url}", file=sys.stderr)
         return run_config(cfg)
 

@@ -1,7 +1,7 @@
 """One streaming request over a shared aiohttp session, timed at the moment its bytes arrive.
 
 The hot loop does three things per network chunk: await it, take its arrival stamp, append.
-The stamp is the one arrival.py's protocol noted when the bytes came off the socket (falling back
+The stamp is the one socket_stamps.py's protocol noted when the bytes came off the socket (falling back
 to ``perf_counter_ns()`` at task wake-up when the connection does not stamp).
 Request bodies are JSON-encoded before the round starts; decoding and parsing happen after the
 stream ends (response.py).  Transport failures become data on the RawExchange, never exceptions.
@@ -12,7 +12,6 @@ the cache-reset call, which all share the session and the error wording.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,11 +21,12 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
-from drbench.arrival import ArrivalLog, attach, make_connector
 from drbench.errors import PreflightError, UsageError
 from drbench.prometheus.profiles import reset_hint
-from drbench.records import ErrorKind, Prompt
+from drbench.records import EndpointKind, ErrorKind, Prompt
+from drbench.redact import basic_auth_forms, mask_secrets
 from drbench.response import RawExchange, error_message, parse_exchange
+from drbench.socket_stamps import StampLog, attach, make_connector
 from drbench.tokens import EstimateCounter, TokenCounter
 
 __all__ = [
@@ -64,7 +64,7 @@ class Endpoint:
     """
 
     url: str
-    kind: str  # "chat" | "completions"
+    kind: EndpointKind
     api_key: str | None = None
     basic_auth: str | None = None  # "user:password" taken from the URL
 
@@ -103,15 +103,18 @@ class Endpoint:
         if self.api_key:
             h["Authorization"] = f"Bearer {self.api_key}"
         elif self.basic_auth:
-            h["Authorization"] = "Basic " + base64.b64encode(self.basic_auth.encode()).decode()
+            h["Authorization"] = "Basic " + basic_auth_forms(self.basic_auth)[1]
         return h
 
+    @cached_property
+    def secrets(self) -> tuple[str, ...]:
+        """What a server must not get to echo into a record: the key, the basic-auth forms."""
+        auth = basic_auth_forms(self.basic_auth) if self.basic_auth else ()
+        return tuple(s for s in (self.api_key, *auth) if s)
+
     def redact(self, text: str) -> str:
-        """Text with the credentials removed, in case a server echoes them back in an error."""
-        for secret in (self.api_key, self.basic_auth):
-            if secret and text:
-                text = text.replace(secret, "***")
-        return text
+        """Text with the credentials masked, in case a server echoes them back in an error."""
+        return mask_secrets(text, self.secrets) if text else text
 
     def body(
         self,
@@ -224,7 +227,7 @@ async def send(
 
 
 async def _read_stream(
-    content: aiohttp.StreamReader, raw: RawExchange, arrivals: ArrivalLog | None, max_bytes: int
+    content: aiohttp.StreamReader, raw: RawExchange, arrivals: StampLog | None, max_bytes: int
 ) -> bool:
     """The timing path: stamp every chunk on arrival; stop at end of body or soon after [DONE].
 

@@ -13,11 +13,13 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from drbench.errors import ConfigError
 from drbench.prometheus.profiles import PROFILE_CHOICES
+from drbench.records import ColdStart, ItlMode, Lang, Round2Mode
 from drbench.redact import redact_config
+from drbench.textsplit import split_outside_braces
 from drbench.urls import url_problem
 
 __all__ = [
@@ -31,9 +33,12 @@ __all__ = [
     "redacted",
 ]
 
-COLD_START_POLICIES = ("nonce", "reset", "none")
+COLD_START_POLICIES: tuple[ColdStart, ...] = get_args(ColdStart)
 DEFAULT_MAX_TOKENS = 128
-ROUND2_MODES = ("repeat", "continue")
+ROUND2_MODES: tuple[Round2Mode, ...] = get_args(Round2Mode)
+
+#: How an option's value is read and checked (``_COERCERS``) and what argparse type it gets.
+OptionKind = Literal["str", "int", "float", "bool", "int_list", "str_list", "choice"]
 SERVER_PROFILES = PROFILE_CHOICES  # auto, then every profile of drbench/prometheus/profiles.py
 
 
@@ -42,7 +47,7 @@ class Option:
     """One configurable setting: a BenchConfig field, a ``--flag`` and a recipe key at once."""
 
     name: str
-    kind: str  # str | int | float | bool | int_list | str_list | choice
+    kind: OptionKind
     help: str
     group: str
     choices: tuple[str, ...] = ()
@@ -75,7 +80,7 @@ class Option:
         return f"must be {self.range_words} (got {value})"
 
 
-def _o(name: str, kind: str, group: str, help: str, **kw: Any) -> Option:
+def _o(name: str, kind: OptionKind, group: str, help: str, **kw: Any) -> Option:
     return Option(name=name, kind=kind, group=group, help=help, **kw)
 
 
@@ -268,7 +273,7 @@ OPTIONS: tuple[Option, ...] = (
         "choice",
         "slo",
         "Whether itl_ms bounds a request's mean gap ('mean') or its worst gap ('max').",
-        choices=("mean", "max"),
+        choices=get_args(ItlMode),
     ),
     _o(
         "fail_on_slo",
@@ -307,7 +312,7 @@ OPTIONS: tuple[Option, ...] = (
         "choice",
         "output",
         "Console report language ('zh' reproduces the original Chinese report).",
-        choices=("en", "zh"),
+        choices=get_args(Lang),
     ),
     _o(
         "quiet",
@@ -361,22 +366,22 @@ class BenchConfig:
     concurrency: tuple[int, ...] = (5,)
     rounds: int = 2
     round_pause: float = 0.0
-    cold_start: str = "nonce"  # build_config makes it "reset" when only a reset URL is given
+    cold_start: ColdStart = "nonce"  # build_config makes it "reset" when only a reset URL is given
     cache_reset_url: str | None = None
-    round2_mode: str = "repeat"
+    round2_mode: Round2Mode = "repeat"
     followup_text: str = "Thank you. Now summarise your answer in one sentence."
     prometheus_url: tuple[str, ...] = ()
     prometheus_metrics: tuple[str, ...] = ()
     prometheus_interval: float = 1.0
     slo_file: str | None = None
     slo: tuple[str, ...] = ()
-    slo_itl_mode: str | None = None
+    slo_itl_mode: ItlMode | None = None
     fail_on_slo: float | None = None
     fail_on_errors: float | None = None
     output_dir: str | None = None
     overwrite: bool = False
     no_plots: bool = False
-    lang: str = "en"
+    lang: Lang = "en"
     quiet: bool = False
     max_response_bytes: int = 32 * 1024 * 1024
     max_line_bytes: int = 4 * 1024 * 1024
@@ -515,31 +520,11 @@ def _to_number(option: Option, v: Any, typ: type) -> Any:
 
 
 def _to_list(option: Option, v: Any, item: Callable[[Any], Any]) -> tuple[Any, ...]:
-    if isinstance(v, str):
-        v = _split_items(v)
+    if isinstance(v, str):  # "5 10,20" or 'm{a="1",b="2"} n': a selector stays whole
+        v = [item for item in split_outside_braces(v, ", \t\n") if item]
     if not isinstance(v, (list, tuple)):
         v = [v]
     return tuple(item(x) for x in v)
-
-
-def _split_items(text: str) -> list[str]:
-    """Split "5 10,20" or 'a{x="1",y="2"} b' on spaces and commas outside braces and quotes,
-    so a Prometheus label selector from one environment variable stays whole."""
-    items, cur, depth, quote = [], [], 0, ""
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{}":
-            depth += 1 if ch == "{" else -1
-        elif ch in ", \t\n" and depth <= 0:
-            items.append("".join(cur))
-            cur = []
-            continue
-        cur.append(ch)
-    items.append("".join(cur))
-    return [i for i in items if i]
 
 
 def _to_choice(option: Option, v: Any) -> str:
@@ -554,7 +539,7 @@ def _to_str(option: Option, v: Any) -> str:
     return str(v)
 
 
-_COERCERS: dict[str, Callable[[Option, Any], Any]] = {
+_COERCERS: dict[OptionKind, Callable[[Option, Any], Any]] = {
     "str": _to_str,
     "int": lambda o, v: _to_number(o, v, int),
     "float": lambda o, v: _to_number(o, v, float),

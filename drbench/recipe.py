@@ -102,6 +102,7 @@ def parse_recipe(text: str, *, name: str, environ: Mapping[str, str]) -> Recipe:
         defaults = _section(ctx, top)
         description = _text(ctx, top.get("description"))
         runs_item = top.get("runs")
+        runs: tuple[RecipeRun, ...]
         if runs_item is None:
             runs = (RecipeRun("", defaults),)
         else:
@@ -178,7 +179,7 @@ def _root_node(doc: YamlDocument, name: str) -> yaml.MappingNode:
     return root
 
 
-def _items(ctx: _Context, node: yaml.Node) -> dict[Any, _Item]:
+def _items(ctx: _Context, node: yaml.MappingNode) -> dict[Any, _Item]:
     """The keys of a mapping node in order, with ``<<: *anchor`` merges applied."""
     ctx.doc.flatten(node)  # resolves '<<: *anchor' merges, later keys winning
     out: dict[Any, _Item] = {}
@@ -326,7 +327,7 @@ def _conversion_error(
 def _slo_value(ctx: _Context, item: _Item) -> tuple[str, ...] | None:
     """The ``slo`` key: a mapping like an SLO file's (lines per bound) or the --slo list form."""
     if isinstance(item.node, yaml.MappingNode):
-        return _slo_mapping(ctx, item)
+        return _slo_mapping(ctx, item, item.node)
     value = _option_value(ctx, _OPTION["slo"], item)
     if value is None:
         return None
@@ -337,9 +338,9 @@ def _slo_value(ctx: _Context, item: _Item) -> tuple[str, ...] | None:
     return value
 
 
-def _slo_mapping(ctx: _Context, item: _Item) -> tuple[str, ...] | None:
+def _slo_mapping(ctx: _Context, item: _Item, node: yaml.MappingNode) -> tuple[str, ...] | None:
     bounds: dict[str, Any] = {}
-    for key, sub in _items(ctx, item.node).items():
+    for key, sub in _items(ctx, node).items():
         where = f"{ctx.name}:{sub.line}: slo"
         value = expand_tree(sub.value, ctx.environ, f"{where}.{key}", [])
         if isinstance(value, str) and key != "itl_mode":

@@ -10,9 +10,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["ErrorKind", "Prompt", "RequestRecord", "TokenSource"]
+__all__ = [
+    "ColdStart",
+    "EndpointKind",
+    "ErrorKind",
+    "ItlMode",
+    "Lang",
+    "Prompt",
+    "RequestRecord",
+    "Round2Mode",
+    "TokenSource",
+]
+
+# Closed sets of settings as Literals: they stay plain strings in JSON, YAML and messages, and
+# mypy checks every comparison and assignment against the set.  config.py lists their values
+# (get_args) as the flags' choices.
+ColdStart = Literal["nonce", "reset", "none"]  # how round 1 is made cold (--cold-start)
+Round2Mode = Literal["repeat", "continue"]  # what round 2 sends (--round2-mode)
+Lang = Literal["en", "zh"]  # console report language (--lang)
+ItlMode = Literal["mean", "max"]  # which gap an itl_ms SLO bound applies to (--slo-itl-mode)
+EndpointKind = Literal["chat", "completions"]  # the request body an --endpoint path asks for
 
 
 class TokenSource(str, Enum):

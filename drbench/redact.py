@@ -1,20 +1,31 @@
-"""The project's one URL redactor: what a URL or a config looks like wherever it is printed or stored.
+"""The project's one redactor: what a URL, a config or a server's answer looks like wherever it is
+printed or stored.
 
 A URL may carry credentials (``http://user:pass@host/...``) or a token in its query string
 (``?api_key=...``, a signed URL's ``&sig=...``).  Requests still go to the real URL; only what a
 person or a file sees is redacted: the userinfo becomes ``***@`` and the value of every
-secret-looking query parameter becomes ``***``.  Pure string functions, no I/O.  The API key
-echoed back in a server's answer is masked separately (``client.Endpoint.redact``).
+secret-looking query parameter becomes ``***``.  A server may also echo the API key or the
+basic-auth credentials back in an error body: ``mask_secrets`` replaces the known secret values
+(``client.Endpoint.redact`` calls it with the run's).  Pure string functions, no I/O.
 """
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["MASK", "is_secret_param", "redact_config", "redact_text", "redact_url"]
+__all__ = [
+    "MASK",
+    "basic_auth_forms",
+    "is_secret_param",
+    "mask_secrets",
+    "redact_config",
+    "redact_text",
+    "redact_url",
+]
 
 MASK = "***"
 UNPARSABLE = "<a URL that cannot be parsed>"
@@ -58,6 +69,24 @@ def redact_text(text: str) -> str:
     if "://" not in text:
         return text
     return _URL_IN_TEXT.sub(_redact_match, text)
+
+
+def mask_secrets(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every occurrence of each non-empty secret replaced by ``***``.
+
+    Longest first, so a secret that contains another (``user:pw`` and ``pw``) leaves no piece of
+    itself behind.
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def basic_auth_forms(userinfo: str) -> tuple[str, str]:
+    """The two ways basic-auth credentials can come back in an answer: ``user:password`` as
+    given and the base64 text of the ``Authorization: Basic`` header."""
+    return userinfo, base64.b64encode(userinfo.encode()).decode()
 
 
 def redact_config(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class RawExchange:
     error: str | None = None
     body: str | None = None  # the body of a non-2xx answer (bounded)
     content_type: str | None = None  # of a 2xx answer, to say what came instead of a stream
-    socket_stamps: bool = False  # stamped by arrival.py's protocol, not at task wake-up
+    socket_stamps: bool = False  # stamped by socket_stamps.py's protocol, not at task wake-up
 
 
 def parse_exchange(
@@ -314,17 +314,17 @@ def _token_of(choice: dict[str, Any], finishing: bool) -> str | None:
         if not (pieces or calls) or finishing or "role" in delta:
             return None  # no token field, or the opening role chunk, or the finish chunk
         return ""
-    text = choice.get("text")
-    if not isinstance(text, str) or (finishing and not text):
+    completion = choice.get("text")
+    if not isinstance(completion, str) or (finishing and not completion):
         return None
-    return text
+    return completion
 
 
 def _tool_call_text(calls: Any) -> str:
     """The argument text a tool-call delta adds (its name counts as text too)."""
     if not isinstance(calls, list):
         return ""
-    out = []
+    out: list[str] = []
     for call in calls:
         fn = call.get("function") if isinstance(call, dict) else None
         if isinstance(fn, dict):

@@ -7,19 +7,37 @@ The runner fills these as rounds finish, so an interrupted run still holds every
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drbench import __version__
 from drbench.config import BenchConfig
-from drbench.records import RequestRecord
+from drbench.records import ColdStart, RequestRecord, Round2Mode
 from drbench.redact import redact_text
 
 if TYPE_CHECKING:  # stats imports numpy: not before a run has something to summarise
+    from drbench.gates import GateResult
     from drbench.stats import Comparison, RoundSummary
 
-__all__ = ["SCHEMA_VERSION", "LevelResult", "RoundResult", "RunResult"]
+__all__ = ["SCHEMA_VERSION", "LevelResult", "RoundResult", "RunResult", "ServerRound"]
 
 SCHEMA_VERSION = 1
+
+
+class ServerRound(Protocol):
+    """What a round's server-side figures give the reports.
+
+    Prometheus' ``RoundServerMetrics`` is the one implementation; the results and reports need
+    only this much of it, so they do not depend on where the Prometheus code lives.
+    """
+
+    @property
+    def hit_rate(self) -> float | None:
+        """The round's prefix-cache hit rate from counter deltas, or None."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``server_metrics`` block of the round's JSON (docs/benchmarker_guide.md)."""
+        ...
 
 
 @dataclass
@@ -28,11 +46,11 @@ class RoundResult:
 
     summary: RoundSummary
     records: list[RequestRecord]
-    server: Any = None  # prometheus RoundServerMetrics, when --prometheus-url is given
+    server: ServerRound | None = None  # when --prometheus-url is given
 
     @property
     def server_hit_rate(self) -> float | None:
-        return getattr(self.server, "hit_rate", None)
+        return self.server.hit_rate if self.server is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.summary.to_dict()
@@ -49,12 +67,12 @@ class LevelResult:
     """All rounds at one concurrency level, and round 2 compared with round 1."""
 
     concurrency: int
-    cold_start: str
+    cold_start: ColdStart
     rounds: list[RoundResult] = field(default_factory=list)
     comparison: Comparison | None = None
     warnings: list[str] = field(default_factory=list)
     effective_concurrency: int | None = None  # at most the number of prompts
-    round2_mode: str = "repeat"
+    round2_mode: Round2Mode = "repeat"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,7 +100,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     timing: dict[str, Any] = field(default_factory=dict)  # how chunks were stamped
     max_tokens_sources: dict[str, int] = field(default_factory=dict)  # flag/dataset/default
-    gates: list[Any] = field(default_factory=list)  # gates.GateResult, once the run ended
+    gates: list[GateResult] = field(default_factory=list)  # once the run ended
     server_profile: dict[str, Any] | None = None  # prometheus ServerSetup.to_dict(), if scraped
 
     def to_dict(self) -> dict[str, Any]:

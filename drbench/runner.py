@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections import Counter, deque
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from time import perf_counter_ns
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 
@@ -27,15 +27,17 @@ from drbench.config import DEFAULT_MAX_TOKENS, BenchConfig
 from drbench.dataset import cold_prefix, with_prefix
 from drbench.records import Prompt, RequestRecord
 from drbench.response import RawExchange, finish_steps, parse_steps
-from drbench.results import LevelResult, RoundResult, RunResult
+from drbench.results import LevelResult, RoundResult, RunResult, ServerRound
 from drbench.sanity import RoundFacts, no_usage_warning, round_warnings
 from drbench.slo import SLO
 from drbench.tokens import TokenCounter
 
 __all__ = [
+    "MetricsWatcher",
     "RoundProgress",
     "RunObserver",
     "RunPlan",
+    "WatcherFactory",
     "continue_requests",
     "max_tokens_for",
     "run",
@@ -47,6 +49,30 @@ _NO_CLOSING_SCRAPE = "interrupted before the closing scrape ended"
 class RoundProgress(Protocol):
     def update(self, record: RequestRecord) -> None: ...
     def close(self) -> None: ...
+
+
+class MetricsWatcher(Protocol):
+    """What the runner asks of the server-metrics watcher (``ServerMetricsWatcher``)."""
+
+    async def probe(self) -> list[str]:
+        """Scrape once before the first level; the warnings it has (dead URL, no metric)."""
+        ...
+
+    async def start_round(self) -> None: ...
+
+    async def end_round(self) -> ServerRound:
+        """The closing scrapes; the round's server figures."""
+        ...
+
+    def missing_round(self, reason: str) -> ServerRound:
+        """Figures marked missing, for a round cut short before its closing scrape."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+#: Builds the watcher on the run's session (one factory, so the runner owns the session).
+WatcherFactory = Callable[[aiohttp.ClientSession], MetricsWatcher]
 
 
 class RunObserver(Protocol):
@@ -69,7 +95,7 @@ class RunPlan:
     prompts: Sequence[Prompt]
     slo: SLO | None = None
     run_token: str = ""
-    watcher_factory: Any = None  # callable(session) -> ServerMetricsWatcher, or None
+    watcher_factory: WatcherFactory | None = None  # None: no --prometheus-url
     tokenizer: TokenCounter | None = None  # --tokenizer: counts when the server sends no usage
     timing: Counter[str] = field(default_factory=Counter)  # responses by stamp source
     block_size: int | None = None  # the server's prefix-cache block, when its metrics say
@@ -107,7 +133,7 @@ async def run(plan: RunPlan, result: RunResult, observer: RunObserver) -> None:
 async def _run_level(
     plan: RunPlan,
     session: aiohttp.ClientSession,
-    watcher: Any,
+    watcher: MetricsWatcher | None,
     level: LevelResult,
     index: int,
     observer: RunObserver,
@@ -186,7 +212,7 @@ async def _run_level(
 async def _run_round(
     plan: RunPlan,
     session: aiohttp.ClientSession,
-    watcher: Any,
+    watcher: MetricsWatcher | None,
     requests: list[PreparedRequest],
     level: LevelResult,
     rnd: int,
@@ -266,8 +292,9 @@ async def _run_round(
                 finish(i, req, finish_steps(steps(req, raw)))
         gc.unfreeze()
         progress.close()
-        if all(r is not None for r in records):  # every request ended: the round is kept
-            result = _keep_round(plan, level, records, rnd, watcher)
+        done = [r for r in records if r is not None]
+        if len(done) == len(records):  # every request ended: the round is kept
+            result = _keep_round(plan, level, done, rnd, watcher)
             if interrupted:  # Ctrl-C after the last record: report the round and stop
                 observer.round_done(level, result)
     assert result is not None  # the gather above returned: every request has its record
@@ -282,7 +309,11 @@ async def _run_round(
 
 
 def _keep_round(
-    plan: RunPlan, level: LevelResult, records: list[Any], rnd: int, watcher: Any
+    plan: RunPlan,
+    level: LevelResult,
+    records: list[RequestRecord],
+    rnd: int,
+    watcher: MetricsWatcher | None,
 ) -> RoundResult:
     """Summarise a round whose requests all ended and append it to its level at once."""
     from drbench.stats import summarize_round  # noqa: PLC0415 - numpy: not before the first send

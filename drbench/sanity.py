@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from drbench.prometheus.profiles import GENERIC
-from drbench.records import RequestRecord, TokenSource
+from drbench.records import ColdStart, RequestRecord, TokenSource
 
 __all__ = ["COLD_MAX_SHARE", "WARM_MIN_SHARE", "RoundFacts", "no_usage_warning", "round_warnings"]
 
@@ -33,7 +33,7 @@ class RoundFacts:
     records: Sequence[RequestRecord]
     client_cached_share: float | None  # usage's cached_tokens / prompt_tokens
     server_hit_rate: float | None  # from the server's counters, when scraped
-    cold_start: str
+    cold_start: ColdStart
     block_size: int | None = None  # the server's cache block, when it says
     estimates: Mapping[str, int] | None = None  # prompt id -> the client's prompt-token count
     capacity_tokens: int | None = None  # the server's cache capacity, when it says

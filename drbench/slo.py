@@ -13,10 +13,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from drbench.errors import ConfigError
-from drbench.records import RequestRecord
+from drbench.records import ItlMode, RequestRecord
 
 __all__ = [
     "BOUND_KEYS",
@@ -56,7 +56,7 @@ class SLO:
     itl_ms: float | None = None
     tpot_ms: float | None = None
     latency_ms: float | None = None
-    itl_mode: Literal["mean", "max"] = "mean"
+    itl_mode: ItlMode = "mean"
     explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:

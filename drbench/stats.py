@@ -355,11 +355,15 @@ def _goodput(
 
 
 def _cache_usage(ok: Sequence[RequestRecord]) -> CacheUsage:
-    both = [r for r in ok if r.cached_tokens is not None and r.prompt_tokens is not None]
+    both = [
+        (r.cached_tokens, r.prompt_tokens)
+        for r in ok
+        if r.cached_tokens is not None and r.prompt_tokens is not None
+    ]
     if not both:
         return CacheUsage(None, None, None)
-    cached = sum(r.cached_tokens for r in both)
-    prompt = sum(r.prompt_tokens for r in both)
+    cached = sum(c for c, _ in both)
+    prompt = sum(p for _, p in both)
     return CacheUsage(cached / prompt if prompt else None, cached, prompt)
 
 

@@ -181,7 +181,9 @@ def _fallbacks(repo: str, subset: str) -> list[tuple[tuple[str, ...], dict[str, 
     """Other places the same data lives: Parquet per config, and data.zip's JSONL files."""
     local = Path(repo).is_dir()
     base = repo if local else f"hf://datasets/{repo}"
-    out = [(("parquet",), {"data_files": {"test": f"{base}/{subset}/test-*.parquet"}})]
+    out: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (("parquet",), {"data_files": {"test": f"{base}/{subset}/test-*.parquet"}})
+    ]
     if local:
         out.append((("json",), {"data_files": {"test": f"{base}/data/{subset}.jsonl"}}))
     for _, kwargs in out:

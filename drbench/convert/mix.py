@@ -141,7 +141,9 @@ def _check_ratios(parts: Sequence[MixPart]) -> None:
 
 def _pools(parts: Sequence[MixPart]) -> tuple[dict[str, list[OutputRecord]], int]:
     """Each file's distinct prompts, none repeating a prompt of an earlier file."""
-    pools, seen, removed = {}, set(), 0
+    pools: dict[str, list[OutputRecord]] = {}
+    seen: set[str] = set()
+    removed = 0
     for p in parts:
         if not p.path.is_file():
             raise UsageError(f"--mix {p.path}: no such file")

@@ -94,7 +94,9 @@ def parse_conversation(obj: Any, *, where: str, default_id: str) -> Conversation
                 raise DatasetError(
                     f"{where}: field '{key}[{i}].{name}' is {_a(turn[name])}, not a string"
                 )
-        parsed.append(Turn(_ROLES.get(turn["from"].lower(), turn["from"]), turn["value"]))
+        speaker: str = turn["from"]  # both checked to be strings just above
+        text: str = turn["value"]
+        parsed.append(Turn(_ROLES.get(speaker.lower(), speaker), text))
     rid = obj.get("id")
     return Conversation(str(rid) if rid not in (None, "") else default_id, tuple(parsed))
 
@@ -107,7 +109,7 @@ def _a(value: Any) -> str:
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, (int, float)):
         return f"a number ({value})"
-    names = {dict: "an object", list: "a list", str: "a string"}
+    names: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
     return names.get(type(value), f"a {type(value).__name__}")
 
 

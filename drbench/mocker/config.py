@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
+from typing import TypeVar
 
 from drbench.argparser import OneLineParser
 from drbench.errors import UsageError
@@ -67,6 +68,7 @@ class OutputLengthSpec:
         return self.text or str(int(self.a))
 
 
+_T = TypeVar("_T")
 _RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _DIST_RE = re.compile(r"^\s*(uniform|normal|exp)\s*:\s*([0-9.]+)\s*(?:,\s*([0-9.]+)\s*)?$")
 
@@ -106,9 +108,13 @@ def _uniform(lo: int, hi: int, text: str) -> OutputLengthSpec:
     return OutputLengthSpec(LengthKind.UNIFORM, lo, hi, text)
 
 
-def _opt(help_text: str, **kw: object) -> object:
-    """A dataclass field whose help text the flag reuses, so the doc lives next to the default."""
-    return field(metadata={"help": help_text}, **kw)  # type: ignore[call-overload]
+def _opt(help_text: str, *, default: _T) -> _T:
+    """A dataclass field whose help text the flag reuses, so the doc lives next to the default.
+
+    Typed as the default's type (what ``field`` itself is to a type checker), so each field's
+    annotation is checked against its default.
+    """
+    return field(default=default, metadata={"help": help_text})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from drbench.errors import DrbenchError, ExitStatus
 
@@ -53,7 +54,7 @@ class MockerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
         self.base_url: str | None = None
-        self._stderr: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._stderr: IO[bytes] | None = None  # the child's stderr, read back on failure
 
     def __enter__(self) -> MockerProcess:
         self.start()

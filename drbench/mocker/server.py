@@ -328,7 +328,7 @@ async def _unary(
     if plan.fault is Fault.MALFORMED:
         return await _send_raw(request, b'{"id": "' + rid.encode() + b'", "choices": [ ###', entry)
     text = "".join(state.engine.output_tokens(seq))
-    usage = state.engine.usage(seq, seq.generated)
+    usage: dict[str, Any] | None = state.engine.usage(seq, seq.generated)
     reason, call_id = plan.finish_reason, None
     if state.shapes[parsed.kind].tool_calls:
         text, call_id = "".join(tool_arguments([text])), tool_call_id(rid)
@@ -416,7 +416,7 @@ async def _send_raw(request: web.Request, data: bytes, entry: dict[str, Any]) ->
 async def _models(request: web.Request) -> web.Response:
     cfg = request.app[_STATE].cfg
     created = int(time.time())
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "id": name,
             "object": "model",

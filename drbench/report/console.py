@@ -10,6 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from drbench.records import Lang
 from drbench.redact import redact_text
 from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.stats import METRICS, Change, Comparison
@@ -26,7 +27,7 @@ _ROW_NAMES = {
     "latency_ms": "Latency (ms)",
 }
 
-LABELS: dict[str, dict[str, str]] = {
+LABELS: dict[Lang, dict[str, str]] = {
     "en": {
         "title": "Concurrency: {c} | Round {r} metrics",
         "counts": "Total requests: {n} | Succeeded: {ok} | Failed: {failed} | Duration: {dur} s",
@@ -80,7 +81,7 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-def format_round(result: RoundResult, lang: str = "en") -> str:
+def format_round(result: RoundResult, lang: Lang = "en") -> str:
     """The per-round block of the original README: header lines, metric table, throughput, goodput."""
     L, s = LABELS[lang], result.summary
     lines = ["=" * RULE, L["title"].format(c=s.concurrency, r=s.round), "=" * RULE]
@@ -150,7 +151,7 @@ def format_server(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_comparison(level: LevelResult, lang: str = "en") -> str:
+def format_comparison(level: LevelResult, lang: Lang = "en") -> str:
     """Round 2 against round 1 at one level, paired by prompt."""
     c: Comparison | None = level.comparison
     if c is None:
@@ -185,7 +186,7 @@ def format_comparison(level: LevelResult, lang: str = "en") -> str:
     return "\n".join(lines)
 
 
-def format_overview(run: RunResult, lang: str = "en") -> str:
+def format_overview(run: RunResult, lang: Lang = "en") -> str:
     """One line per (level, round): the figures a reader compares first."""
     rows = []
     for level in run.levels:

@@ -3,6 +3,9 @@
 ``LiveReporter`` is the RunObserver the CLI hands to the runner.  It appends every finished request
 to requests.jsonl, writes each round's JSON as soon as the round ends, and prints the round table
 and the level comparison (unless quiet), so an interrupted run keeps everything it measured.
+It is also the one voice of a run on the terminal: the start line, notes, warnings, failed gates
+and the overview all go through it (benchmark.py prints nothing itself), so ``--quiet`` and the
+progress bars are handled in one place.  Tables go to stdout, every ``drbench:`` line to stderr.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from drbench.records import RequestRecord
-from drbench.redact import redact_text
+from drbench.config import BenchConfig
+from drbench.records import Lang, RequestRecord
+from drbench.redact import redact_text, redact_url
 from drbench.report.files import REQUESTS_LOG, RecordLog, write_round
-from drbench.results import LevelResult, RoundResult
+from drbench.results import LevelResult, RoundResult, RunResult
 
 __all__ = ["LiveReporter", "RoundBar"]
 
@@ -60,7 +64,7 @@ class LiveReporter:
     """Logs, prints and writes as the run goes (see module docstring)."""
 
     def __init__(
-        self, out_dir: Path, *, lang: str, quiet: bool, stream: TextIO | None = None
+        self, out_dir: Path, *, lang: Lang, quiet: bool, stream: TextIO | None = None
     ) -> None:
         self.out_dir = out_dir
         self._lang = lang
@@ -96,10 +100,42 @@ class LiveReporter:
             self._print(format_comparison(level, self._lang))
 
     def warning(self, message: str) -> None:
-        tqdm.write(f"drbench: warning: {redact_text(message)}", file=sys.stderr)
+        self._line(f"warning: {message}")
+
+    def run_started(self, cfg: BenchConfig, *, prompts: int, model: str) -> None:
+        """What is about to be measured, against what, and where the results go (unless quiet)."""
+        if self._quiet:
+            return
+        self._line(
+            f"{prompts} prompts x {cfg.rounds} rounds at concurrency "
+            f"{' '.join(map(str, cfg.concurrency))} against {redact_url(cfg.endpoint or '')} "
+            f"(model {model}, cold start: {cfg.cold_start}); results in {self.out_dir}"
+        )
+
+    def note(self, message: str) -> None:
+        """A remark the run can do without (unless quiet), e.g. a skipped optional file."""
+        if not self._quiet:
+            self._line(message)
+
+    def gate_failed(self, message: str) -> None:
+        """A failed exit-code gate: always printed, it explains the exit code."""
+        self._line(message)
+
+    def overview(self, result: RunResult) -> None:
+        """The closing tables, always printed (also quiet): they are the run's figures."""
+        from drbench.report.console import format_overview  # noqa: PLC0415 - tabulate, numpy
+
+        self._print(format_overview(result, self._lang))
+
+    def results_written(self) -> None:
+        self._line(f"results written to {self.out_dir}")
 
     def close(self) -> None:
         self._log.close()
 
     def _print(self, text: str) -> None:
         print(text, file=self._out, flush=True)
+
+    def _line(self, message: str) -> None:
+        """One ``drbench:`` line on stderr, URLs redacted, written around any progress bar."""
+        tqdm.write(f"drbench: {redact_text(message)}", file=sys.stderr)

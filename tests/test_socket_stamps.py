@@ -1,4 +1,4 @@
-"""Arrival stamps: ArrivalLog's byte-to-read mapping, and stamps taken before the task wakes."""
+"""Socket stamps: StampLog's byte-to-read mapping, and stamps taken before the task wakes."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 import drbench.client as client
-from drbench import arrival
-from drbench.arrival import ArrivalLog, StampingProtocol, make_connector
+from drbench import socket_stamps
 from drbench.records import Prompt
 from drbench.response import parse_exchange
+from drbench.socket_stamps import StampingProtocol, StampLog, make_connector
 
 
 class FakeContent:
@@ -37,7 +37,7 @@ def _setup() -> tuple[SimpleNamespace, FakeContent]:
 
 def test_one_read_per_chunk_keeps_its_stamp() -> None:
     proto, content = _setup()
-    log = ArrivalLog(proto, content)
+    log = StampLog(proto, content)
     content.feed(proto, 100, b"data: a\n\n")
     assert log.split(b"data: a\n\n", 999) == [(100, b"data: a\n\n")]
     content.feed(proto, 200, b"data: b\n\n")
@@ -46,7 +46,7 @@ def test_one_read_per_chunk_keeps_its_stamp() -> None:
 
 def test_reads_merged_by_a_late_reader_are_cut_apart() -> None:
     proto, content = _setup()
-    log = ArrivalLog(proto, content)
+    log = StampLog(proto, content)
     content.feed(proto, 100, b"aaa")
     content.feed(proto, 150, b"bb")
     content.feed(proto, 170, b"c")
@@ -55,7 +55,7 @@ def test_reads_merged_by_a_late_reader_are_cut_apart() -> None:
 
 def test_one_read_taken_in_two_parts_keeps_one_stamp() -> None:
     proto, content = _setup()
-    log = ArrivalLog(proto, content)
+    log = StampLog(proto, content)
     content.feed(proto, 100, b"abcdef")
     content.feed(proto, 130, b"gh")
     assert log.split(b"abcd", 999) == [(100, b"abcd")]
@@ -65,14 +65,14 @@ def test_one_read_taken_in_two_parts_keeps_one_stamp() -> None:
 def test_bytes_that_came_with_the_headers_get_that_reads_stamp() -> None:
     proto, content = _setup()
     content.feed(proto, 50, b"early")  # before the reader attached
-    log = ArrivalLog(proto, content)
+    log = StampLog(proto, content)
     content.feed(proto, 80, b"late")
     assert log.split(b"earlylate", 999) == [(50, b"early"), (80, b"late")]
 
 
 def test_bytes_no_read_noted_fall_back_to_the_readers_stamp() -> None:
     proto, content = _setup()
-    log = ArrivalLog(proto, content)
+    log = StampLog(proto, content)
     content.feed(proto, 100, b"ab")
     content.total_bytes += 2  # fed without a note
     assert log.split(b"abcd", 999) == [(100, b"ab"), (999, b"cd")]
@@ -80,7 +80,7 @@ def test_bytes_no_read_noted_fall_back_to_the_readers_stamp() -> None:
 
 def test_detach_stops_noting() -> None:
     proto, content = _setup()
-    log = ArrivalLog(proto, content)
+    log = StampLog(proto, content)
     log.detach()
     assert proto.arrival_log is None
 
@@ -156,7 +156,7 @@ def test_without_arrival_stamps_the_stall_shows(
 def test_missing_aiohttp_internals_fall_back_to_a_plain_connector(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(arrival, "StampingProtocol", None)
+    monkeypatch.setattr(socket_stamps, "StampingProtocol", None)
 
     async def go() -> None:
         connector = make_connector(limit=2)

@@ -1,17 +1,18 @@
-"""When each response body byte came off the socket: arrival stamps taken below aiohttp.
+"""When each response body byte came off the socket: read stamps taken below aiohttp.
 
 aiohttp hands a read's bytes to the waiting task only after the rest of that event-loop
 iteration has run (other streams' reads, other requests' sends), and the task resumes in the
 next one; under load that wait is most of a naive client's TTFT and ITL error.  So the client
 does not stamp when its task wakes: ``make_connector`` gives aiohttp ``StampingProtocol``, whose
-``data_received`` notes ``perf_counter_ns()`` before aiohttp parses the HTTP framing, and an
-``ArrivalLog`` attached to one response maps the body bytes the reader later gets back to those
+``data_received`` notes ``perf_counter_ns()`` before aiohttp parses the HTTP framing, and a
+``StampLog`` attached to one response maps the body bytes the reader later gets back to those
 notes (``split``).
 
 Relies on two aiohttp internals: the class ``aiohttp.client_proto.ResponseHandler`` and the
 connector's ``_factory`` attribute (a ``functools.partial`` of it).  Where either is missing or
 different, ``make_connector`` returns a plain ``TCPConnector``, ``attach`` returns None, and the
-client stamps chunks when its task wakes up.  No parsing and no I/O here.
+client stamps chunks when its task wakes up.  No parsing and no I/O here.  (Named for the
+socket, not "arrival": in load testing that word means the request arrival process.)
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import aiohttp
 try:
     from aiohttp.client_proto import ResponseHandler
 except ImportError:  # another aiohttp layout: stamps are taken when the reading task wakes
-    ResponseHandler = None  # type: ignore[assignment,misc]
+    _HAVE_HANDLER = False
+else:
+    _HAVE_HANDLER = True
 
-__all__ = ["ArrivalLog", "StampingProtocol", "attach", "make_connector"]
+__all__ = ["StampLog", "StampingProtocol", "attach", "make_connector"]
 
 
-class ArrivalLog:
+class StampLog:
     """Arrival times of one response body's bytes, as ``(perf_counter_ns, bytes fed so far)``."""
 
     __slots__ = ("_consumed", "_content", "_marks", "_noted", "_protocol")
@@ -88,15 +91,15 @@ class ArrivalLog:
             self._protocol.arrival_log = None
 
 
-if ResponseHandler is not None:
+if _HAVE_HANDLER:
 
-    class StampingProtocol(ResponseHandler):
+    class StampingResponseHandler(ResponseHandler):
         """aiohttp's response protocol, noting when each read arrived before it is parsed."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.arrival_ns = 0
-            self.arrival_log: ArrivalLog | None = None
+            self.arrival_log: StampLog | None = None
 
         def data_received(self, data: bytes) -> None:
             if data:  # b"" is aiohttp resuming its decompressor: bytes of the last arrival
@@ -106,8 +109,10 @@ if ResponseHandler is not None:
             if log is not None:
                 log.note(self.arrival_ns)
 
+    #: The protocol class connections get, or None where aiohttp's internals differ.
+    StampingProtocol: type[StampingResponseHandler] | None = StampingResponseHandler
 else:  # pragma: no cover - only without aiohttp.client_proto
-    StampingProtocol = None  # type: ignore[assignment,misc]
+    StampingProtocol = None
 
 
 def make_connector(**kwargs: Any) -> aiohttp.TCPConnector:
@@ -119,16 +124,15 @@ def make_connector(**kwargs: Any) -> aiohttp.TCPConnector:
         and isinstance(factory, functools.partial)
         and factory.func is ResponseHandler
     ):
-        connector._factory = functools.partial(  # type: ignore[attr-defined]
-            StampingProtocol, *factory.args, **factory.keywords
-        )
+        protocol: type[ResponseHandler] = StampingProtocol  # what the connector's type says
+        connector._factory = functools.partial(protocol, *factory.args, **factory.keywords)
     return connector
 
 
-def attach(resp: aiohttp.ClientResponse) -> ArrivalLog | None:
-    """An ArrivalLog for this response's body, or None when its connection does not stamp."""
+def attach(resp: aiohttp.ClientResponse) -> StampLog | None:
+    """A StampLog for this response's body, or None when its connection does not stamp."""
     conn = resp.connection
     protocol = conn.protocol if conn is not None else None
     if StampingProtocol is None or not isinstance(protocol, StampingProtocol):
         return None
-    return ArrivalLog(protocol, resp.content)
+    return StampLog(protocol, resp.content)
