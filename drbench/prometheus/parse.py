@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -22,6 +22,7 @@ from prometheus_client.samples import Sample
 
 from drbench.errors import UsageError
 from drbench.prometheus.profiles import IDLE_GAUGES, PRESET_METRICS
+from drbench.textsplit import split_outside_braces
 
 __all__ = [
     "ExpositionError",
@@ -198,7 +199,7 @@ def parse_selectors(values: Iterable[str]) -> list[MetricSelector]:
     """Selectors from flag or recipe values; one value may hold several, separated by commas."""
     out: dict[str, MetricSelector] = {}
     for value in values:
-        for part in _split_top_level(value):
+        for part in split_outside_braces(value, ","):  # commas also separate label matchers
             if part.strip():
                 sel = MetricSelector.parse(part)
                 out.setdefault(str(sel), sel)
@@ -268,25 +269,6 @@ def _parse_matchers(text: str, body: str) -> tuple[LabelMatcher, ...]:
         matchers.append(LabelMatcher(label, op, value, pattern))
         pos = m.end()
     return tuple(matchers)
-
-
-def _split_top_level(value: str) -> Iterator[str]:
-    """Split on commas outside braces and quotes (commas also separate label matchers)."""
-    depth, quote, start, escaped = 0, "", 0, False
-    for i, ch in enumerate(value):
-        if escaped:
-            escaped = False
-        elif quote:
-            escaped = ch == "\\"
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{}":
-            depth += 1 if ch == "{" else -1
-        elif ch == "," and depth == 0:
-            yield value[start:i]
-            start = i + 1
-    yield value[start:]
 
 
 def _check_looks_like_prometheus(text: str) -> None:
