@@ -31,16 +31,11 @@ __all__ = ["ShapedSink", "StreamSink"]
 _HIGH_WATER_BYTES = 1 << 20  # past this much unsent data the reader is not keeping up
 
 
-class StreamSink:
-    """One streamed response's writer and write-time log."""
+class _Sink:
+    """What both writers share: the transport, the framing and the write-time log."""
 
     __slots__ = (
         "_chunked",
-        "_first",
-        "_offset",
-        "_prefix",
-        "_rest",
-        "_size",
         "_transport",
         "chunk_ns",
         "content_ns",
@@ -55,19 +50,12 @@ class StreamSink:
         transport: asyncio.Transport,
         chunked: bool,
         fmt: StreamFormat,
-        tokens: TokenBytes,
-        offset: int,
         include_usage: bool,
         trace: bool,
     ) -> None:
         self._transport = transport
         self._chunked = chunked
         self.fmt = fmt
-        self._prefix = fmt.prefix
-        self._first = tokens.first
-        self._rest = tokens.rest
-        self._size = len(tokens.rest)
-        self._offset = offset
         self.include_usage = include_usage
         self.trace = trace
         self.chunk_ns: list[int] = []
@@ -83,6 +71,39 @@ class StreamSink:
     def backlogged(self) -> bool:
         """The client has not read what was already written; hold further tokens back."""
         return self._transport.get_write_buffer_size() > _HIGH_WATER_BYTES
+
+    def garbage(self) -> None:
+        """Write one SSE event whose data is not JSON (``--malformed-rate``)."""
+        self._transport.write(frame(self.fmt.garbage_event(), self._chunked))
+        if self.trace:
+            self.chunk_ns.append(time.monotonic_ns())
+
+    def drop(self) -> None:
+        """Close the connection mid-stream (``--drop-rate``; also used at shutdown)."""
+        self._transport.close()
+
+
+class StreamSink(_Sink):
+    """One streamed response's writer and write-time log."""
+
+    __slots__ = ("_first", "_offset", "_prefix", "_rest", "_size")
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        chunked: bool,
+        fmt: StreamFormat,
+        tokens: TokenBytes,
+        offset: int,
+        include_usage: bool,
+        trace: bool,
+    ) -> None:
+        super().__init__(transport, chunked, fmt, include_usage, trace)
+        self._prefix = fmt.prefix
+        self._first = tokens.first
+        self._rest = tokens.rest
+        self._size = len(tokens.rest)
+        self._offset = offset
 
     def token(self, i: int) -> None:
         """Write output token ``i`` (not the first) as one content chunk: the hot path."""
@@ -123,18 +144,8 @@ class StreamSink:
             if finish is not None:
                 self.done_ns = t
 
-    def garbage(self) -> None:
-        """Write one SSE event whose data is not JSON (``--malformed-rate``)."""
-        self._transport.write(frame(self.fmt.garbage_event(), self._chunked))
-        if self.trace:
-            self.chunk_ns.append(time.monotonic_ns())
 
-    def drop(self) -> None:
-        """Close the connection mid-stream (``--drop-rate``; also used at shutdown)."""
-        self._transport.close()
-
-
-class ShapedSink:
+class ShapedSink(_Sink):
     """A streamed response under the stream quirks of shape.py: same interface as
     ``StreamSink``, but every chunk is JSON-encoded when written (the slow, general path).
 
@@ -143,20 +154,7 @@ class ShapedSink:
     a fresh id. With ``--trace``, every content chunk, empty or not, is a ``content_ns`` stamp.
     """
 
-    __slots__ = (
-        "_chunked",
-        "_ids",
-        "_role_pending",
-        "_texts",
-        "_transport",
-        "chunk_ns",
-        "content_ns",
-        "done_ns",
-        "fmt",
-        "include_usage",
-        "shape",
-        "trace",
-    )
+    __slots__ = ("_ids", "_role_pending", "_texts", "shape")
 
     def __init__(
         self,
@@ -169,9 +167,7 @@ class ShapedSink:
         include_usage: bool,
         trace: bool,
     ) -> None:
-        self._transport = transport
-        self._chunked = chunked
-        self.fmt = fmt
+        super().__init__(transport, chunked, fmt, include_usage, trace)
         self.shape = shape
         pieces = token_pieces(answer, empty)
         if shape.tool_calls:
@@ -179,19 +175,6 @@ class ShapedSink:
         self._texts = chunk_texts(pieces, shape)
         self._role_pending = fmt.kind is Kind.CHAT
         self._ids = 0
-        self.include_usage = include_usage
-        self.trace = trace
-        self.chunk_ns: list[int] = []
-        self.content_ns: list[int] = []
-        self.done_ns: int | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self._transport.is_closing()
-
-    @property
-    def backlogged(self) -> bool:
-        return self._transport.get_write_buffer_size() > _HIGH_WATER_BYTES
 
     def token(self, i: int) -> None:
         """Write what is due at output token ``i`` (maybe nothing: a chunk of N tokens)."""
@@ -230,16 +213,6 @@ class ShapedSink:
             if as_own_chunk and shown is not None:
                 events.append(fmt.usage_chunk(shown, self._next_id()))
         self._write(events, len(texts), True)
-
-    def garbage(self) -> None:
-        """Write one SSE event whose data is not JSON (``--malformed-rate``)."""
-        self._transport.write(frame(self.fmt.garbage_event(), self._chunked))
-        if self.trace:
-            self.chunk_ns.append(time.monotonic_ns())
-
-    def drop(self) -> None:
-        """Close the connection mid-stream (``--drop-rate``; also used at shutdown)."""
-        self._transport.close()
 
     def _content(
         self, texts: Sequence[str], finish: tuple[str, dict[str, Any] | None] | None
