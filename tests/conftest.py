@@ -3,11 +3,14 @@
 - ``mocker_factory``: returns ``start(*args) -> MockerProcess`` (started; stopped at test end).
   Use it when a test needs its own flags or a cache/metrics state no other test touches.
 - ``mocker``: one default mocker shared by the whole session (its cache, metrics and
-  ``/debug/requests`` see every test's traffic, so assert on deltas or unique prompts).
+  ``/debug/requests`` see every test's traffic, so assert on deltas or unique prompts). Under
+  pytest-xdist "session" means one worker: each worker starts its own.
+- ``sigint_reaches_children``: for tests that Ctrl-C a child run with SIGINT.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -33,3 +36,20 @@ def mocker_factory() -> Iterator[Callable[..., MockerProcess]]:
 def mocker() -> Iterator[MockerProcess]:
     with MockerProcess() as proc:
         yield proc
+
+
+@pytest.fixture
+def sigint_reaches_children() -> Iterator[None]:
+    """Make SIGINT interrupt the children this test starts, however pytest was launched.
+
+    A shell starts a background job (``pytest &``, a CI runner without job control) with SIGINT
+    ignored; an ignored signal stays ignored across exec, so a child Python would never see the
+    test's Ctrl-C and would run to the end. A handler (unlike SIG_IGN) is reset by exec, so
+    installing Python's default one here gives every child the default disposition.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, before)
