@@ -21,7 +21,10 @@ DATASET = ROOT / "examples" / "example_dataset.json"
 FAST = ("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
 
 
-def run_cli(mock, out: Path, *extra: str, path: str = "/v1/chat/completions") -> int:
+def run_cli(
+    mock, out: Path, *extra: str, path: str = "/v1/chat/completions", plots: bool = False
+) -> int:
+    """One in-process run; plots.png only when asked (drawing it costs ~0.5 s of CPU a run)."""
     argv = [
         "--endpoint",
         mock.base_url + path,
@@ -30,6 +33,7 @@ def run_cli(mock, out: Path, *extra: str, path: str = "/v1/chat/completions") ->
         "--output-dir",
         str(out),
         "--quiet",
+        *(() if plots else ("--no-plots",)),
     ]
     return main([*argv, *extra])
 
@@ -56,6 +60,7 @@ def test_every_output_file_and_the_summary_contract(mocker_factory, tmp_path: Pa
             "6",
             "--api-key",
             "sk-test-SECRET",
+            plots=True,
         )
         == 0
     )
@@ -215,7 +220,9 @@ def test_existing_output_dir_is_not_overwritten(mocker_factory, tmp_path: Path, 
     assert run_cli(mock, out, "--overwrite", "--rounds", "1", "--num-samples", "2") == 0
 
 
-def test_ctrl_c_keeps_everything_measured(mocker_factory, tmp_path: Path) -> None:
+def test_ctrl_c_keeps_everything_measured(
+    mocker_factory, tmp_path: Path, sigint_reaches_children
+) -> None:
     mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "20", "--output-tokens", "20")
     out = tmp_path / "int"
     cmd = [
@@ -230,6 +237,7 @@ def test_ctrl_c_keeps_everything_measured(mocker_factory, tmp_path: Path) -> Non
         "--output-dir",
         str(out),
         "--quiet",
+        "--no-plots",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "requests.jsonl"
@@ -258,6 +266,7 @@ def test_demo_runs_against_the_bundled_mocker(tmp_path: Path) -> None:
             str(ROOT / "dual_round_benchmarker.py"),
             "--demo",
             "--quiet",
+            "--no-plots",
             "--output-dir",
             str(tmp_path / "d"),
         ],
