@@ -51,7 +51,7 @@ def test_multi_run_recipe_writes_each_run_into_its_own_subdirectory(
     )
     out = tmp_path / "results"
 
-    status = main(["--recipe", str(recipe), "--output-dir", str(out)])
+    status = main(["--recipe", str(recipe), "--output-dir", str(out), "--no-plots"])
 
     assert status == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["pair", "single"]
