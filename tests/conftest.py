@@ -5,7 +5,14 @@
 - ``mocker``: one default mocker shared by the whole session (its cache, metrics and
   ``/debug/requests`` see every test's traffic, so assert on deltas or unique prompts). Under
   pytest-xdist "session" means one worker: each worker starts its own.
+- ``fast_mocker``: like ``mocker``, with the delays the CLI end-to-end tests use (``E2E_FAST``),
+  for runs that only need a server to answer; the same caveats, and a test that resets its
+  cache resets it for the tests after it on that worker.
 - ``sigint_reaches_children``: for tests that Ctrl-C a child run with SIGINT.
+
+Tests marked ``slow`` (seconds each) are collected first: pytest-xdist's default ``load``
+scheduling then starts them on different workers while the short ones fill the gaps, instead of
+one worker ending the run alone on a long test that came last.
 """
 
 from __future__ import annotations
@@ -16,6 +23,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from drbench.mocker.process import MockerProcess
+
+E2E_FAST = ("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort: the order within each group stays)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture
@@ -35,6 +49,13 @@ def mocker_factory() -> Iterator[Callable[..., MockerProcess]]:
 @pytest.fixture(scope="session")
 def mocker() -> Iterator[MockerProcess]:
     with MockerProcess() as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def fast_mocker() -> Iterator[MockerProcess]:
+    """A mocker start is ~0.4 s of CPU; a whole CLI run against it, a fraction of that."""
+    with MockerProcess(E2E_FAST) as proc:
         yield proc
 
 

@@ -25,6 +25,7 @@ def run_gate(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra, code, line", [("", 0, "ci_gate: PASS"), ("--slo ttft_ms=0.001", 4, "goodput below")]
 )

@@ -136,6 +136,7 @@ POINTS = [
 ]
 
 
+@pytest.mark.slow
 def test_ctrl_c_anywhere_loses_no_finished_round(
     mocker_factory, slow_metrics_url: str, tmp_path: Path, sigint_reaches_children
 ) -> None:

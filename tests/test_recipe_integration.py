@@ -18,6 +18,7 @@ SCRIPT = ROOT / "tests" / "test_recipe_env_integration.sh"
 FAST = ("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_env_recipe_script_passes():
     """tests/test_recipe_env_integration.sh: env-driven run, missing required var, bad value."""
