@@ -28,7 +28,7 @@ from drbench.config import OPTIONS, BenchConfig, Option, coerce, redacted
 from drbench.envsubst import expand, expand_tree
 from drbench.errors import ConfigError
 from drbench.slo import BOUND_KEYS, parse_slo_flags, slo_from_mapping
-from drbench.yamlsafe import YamlDocument, compose_document, yaml_error
+from drbench.yamlsafe import YamlDocument, compose_document, show_key, yaml_error
 
 __all__ = [
     "RECIPE_KEYS",
@@ -204,7 +204,7 @@ def _check_keys(
             continue
         near = difflib.get_close_matches(str(key).replace("-", "_"), known, n=1, cutoff=0.6)
         hint = f"did you mean {near[0]!r}?" if near else "see docs/RECIPE_GUIDE.md for the keys"
-        raise ConfigError(f"{ctx.name}:{item.line}: {prefix}{key}: unknown key; {hint}")
+        raise ConfigError(f"{ctx.name}:{item.line}: {prefix}{show_key(key)}: unknown key; {hint}")
 
 
 def _runs(ctx: _Context, item: _Item, defaults: dict[str, Any]) -> tuple[RecipeRun, ...]:

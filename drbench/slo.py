@@ -114,7 +114,7 @@ def load_slo_file(path: str | Path) -> SLO:
         raise ConfigError(f"{name}: no such file (check --slo-file)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{name}: cannot read the SLO file: {exc}") from None
-    from drbench.yamlsafe import compose_document  # noqa: PLC0415 - keeps the CLI's startup light
+    from drbench.yamlsafe import compose_document, show_key  # noqa: PLC0415 - a light CLI start
 
     doc = compose_document(text, name)  # the recipe's checks: duplicate keys, aliases, key types
     try:
@@ -125,7 +125,9 @@ def load_slo_file(path: str | Path) -> SLO:
         raise ConfigError(f"{name}: expected a top-level 'slo:' mapping, {_EXAMPLE}")
     extra = [k for k in data if k != "slo"]
     if extra:
-        raise ConfigError(f"{name}: {extra[0]}: unknown top-level key; the file holds one 'slo:'")
+        raise ConfigError(
+            f"{name}: {show_key(extra[0])}: unknown top-level key; the file holds one 'slo:'"
+        )
     slo = slo_from_mapping(data["slo"], where=f"{name}: slo")
     if slo.is_empty:
         raise ConfigError(f"{name}: slo: no bounds given; set at least one of {_keys(BOUND_KEYS)}")

@@ -24,7 +24,7 @@ import yaml
 
 from drbench.errors import ConfigError
 
-__all__ = ["MAX_NODES", "YamlDocument", "compose_document", "yaml_error"]
+__all__ = ["MAX_NODES", "YamlDocument", "compose_document", "show_key", "yaml_error"]
 
 MAX_NODES = 10_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -176,3 +176,11 @@ def _kind(node: yaml.Node) -> str:
         return "a mapping"
     tag = str(node.tag).rsplit(":", 1)[-1]
     return f"{node.value!r} (read as {tag}; quote it to make it a string)"
+
+
+def show_key(key: object) -> str:
+    """A mapping key as an error line can show it: as written when it is plain printable text,
+    else quoted (a key of newlines or spaces must not break the one line)."""
+    if isinstance(key, str) and key and key.isprintable() and key.strip() == key:
+        return key
+    return repr(key)

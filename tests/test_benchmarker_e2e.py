@@ -21,7 +21,10 @@ DATASET = ROOT / "examples" / "example_dataset.json"
 FAST = ("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
 
 
-def run_cli(mock, out: Path, *extra: str, path: str = "/v1/chat/completions") -> int:
+def run_cli(
+    mock, out: Path, *extra: str, path: str = "/v1/chat/completions", plots: bool = False
+) -> int:
+    """One in-process run; plots.png only when asked (drawing it costs ~0.5 s of CPU a run)."""
     argv = [
         "--endpoint",
         mock.base_url + path,
@@ -30,6 +33,7 @@ def run_cli(mock, out: Path, *extra: str, path: str = "/v1/chat/completions") ->
         "--output-dir",
         str(out),
         "--quiet",
+        *(() if plots else ("--no-plots",)),
     ]
     return main([*argv, *extra])
 
@@ -42,8 +46,9 @@ def rounds_of(summary: dict, level: int = 0) -> list[dict]:
     return summary["levels"][level]["rounds"]
 
 
-def test_every_output_file_and_the_summary_contract(mocker_factory, tmp_path: Path) -> None:
-    mock = mocker_factory(*FAST)
+@pytest.mark.slow
+def test_every_output_file_and_the_summary_contract(fast_mocker, tmp_path: Path) -> None:
+    mock = fast_mocker
     out = tmp_path / "run"
     assert (
         run_cli(
@@ -56,6 +61,7 @@ def test_every_output_file_and_the_summary_contract(mocker_factory, tmp_path: Pa
             "6",
             "--api-key",
             "sk-test-SECRET",
+            plots=True,
         )
         == 0
     )
@@ -124,8 +130,9 @@ def test_round_two_is_faster_and_cached(mocker_factory, tmp_path: Path) -> None:
     assert cmp["ttft_ratio"]["share_faster"] >= 0.8 and cmp["ttft_ratio"]["median"] < 1
 
 
-def test_nonce_makes_round_one_cold_on_a_second_run(mocker_factory, tmp_path: Path) -> None:
-    mock = mocker_factory(*FAST)
+@pytest.mark.slow
+def test_nonce_makes_round_one_cold_on_a_second_run(fast_mocker, tmp_path: Path) -> None:
+    mock = fast_mocker
     for name in ("first", "second"):
         assert run_cli(mock, tmp_path / name, "--concurrency", "2") == 0
     assert rounds_of(load_summary(tmp_path / "second"))[0]["cache"]["client_cached_share"] == 0
@@ -135,8 +142,8 @@ def test_nonce_makes_round_one_cold_on_a_second_run(mocker_factory, tmp_path: Pa
     assert rounds_of(load_summary(tmp_path / "n2"))[0]["cache"]["client_cached_share"] > 0.9
 
 
-def test_reset_policy_calls_the_reset_url(mocker_factory, tmp_path: Path) -> None:
-    mock = mocker_factory(*FAST)
+def test_reset_policy_calls_the_reset_url(fast_mocker, tmp_path: Path) -> None:
+    mock = fast_mocker
     assert run_cli(mock, tmp_path / "a", "--cold-start", "none", "--concurrency", "2") == 0
     reset = ("--cold-start", "reset", "--cache-reset-url", mock.base_url + "/reset_prefix_cache")
     assert run_cli(mock, tmp_path / "b", *reset, "--concurrency", "2") == 0
@@ -145,8 +152,8 @@ def test_reset_policy_calls_the_reset_url(mocker_factory, tmp_path: Path) -> Non
     assert rounds_of(s)[0]["cache"]["client_cached_share"] < 0.05
 
 
-def test_completions_endpoint(mocker_factory, tmp_path: Path) -> None:
-    mock = mocker_factory(*FAST)
+def test_completions_endpoint(fast_mocker, tmp_path: Path) -> None:
+    mock = fast_mocker
     assert run_cli(mock, tmp_path / "c", "--concurrency", "3", path="/v1/completions") == 0
     r1, r2 = rounds_of(load_summary(tmp_path / "c"))
     assert r1["requests"]["succeeded"] == 10 and r2["cache"]["client_cached_share"] > 0.9
@@ -179,7 +186,7 @@ def test_injected_failures_are_recorded_not_fatal(
     assert len(failed) == r1["requests"]["failed"] and all(f["error"] for f in failed)
 
 
-def test_preflight_errors_are_one_line_with_exit_3(mocker_factory, tmp_path: Path, capsys) -> None:
+def test_preflight_errors_are_one_line_with_exit_3(fast_mocker, tmp_path: Path, capsys) -> None:
     code = main(
         [
             "--endpoint",
@@ -199,14 +206,14 @@ def test_preflight_errors_are_one_line_with_exit_3(mocker_factory, tmp_path: Pat
         and "\n" not in err
     )
     assert not (tmp_path / "x").exists()  # nothing measured, nothing left behind
-    mock = mocker_factory(*FAST)
+    mock = fast_mocker
     assert run_cli(mock, tmp_path / "y", "--model", "no-such-model") == 3
     err = capsys.readouterr().err
     assert "does not serve model 'no-such-model'" in err and "Check --model" in err
 
 
-def test_existing_output_dir_is_not_overwritten(mocker_factory, tmp_path: Path, capsys) -> None:
-    mock = mocker_factory(*FAST)
+def test_existing_output_dir_is_not_overwritten(fast_mocker, tmp_path: Path, capsys) -> None:
+    mock = fast_mocker
     out = tmp_path / "o"
     out.mkdir()
     (out / "keep.txt").write_text("x")
@@ -215,7 +222,10 @@ def test_existing_output_dir_is_not_overwritten(mocker_factory, tmp_path: Path, 
     assert run_cli(mock, out, "--overwrite", "--rounds", "1", "--num-samples", "2") == 0
 
 
-def test_ctrl_c_keeps_everything_measured(mocker_factory, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_ctrl_c_keeps_everything_measured(
+    mocker_factory, tmp_path: Path, sigint_reaches_children
+) -> None:
     mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "20", "--output-tokens", "20")
     out = tmp_path / "int"
     cmd = [
@@ -230,6 +240,7 @@ def test_ctrl_c_keeps_everything_measured(mocker_factory, tmp_path: Path) -> Non
         "--output-dir",
         str(out),
         "--quiet",
+        "--no-plots",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "requests.jsonl"
@@ -250,6 +261,7 @@ def test_ctrl_c_keeps_everything_measured(mocker_factory, tmp_path: Path) -> Non
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_demo_runs_against_the_bundled_mocker(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
@@ -258,6 +270,7 @@ def test_demo_runs_against_the_bundled_mocker(tmp_path: Path) -> None:
             str(ROOT / "dual_round_benchmarker.py"),
             "--demo",
             "--quiet",
+            "--no-plots",
             "--output-dir",
             str(tmp_path / "d"),
         ],

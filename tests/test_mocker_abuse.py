@@ -183,6 +183,7 @@ def peak_rss_mb(pid: int) -> int:
     return int(line.split()[1]) // 1024
 
 
+@pytest.mark.slow
 def test_a_20_mb_prompt_is_rejected_without_holding_its_tokens(mocker_factory) -> None:
     m = mocker_factory(*FAST)
     assert m.proc is not None

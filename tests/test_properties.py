@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -63,6 +64,7 @@ file_bytes = st.one_of(
 )
 
 
+@pytest.mark.slow  # CPU-bound
 @FAST
 @given(content=file_bytes)
 def test_dataset_reader_gives_prompts_or_a_dataset_error(content: bytes) -> None:
@@ -136,6 +138,7 @@ tricky = st.sampled_from(
 mixed = st.lists(tricky | recipes | yamlish, min_size=1, max_size=3).map("".join)
 
 
+@pytest.mark.slow  # CPU-bound
 @FAST
 @given(text=recipes | yamlish | mixed, env=environ)
 def test_recipe_loader_gives_checked_configs_or_a_config_error(
@@ -148,3 +151,10 @@ def test_recipe_loader_gives_checked_configs_or_a_config_error(
         assert "\n" not in str(exc)
     else:
         assert len(configs) == len(recipe.runs) >= 1
+
+
+def test_a_key_of_blank_lines_is_shown_quoted_on_one_line() -> None:
+    """The counterexample Hypothesis found: the key itself held the line breaks."""
+    with pytest.raises(ConfigError) as exc:
+        parse_recipe("? '\n\n  '\n: null\n", name="r.yaml", environ={})
+    assert "\n" not in str(exc.value) and "'\\n'" in str(exc.value)

@@ -71,7 +71,7 @@ env DRB_ENDPOINT="$BASE/v1/chat/completions" \
     DRB_API_KEY="$SECRET" \
     DRB_METRICS_URL="$BASE/metrics" \
     DRB_OUTPUT_DIR="$OUT" \
-    "$PYTHON" dual_round_benchmarker.py --recipe "$RECIPE" >"$WORK/run.out" 2>"$WORK/run.err"
+    "$PYTHON" dual_round_benchmarker.py --recipe "$RECIPE" --no-plots >"$WORK/run.out" 2>"$WORK/run.err"
 status=$?
 set -e
 [[ $status -eq 0 ]] || fail "the recipe run exited $status, expected 0"

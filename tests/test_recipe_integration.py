@@ -18,6 +18,7 @@ SCRIPT = ROOT / "tests" / "test_recipe_env_integration.sh"
 FAST = ("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_env_recipe_script_passes():
     """tests/test_recipe_env_integration.sh: env-driven run, missing required var, bad value."""
@@ -51,7 +52,7 @@ def test_multi_run_recipe_writes_each_run_into_its_own_subdirectory(
     )
     out = tmp_path / "results"
 
-    status = main(["--recipe", str(recipe), "--output-dir", str(out)])
+    status = main(["--recipe", str(recipe), "--output-dir", str(out), "--no-plots"])
 
     assert status == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["pair", "single"]

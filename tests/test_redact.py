@@ -114,8 +114,8 @@ def _with_creds(base_url: str, path: str, query: str = "") -> str:
     return f"{scheme}://bench:{SECRET}@{rest}{path}{query}"
 
 
-def test_a_run_with_credentials_in_every_url_leaks_none(mocker_factory, tmp_path: Path) -> None:
-    mock = mocker_factory(*FAST)
+def test_a_run_with_credentials_in_every_url_leaks_none(fast_mocker, tmp_path: Path) -> None:
+    mock = fast_mocker
     out = tmp_path / "run"
     # credentials in all three URLs of a run that works (a refused reset stops the run: below)
     cmd = [
@@ -169,9 +169,9 @@ def test_a_run_with_credentials_in_every_url_leaks_none(mocker_factory, tmp_path
 
 
 def test_a_preflight_error_quoting_the_endpoint_leaks_nothing(
-    mocker_factory, tmp_path: Path, capsys
+    fast_mocker, tmp_path: Path, capsys
 ) -> None:
-    mock = mocker_factory(*FAST)
+    mock = fast_mocker
     argv = [
         "--endpoint",
         _with_creds(mock.base_url, "/v1/chat/completions"),

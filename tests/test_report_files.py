@@ -134,9 +134,9 @@ def run_cli(mock, out: Path, *extra: str) -> int:
 
 
 def test_a_run_on_a_full_disk_exits_2_with_one_line(
-    mocker_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    fast_mocker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    mock = mocker_factory(*FAST)
+    mock = fast_mocker
     out = tmp_path / "full"
     monkeypatch.setattr(Path, "write_text", full_disk([]))  # round files, CSV and summary fail
     assert run_cli(mock, out, "--concurrency", "2", "--num-samples", "4") == 2
@@ -150,7 +150,7 @@ def test_a_run_on_a_full_disk_exits_2_with_one_line(
 
 
 def test_overwrite_removes_the_previous_runs_files_and_nothing_else(
-    mocker_factory, tmp_path: Path
+    fast_mocker, tmp_path: Path
 ) -> None:
     out = tmp_path / "o"
     (out / "notes").mkdir(parents=True)
@@ -167,7 +167,7 @@ def test_overwrite_removes_the_previous_runs_files_and_nothing_else(
     for name in old + mine:
         (out / name).write_text("old\n")
     (out / "notes" / "summary.json").write_text("mine\n")  # a subdirectory is never touched
-    mock = mocker_factory(*FAST)
+    mock = fast_mocker
     assert run_cli(mock, out, "--overwrite", "--concurrency", "2", "--num-samples", "2") == 0
     names = {p.name for p in out.iterdir()}
     assert not names & {"concurrency_9_round_1.json", "concurrency_9_round_2.json", "plots.png"}

@@ -96,10 +96,13 @@ def test_make_connector_builds_stamping_connections() -> None:
     asyncio.run(go())
 
 
-def _delays_ms(mocker_factory, tmp_path: Path) -> list[float]:
-    """Stamp of each text event minus the mocker's write time, with a 40 ms stall injected
-    between every read's arrival and the reading task's wake-up (tokens come 200 ms apart, so
-    the stalls never overlap the next token's arrival)."""
+STALL_S = 0.04
+STAMP_TOLERANCE_NS = 1_000  # a stamp rebuilt from ttft_ms + itl_ms carries float rounding
+
+
+def _stamps_ns(mocker_factory, tmp_path: Path) -> list[float]:
+    """The perf_counter_ns stamp of each text event of one streamed answer (tokens come 200 ms
+    apart), checked against the mocker's trace: one stamp per content write of that response."""
     trace = tmp_path / "trace.jsonl"
     mock = mocker_factory(
         "--ttft-ms", "100", "--itl-ms", "200", "--output-tokens", "3", "--trace", str(trace)
@@ -122,35 +125,63 @@ def _delays_ms(mocker_factory, tmp_path: Path) -> list[float]:
     stamps = [raw.send_ns + rec.ttft_ms * 1e6]
     for gap in rec.itl_ms:
         stamps.append(stamps[-1] + gap * 1e6)
-    return [(c - s) / 1e6 for c, s in zip(stamps, entry["content_ns"], strict=True)]
+    assert len(stamps) == len(entry["content_ns"])
+    return stamps
 
 
 @pytest.fixture
-def stalled_wakeups(monkeypatch: pytest.MonkeyPatch) -> None:
+def stalled_wakeups(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """A 40 ms stall between every read's arrival and the reading task's wake-up.
+
+    Returns the ``(entered, left)`` perf_counter_ns of every ``data_received`` call that brought
+    bytes: the
+    deterministic seam the tests compare stamps with. (Comparing with the mocker's write times
+    instead put the other process's scheduling, and so the machine's load, into the margin.)
+    """
+    windows: list[tuple[int, int]] = []
     original = StampingProtocol.data_received
 
     def stalled(self, data: bytes) -> None:
-        asyncio.get_running_loop().call_soon(time.sleep, 0.04)  # runs before the task resumes
+        if not data:  # aiohttp also calls it with b"" (no bytes arrived: nothing to stamp)
+            original(self, data)
+            return
+        asyncio.get_running_loop().call_soon(time.sleep, STALL_S)  # runs before the task resumes
+        entered = time.perf_counter_ns()
         original(self, data)
+        windows.append((entered, time.perf_counter_ns()))
 
     monkeypatch.setattr(StampingProtocol, "data_received", stalled)
+    return windows
+
+
+def _in_a_read(stamp: float, windows: list[tuple[int, int]]) -> bool:
+    tol = STAMP_TOLERANCE_NS
+    return any(entered - tol <= stamp <= left + tol for entered, left in windows)
 
 
 def test_stamps_are_taken_on_arrival_not_on_wakeup(
-    stalled_wakeups, mocker_factory, tmp_path: Path
+    stalled_wakeups: list[tuple[int, int]], mocker_factory, tmp_path: Path
 ) -> None:
-    delays = _delays_ms(mocker_factory, tmp_path)
-    assert len(delays) == 3
-    assert max(delays) < 20, delays  # the 40 ms stall is not in the stamps
+    stamps = _stamps_ns(mocker_factory, tmp_path)
+    assert len(stamps) == 3
+    # taken inside data_received, so at least 40 ms before the stalled task could have run
+    assert all(_in_a_read(s, stalled_wakeups) for s in stamps), (stamps, stalled_wakeups)
 
 
 def test_without_arrival_stamps_the_stall_shows(
-    stalled_wakeups, mocker_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stalled_wakeups: list[tuple[int, int]],
+    mocker_factory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The fallback (stamp at wake-up) is what the test above would catch."""
     monkeypatch.setattr(client, "attach", lambda resp: None)
-    delays = _delays_ms(mocker_factory, tmp_path)
-    assert min(delays) >= 38, delays
+    stamps = _stamps_ns(mocker_factory, tmp_path)
+    assert not any(_in_a_read(s, stalled_wakeups) for s in stamps), (stamps, stalled_wakeups)
+    since_read_ms = [
+        (s - max(entered for entered, _ in stalled_wakeups if entered <= s)) / 1e6 for s in stamps
+    ]
+    assert min(since_read_ms) >= 0.95 * STALL_S * 1e3, since_read_ms
 
 
 def test_missing_aiohttp_internals_fall_back_to_a_plain_connector(

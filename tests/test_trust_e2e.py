@@ -126,8 +126,8 @@ def test_token_level_caching_shares_at_most_the_nonces_first_token(
     assert max(r["cached_tokens"] for r in records(out) if r["round"] == 1) <= 2
 
 
-def test_prompts_seen_before_are_a_loud_not_cold_round(mocker_factory, tmp_path: Path) -> None:
-    mock = mocker_factory(*FAST)
+def test_prompts_seen_before_are_a_loud_not_cold_round(fast_mocker, tmp_path: Path) -> None:
+    mock = fast_mocker
     argv = ("--cold-start", "none", "--num-samples", "5", "--rounds", "1")
     assert run(mock, tmp_path / "a", *argv) == 0
     assert run(mock, tmp_path / "b", *argv) == 0
@@ -158,9 +158,9 @@ def test_a_refused_cache_reset_stops_the_run(mocker_factory, tmp_path: Path, cap
 
 
 def test_a_reset_url_implies_reset_and_conflicts_with_another_policy(
-    mocker_factory, tmp_path: Path, capsys
+    fast_mocker, tmp_path: Path, capsys
 ) -> None:
-    mock = mocker_factory(*FAST)
+    mock = fast_mocker
     reset = ("--cache-reset-url", mock.base_url + "/reset_prefix_cache")
     assert run(mock, tmp_path / "o", *reset, "--num-samples", "2") == 0
     assert {lv["cold_start"] for lv in summary(tmp_path / "o")["levels"]} == {"reset"}
@@ -217,12 +217,12 @@ def test_implausible_usage_and_ignored_max_tokens_are_warned(mocker_factory, tmp
     assert any("more tokens than max_tokens asked (e.g. 30 > 16)" in w for w in said)
 
 
-def test_an_explicit_max_tokens_wins_over_the_records(mocker_factory, tmp_path: Path) -> None:
+def test_an_explicit_max_tokens_wins_over_the_records(fast_mocker, tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
     data.write_text(
         "".join(json.dumps({"text": f"q{i}", "max_tokens": 50}) + "\n" for i in range(3))
     )
-    mock = mocker_factory(*FAST)
+    mock = fast_mocker
     for out, extra, limit, source in (
         (tmp_path / "a", ("--max-tokens", "4"), 4, "flag"),
         (tmp_path / "b", (), 50, "dataset"),
@@ -249,16 +249,16 @@ def test_smaller_ones(mocker_factory, tmp_path: Path, capsys) -> None:
     assert any(g["gate"] == "fail_on_errors" and not g["passed"] for g in summary(out)["gates"])
 
 
-def test_a_wrong_endpoint_path_is_told_to_check_the_path(mocker_factory, tmp_path, capsys):
-    mock = mocker_factory(*FAST)
+def test_a_wrong_endpoint_path_is_told_to_check_the_path(fast_mocker, tmp_path, capsys):
+    mock = fast_mocker
     assert run(mock, tmp_path / "o", path="/v2/chat/completions") == 3
     assert "check the path of --endpoint" in capsys.readouterr().err
 
 
-def test_the_summary_says_how_the_run_was_timed(mocker_factory, tmp_path: Path) -> None:
+def test_the_summary_says_how_the_run_was_timed(fast_mocker, tmp_path: Path) -> None:
     import aiohttp
 
-    mock = mocker_factory(*FAST)
+    mock = fast_mocker
     out = tmp_path / "o"
     assert run(mock, out, "--num-samples", "3") == 0
     timing = summary(out)["run"]["timing"]
