@@ -262,11 +262,8 @@ def test_continue_mode_sends_the_real_first_answer(mocker_factory, tmp_path: Pat
 
 
 def test_exit_codes_for_ci(mocker_factory, tmp_path: Path, capsys) -> None:
+    """The gates end to end; every combination of thresholds is unit-tested in test_gates.py."""
     ok = mocker_factory(*FAST)
-    assert (
-        bench(ok, tmp_path / "1", "--slo", "ttft_ms=100000", "--fail-on-slo", "99", metrics=False)
-        == 0
-    )
     assert (
         bench(ok, tmp_path / "2", "--slo", "ttft_ms=0.001", "--fail-on-slo", "50", metrics=False)
         == 4
@@ -275,8 +272,6 @@ def test_exit_codes_for_ci(mocker_factory, tmp_path: Path, capsys) -> None:
     assert bench(ok, tmp_path / "3", "--fail-on-slo", "50", metrics=False) == 2
     assert "--fail-on-slo needs SLO bounds" in capsys.readouterr().err
     flaky = mocker_factory(*FAST, "--error-rate", "0.3", "--seed", "1")
-    assert bench(flaky, tmp_path / "4", "--fail-on-errors", "5", metrics=False) == 5
-    assert bench(flaky, tmp_path / "5", "--fail-on-errors", "100", metrics=False) == 0
     gates = ("--fail-on-errors", "5", "--slo", "ttft_ms=0.001", "--fail-on-slo", "50")
     assert bench(flaky, tmp_path / "6", *gates, metrics=False) == 5  # errors gate wins
 
