@@ -100,3 +100,14 @@ def test_compose_document_of_an_empty_text_has_no_root() -> None:
     doc = compose_document("# nothing\n", "e.yaml")
     assert doc.root is None
     doc.close()
+
+
+def test_flow_nesting_past_the_limit_is_refused_before_pyyaml_reads_it() -> None:
+    """PyYAML's scanner is quadratic in flow depth: 100,000 brackets would take hours."""
+    from drbench.yamlsafe import MAX_FLOW_DEPTH, compose_document
+
+    with pytest.raises(ConfigError, match=r"^r.yaml:2: \[ and \{ nested more than 100 levels"):
+        compose_document("a: 1\nb: " + "[" * 100_000 + "\n", "r.yaml")
+    ok = "a: '" + "[" * 500 + "'\n# " + "{" * 500 + "\nb: " + "[" * MAX_FLOW_DEPTH + "]" * 100
+    doc = compose_document(ok + "\n", "r.yaml")  # quoted and commented brackets do not count
+    doc.close()
