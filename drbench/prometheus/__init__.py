@@ -18,8 +18,6 @@ scrapes, which keeps ``--help`` and the first request fast (tests/test_startup.p
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -133,74 +131,16 @@ __all__ = [
     "with_engine",
 ]
 
-#: Module of the package -> the public names it defines.
-_MODULES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "capacity": (
-            "ServerSetup",
-            "cache_sizes",
-            "probe_server",
-            "read_size",
-        ),
-        "parse": (
-            "ExpositionError",
-            "HistogramValue",
-            "LabelMatcher",
-            "MetricKind",
-            "MetricSelector",
-            "MetricValue",
-            "Snapshot",
-            "is_idle",
-            "metric_names",
-            "parse_selectors",
-            "preset_selectors",
-            "snapshot_from_text",
-        ),
-        "profiles": (
-            "DERIVED_RATES",
-            "GENERIC",
-            "IDLE_GAUGES",
-            "LMCACHE",
-            "PRESET_METRICS",
-            "PROFILE_CHOICES",
-            "PROFILES",
-            "SGLANG",
-            "VLLM",
-            "DerivedRate",
-            "ProfileChoice",
-            "ServerProfile",
-            "SizeSource",
-            "detect_profile",
-            "profile_by_name",
-            "reset_hint",
-            "resolve_profile",
-            "with_engine",
-        ),
-        "rounds": (
-            "MetricReport",
-            "Missing",
-            "RoundServerMetrics",
-            "UrlRound",
-            "counter_delta",
-            "derived_input_names",
-            "histogram_delta",
-            "histogram_quantile",
-            "summarize_round",
-        ),
-        "watch": (
-            "MAX_SCRAPE_BYTES",
-            "ScrapeError",
-            "ServerMetricsWatcher",
-            "fetch_text",
-            "scrape",
-        ),
-    }
-)
+#: The submodules, lightest first: a name is looked up in them in this order, so a profiles name
+#: never loads prometheus_client, and each later module imports the earlier ones anyway.
+_MODULES = ("profiles", "parse", "rounds", "capacity", "watch")
 
 
 def __getattr__(name: str) -> object:
     """Load the module that defines ``name`` on first use (only then its dependencies)."""
-    for module, names in _MODULES.items():
-        if name in names:
-            return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if name in __all__:
+        for module in _MODULES:
+            loaded = importlib.import_module(f"{__name__}.{module}")
+            if name in getattr(loaded, "__all__", ()):
+                return getattr(loaded, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
