@@ -26,6 +26,7 @@ from drbench.dataset import load_prompts, select_prompts
 from drbench.errors import DrbenchError, ExitStatus, OutputDirError, PreflightError, UsageError
 from drbench.fdlimit import ensure_fd_limit
 from drbench.gates import evaluate_gates, exit_status
+from drbench.plan import RunPlan, WatcherFactory, max_tokens_for
 from drbench.records import Prompt, RequestRecord
 from drbench.redact import redact_text
 from drbench.report.files import (
@@ -38,7 +39,7 @@ from drbench.report.files import (
 )
 from drbench.report.live import LiveReporter
 from drbench.results import RunResult
-from drbench.runner import RunPlan, WatcherFactory, max_tokens_for, run
+from drbench.runner import run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
 from drbench.tokens import EstimateCounter, TokenCounter, load_counter
 
@@ -81,7 +82,8 @@ class Benchmark:
             raise UsageError("--fail-on-slo needs SLO bounds: give --slo-file or --slo")
         selectors = _selectors(cfg)
         tokenizer = load_counter(cfg.tokenizer) if cfg.tokenizer else None
-        ensure_fd_limit(max(cfg.concurrency, default=1), len(cfg.prometheus_url), len(prompts))
+        in_flight = max((lv.in_flight_cap or len(prompts)) for lv in cfg.levels)
+        ensure_fd_limit(in_flight, len(cfg.prometheus_url), len(prompts))
         out_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
         created = not out_dir.exists()
         prepare_output_dir(out_dir, overwrite=cfg.overwrite)
@@ -134,7 +136,7 @@ class Benchmark:
     async def _run(self, result: RunResult, reporter: LiveReporter) -> None:
         cfg = self.config
         limits = [max_tokens_for(p, cfg.max_tokens)[0] for p in self.prompts]
-        async with make_session(1, min(cfg.timeout, 60.0)) as session:
+        async with make_session(min(cfg.timeout, 60.0)) as session:
             models = [] if cfg.model else await list_models(session, self.endpoint)
             model = cfg.model or _first_model(models, self.endpoint)
             notes = await preflight(
@@ -292,17 +294,19 @@ def _import_report_modules(cfg: BenchConfig) -> None:
     ``np.percentile``) could fail on EMFILE and lose the round.  Summarising, comparing and
     formatting two made-up rounds once runs every import the real ones will need.
     """
+    from drbench.levels import Level  # noqa: PLC0415
     from drbench.records import TokenSource  # noqa: PLC0415
     from drbench.report.console import format_comparison, format_round  # noqa: PLC0415
     from drbench.results import LevelResult, RoundResult  # noqa: PLC0415
     from drbench.stats import compare_rounds, summarize_round  # noqa: PLC0415
 
-    level = LevelResult(concurrency=1, cold_start=cfg.cold_start)
+    one = Level.closed(1)
+    level = LevelResult(level=one, cold_start=cfg.cold_start)
     for rnd in (1, 2):
         recs = [
             RequestRecord(
                 prompt_id=f"p{i}",
-                concurrency=1,
+                level=one.key,
                 round=rnd,
                 start_ms=0.0,
                 end_ms=9.0,
@@ -317,7 +321,7 @@ def _import_report_modules(cfg: BenchConfig) -> None:
             )
             for i in range(3)
         ]
-        level.rounds.append(RoundResult(summarize_round(recs, concurrency=1, round=rnd), recs))
+        level.rounds.append(RoundResult(summarize_round(recs, level=one, round=rnd), recs))
     r1, r2 = level.rounds
     level.comparison = compare_rounds(r1.records, r2.records, r1.summary, r2.summary, n_boot=8)
     format_round(r1, cfg.lang), format_comparison(level, cfg.lang), strict_json(r1.to_dict())

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
             kw["const"] = True
         else:
             kw["metavar"] = opt.metavar
-            kw["type"] = {"int": int, "float": float, "int_list": int}.get(opt.kind, str)
+            kw["type"] = _ARG_TYPES.get(opt.kind, str)
             if opt.kind.endswith("_list"):  # both "--x a b" and "--x a --x b" work
                 kw["nargs"] = "+"
                 kw["action"] = "extend"
@@ -221,6 +221,24 @@ def _severity(status: int) -> tuple[int, int]:
     """Which exit code a multi-run recipe reports: the worst one, interrupts and bugs first."""
     order = {130: 7, 1: 6, 3: 5, 2: 5, 6: 4, 5: 3, 4: 2, 0: 0}
     return (order.get(status, 1), status)
+
+
+def _int_or_auto(text: str) -> int | str:
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
+
+
+_ARG_TYPES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "int_list": int,
+    "float_list": float,
+    "int_auto": _int_or_auto,
+}
 
 
 def _show(v: Any) -> str:

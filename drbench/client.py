@@ -167,9 +167,12 @@ class PreparedRequest:
         return cls(prompt_id=prompt_id, body=body, prompt_tokens=tokens, payload=payload)
 
 
-def make_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
-    """One pooled keep-alive session for the whole run (connection setup is paid once per slot)."""
-    connector = make_connector(limit=max(concurrency, 1) + 4, ttl_dns_cache=300)
+def make_session(timeout_s: float) -> aiohttp.ClientSession:
+    """One pooled keep-alive session for the whole run (connection setup is paid once per slot).
+
+    The pool has no limit: the level's pacer decides how many requests are in flight, never the
+    pool (a pool of C connections would quietly turn an open loop into a closed one)."""
+    connector = make_connector(limit=0, ttl_dns_cache=300)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 30.0)),
@@ -336,7 +339,7 @@ async def preflight(
         rec = parse_exchange(
             raw,
             prompt_id="preflight",
-            concurrency=1,
+            level="preflight",
             round=0,
             round_start_ns=raw.send_ns,
             prompt_tokens=req.prompt_tokens,
@@ -402,7 +405,7 @@ async def _first_token(
 
 def _has_token(raw: RawExchange) -> bool:
     rec = parse_exchange(
-        raw, prompt_id="", concurrency=1, round=0, round_start_ns=raw.send_ns, prompt_tokens=0
+        raw, prompt_id="", level="preflight", round=0, round_start_ns=raw.send_ns, prompt_tokens=0
     )
     return rec.token_events > 0 or rec.error_kind in (ErrorKind.MALFORMED, ErrorKind.OVERSIZE)
 

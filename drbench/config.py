@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from drbench.errors import ConfigError
+from drbench.levels import Level, format_rate
 from drbench.prometheus.profiles import PROFILE_CHOICES
 from drbench.records import ColdStart, ItlMode, Lang, Round2Mode
 from drbench.redact import redact_config
@@ -38,7 +39,9 @@ DEFAULT_MAX_TOKENS = 128
 ROUND2_MODES: tuple[Round2Mode, ...] = get_args(Round2Mode)
 
 #: How an option's value is read and checked (``_COERCERS``) and what argparse type it gets.
-OptionKind = Literal["str", "int", "float", "bool", "int_list", "str_list", "choice"]
+OptionKind = Literal[
+    "str", "int", "float", "bool", "int_list", "float_list", "str_list", "choice", "int_auto"
+]
 SERVER_PROFILES = PROFILE_CHOICES  # auto, then every profile of drbench/prometheus/profiles.py
 
 
@@ -57,6 +60,7 @@ class Option:
     high: float | None = None  # ... and <= high; NaN and infinities never pass
     low_open: bool = False  # True: > low instead of >= low
     url: bool = False  # the value (every item of a list) must be an http(s) URL (urls.py)
+    allow_inf: bool = False  # +inf passes the range check (--request-rate inf)
 
     @property
     def flag(self) -> str:
@@ -73,6 +77,8 @@ class Option:
     def range_problem(self, value: float) -> str | None:
         """Why a number is outside this option's range (NaN and infinities always are)."""
         if self.low is None or self.high is None:
+            return None
+        if self.allow_inf and value == math.inf:
             return None
         inside = math.isfinite(value) and self.low <= value <= self.high
         if inside and not (self.low_open and value == self.low):
@@ -182,6 +188,73 @@ OPTIONS: tuple[Option, ...] = (
         metavar="C",
         low=1,
         high=10_000,
+    ),
+    _o(
+        "request_rate",
+        "float_list",
+        "load",
+        "Open-loop levels instead of --concurrency: requests per second, in order ('inf' sends every request at once). Arrivals are seeded gamma intervals (--burstiness); round 2 replays round 1's schedule exactly.",
+        metavar="R",
+        low=0,
+        high=1_000_000,
+        low_open=True,
+        allow_inf=True,
+    ),
+    _o(
+        "burstiness",
+        "float",
+        "load",
+        "Shape of the gamma inter-arrival times of --request-rate, as vLLM's: 1 is Poisson, below 1 burstier, above 1 more regular.",
+        metavar="B",
+        low=0,
+        high=1000,
+        low_open=True,
+    ),
+    _o(
+        "max_concurrency",
+        "int",
+        "load",
+        "Cap on requests in flight at a --request-rate level; a request due while the cap is full waits, and its send lag shows how long.",
+        metavar="N",
+        low=1,
+        high=1_000_000,
+    ),
+    _o(
+        "warmup",
+        "int",
+        "load",
+        "Requests sent before each level and left out of every statistic and file; each has a nonce of its own, so it cannot warm round 1's cache.",
+        metavar="N",
+        low=0,
+        high=1_000_000,
+    ),
+    _o(
+        "ramp_up",
+        "float",
+        "load",
+        "Closed loop: start the C workers evenly spread over S seconds instead of all at once.",
+        metavar="S",
+        low=0,
+        high=86_400,
+    ),
+    _o(
+        "max_round_duration",
+        "float",
+        "load",
+        "Safety cap per round: after S seconds nothing more is sent, requests in flight finish, and the round is marked truncated.",
+        metavar="S",
+        low=0,
+        high=86_400 * 7,
+        low_open=True,
+    ),
+    _o(
+        "workers",
+        "int_auto",
+        "load",
+        "Processes that send the load, each with its own event loop and connections: 1 sends from this process; N > 1 starts N worker processes sharing each level (at most C in flight in total); 'auto' takes one per core but one.",
+        metavar="N",
+        low=1,
+        high=256,
     ),
     _o(
         "rounds",
@@ -363,7 +436,14 @@ class BenchConfig:
     max_tokens: int | None = None  # None: each record's own, else DEFAULT_MAX_TOKENS
     temperature: float = 0.0
     tokenizer: str | None = None
-    concurrency: tuple[int, ...] = (5,)
+    concurrency: tuple[int, ...] = (5,)  # () when --request-rate gives the levels
+    request_rate: tuple[float, ...] = ()
+    burstiness: float = 1.0
+    max_concurrency: int | None = None
+    warmup: int = 0
+    ramp_up: float = 0.0
+    max_round_duration: float | None = None
+    workers: int | str = 1  # or "auto"
     rounds: int = 2
     round_pause: float = 0.0
     cold_start: ColdStart = "nonce"  # build_config makes it "reset" when only a reset URL is given
@@ -392,6 +472,20 @@ class BenchConfig:
         for name, message in _problems(self):
             raise ConfigError(f"{label(name)}{'' if message.startswith(':') else ' '}{message}")
         return self
+
+    @property
+    def levels(self) -> tuple[Level, ...]:
+        """The run's levels, in order: rates when --request-rate is given, else concurrencies."""
+        if self.request_rate:
+            return tuple(Level.open(r, self.max_concurrency) for r in self.request_rate)
+        return tuple(Level.closed(c) for c in self.concurrency)
+
+    @property
+    def worker_count(self) -> int:
+        """Worker processes to start (1: none, the main process sends)."""
+        if self.workers == "auto":
+            return max(1, (os.cpu_count() or 1) - 1)
+        return int(self.workers)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with secrets redacted (this is what result files record)."""
@@ -429,9 +523,11 @@ def build_config(
     environ = os.environ if environ is None else environ
     if not values.get("api_key") and environ.get("OPENAI_API_KEY"):
         values["api_key"] = environ["OPENAI_API_KEY"]
-    for name in ("concurrency", "prometheus_url", "prometheus_metrics", "slo"):
+    for name in ("concurrency", "request_rate", "prometheus_url", "prometheus_metrics", "slo"):
         if name in values:
             values[name] = tuple(values[name])
+    if values.get("request_rate") and "concurrency" not in values:
+        values["concurrency"] = ()  # the rates are the levels
     for opt in OPTIONS:  # " http://host:8000/v1 " from a pasted line or a quoted variable
         if opt.url and isinstance(values.get(opt.name), str):
             values[opt.name] = values[opt.name].strip()
@@ -450,12 +546,33 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
     starts with ':' is written right after the label ("--endpoint: port ... out of range").
     """
     out: list[tuple[str, str]] = []
-    if not c.concurrency:
-        out.append(("concurrency", "needs at least one level"))
-    repeated = sorted({v for v in c.concurrency if c.concurrency.count(v) > 1})
-    if repeated:
+    if c.concurrency and c.request_rate:
         out.append(
-            ("concurrency", f"lists {', '.join(map(str, repeated))} twice: give each level once")
+            (
+                "request_rate",
+                "and --concurrency both give levels: a run is an open loop (rates) or a closed "
+                "loop (concurrencies); cap a rate level's requests in flight with --max-concurrency",
+            )
+        )
+    if not c.concurrency and not c.request_rate:
+        out.append(("concurrency", "needs at least one level"))
+    for name in ("concurrency", "request_rate"):
+        values: tuple[float, ...] = getattr(c, name)
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            shown = ", ".join(format_rate(v) for v in repeated)
+            out.append((name, f"lists {shown} twice: give each level once"))
+    if c.max_concurrency is not None and not c.request_rate:
+        out.append(
+            (
+                "max_concurrency",
+                "caps a --request-rate level; a --concurrency level already keeps at most C in "
+                "flight",
+            )
+        )
+    if c.ramp_up and c.request_rate:
+        out.append(
+            ("ramp_up", "spreads a closed loop's start; a --request-rate level has its schedule")
         )
     for opt in OPTIONS:
         value = getattr(c, opt.name)
@@ -546,6 +663,8 @@ _COERCERS: dict[OptionKind, Callable[[Option, Any], Any]] = {
     "bool": _to_bool,
     "choice": _to_choice,
     "int_list": lambda o, v: _to_list(o, v, lambda x: _to_number(o, x, int)),
+    "float_list": lambda o, v: _to_list(o, v, lambda x: _to_number(o, x, float)),
+    "int_auto": lambda o, v: "auto" if str(v).strip() == "auto" else _to_number(o, v, int),
     "str_list": lambda o, v: _to_list(o, v, lambda x: _to_str(o, x)),
 }
 

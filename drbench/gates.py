@@ -14,6 +14,7 @@ from typing import Any
 
 from drbench.config import BenchConfig
 from drbench.errors import ExitStatus
+from drbench.levels import Level
 from drbench.results import RunResult
 
 __all__ = ["GateResult", "evaluate_gates", "exit_status"]
@@ -26,7 +27,7 @@ class GateResult:
     """One gate checked on one round."""
 
     gate: str  # "no_success" | "fail_on_errors" | "fail_on_slo"
-    concurrency: int
+    level: Level
     round: int
     value: float | None  # percent: failed share, goodput; succeeded count for no_success
     threshold: float | None
@@ -35,7 +36,7 @@ class GateResult:
     detail: str = ""
 
     def message(self) -> str:
-        where = f"round {self.round} at concurrency {self.concurrency}"
+        where = f"round {self.round} at {self.level.label}"
         if self.gate == "no_success":
             return f"no request succeeded in {where} ({self.detail}): exit {int(self.status)}"
         flag = "--" + self.gate.replace("_", "-")
@@ -48,7 +49,8 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "gate": self.gate,
-            "concurrency": self.concurrency,
+            "level": self.level.key,
+            "concurrency": self.level.concurrency,
             "round": self.round,
             "value": self.value,
             "threshold": self.threshold,
@@ -63,14 +65,14 @@ def evaluate_gates(result: RunResult, cfg: BenchConfig) -> list[GateResult]:
     for level in result.levels:
         for rnd in level.rounds:
             s = rnd.summary
-            where = {"concurrency": s.concurrency, "round": s.round}
             if s.requests_total:
                 failed = Counter(r.error_kind.value for r in rnd.records if r.error_kind)
                 kinds = ", ".join(f"{n} {kind}" for kind, n in failed.most_common())
                 out.append(
                     GateResult(
                         "no_success",
-                        **where,
+                        s.level,
+                        s.round,
                         value=float(s.succeeded),
                         threshold=None,
                         passed=s.succeeded > 0,
@@ -83,7 +85,8 @@ def evaluate_gates(result: RunResult, cfg: BenchConfig) -> list[GateResult]:
                 out.append(
                     GateResult(
                         "fail_on_errors",
-                        **where,
+                        s.level,
+                        s.round,
                         value=pct,
                         threshold=cfg.fail_on_errors,
                         passed=pct <= cfg.fail_on_errors,
@@ -96,7 +99,8 @@ def evaluate_gates(result: RunResult, cfg: BenchConfig) -> list[GateResult]:
                 out.append(
                     GateResult(
                         "fail_on_slo",
-                        **where,
+                        s.level,
+                        s.round,
                         value=pct,
                         threshold=cfg.fail_on_slo,
                         passed=pct >= cfg.fail_on_slo,

@@ -85,7 +85,7 @@ class RequestRecord:
     """The measured outcome of one request of one round (times in ms, relative to round start)."""
 
     prompt_id: str
-    concurrency: int
+    level: str  # the level's key (levels.Level.key): "concurrency=5", "rate=10", "rate=inf"
     round: int
     start_ms: float  # when the request was written, from the round's start
     end_ms: float | None = None  # when the stream ended ([DONE], close or failure)
@@ -106,6 +106,9 @@ class RequestRecord:
     token_events: int = 0  # events that carried a generated token (even with empty text)
     max_tokens: int | None = None  # the max_tokens this request asked for
     note: str | None = None  # what is odd about a successful answer (e.g. tokens but no text)
+    scheduled_ms: float | None = None  # open loop: when the schedule released it (round start = 0)
+    send_lag_ms: float | None = None  # open loop: start_ms - scheduled_ms (the client was late)
+    worker: int | None = None  # the worker process that sent it (None: the main process)
 
     @property
     def ok(self) -> bool:
@@ -148,6 +151,8 @@ class RequestRecord:
         """Inverse of ``to_dict`` (derived keys are ignored), for re-reading requests.jsonl."""
         names = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in d.items() if k in names}
+        if "level" not in kw and d.get("concurrency") is not None:  # schema 1's records
+            kw["level"] = f"concurrency={d['concurrency']}"
         kw["token_source"] = TokenSource(kw.get("token_source", "estimate"))
         if kw.get("error_kind") is not None:
             kw["error_kind"] = ErrorKind(kw["error_kind"])

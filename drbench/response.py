@@ -59,7 +59,7 @@ def parse_exchange(
     raw: RawExchange,
     *,
     prompt_id: str,
-    concurrency: int,
+    level: str,
     round: int,
     round_start_ns: int,
     prompt_tokens: int,
@@ -71,7 +71,7 @@ def parse_exchange(
         parse_steps(
             raw,
             prompt_id=prompt_id,
-            concurrency=concurrency,
+            level=level,
             round=round,
             round_start_ns=round_start_ns,
             prompt_tokens=prompt_tokens,
@@ -94,7 +94,7 @@ def parse_steps(
     raw: RawExchange,
     *,
     prompt_id: str,
-    concurrency: int,
+    level: str,
     round: int,
     round_start_ns: int,
     prompt_tokens: int,
@@ -104,7 +104,7 @@ def parse_steps(
     """``parse_exchange`` in slices: yields after every ``STEP_BYTES`` of input, returns the record."""
     rec = RequestRecord(
         prompt_id=prompt_id,
-        concurrency=concurrency,
+        level=level,
         round=round,
         start_ms=(raw.send_ns - round_start_ns) / 1e6,
         status=raw.status,

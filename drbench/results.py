@@ -11,16 +11,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from drbench import __version__
 from drbench.config import BenchConfig
+from drbench.levels import Level
 from drbench.records import ColdStart, RequestRecord, Round2Mode
 from drbench.redact import redact_text
 
 if TYPE_CHECKING:  # stats imports numpy: not before a run has something to summarise
     from drbench.gates import GateResult
+    from drbench.selfcheck import ProcessLoad
     from drbench.stats import Comparison, RoundSummary
 
 __all__ = ["SCHEMA_VERSION", "LevelResult", "RoundResult", "RunResult", "ServerRound"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class ServerRound(Protocol):
@@ -47,6 +49,9 @@ class RoundResult:
     summary: RoundSummary
     records: list[RequestRecord]
     server: ServerRound | None = None  # when --prometheus-url is given
+    truncated: bool = False  # --max-round-duration stopped it before every request was sent
+    unsent: int = 0  # requests the truncation left unsent
+    client: list[ProcessLoad] = field(default_factory=list)  # self-check: main process first
 
     @property
     def server_hit_rate(self) -> float | None:
@@ -59,24 +64,35 @@ class RoundResult:
                 error["message"] = redact_text(error["message"])
         d["cache"] = {**(d.get("cache") or {}), "server_hit_rate": self.server_hit_rate}
         d["server_metrics"] = self.server.to_dict() if self.server is not None else None
+        d["truncated"] = self.truncated
+        d["unsent"] = self.unsent
+        d["client"] = [p.to_dict() for p in self.client]
         return d
 
 
 @dataclass
 class LevelResult:
-    """All rounds at one concurrency level, and round 2 compared with round 1."""
+    """All rounds at one level, and round 2 compared with round 1."""
 
-    concurrency: int
+    level: Level
     cold_start: ColdStart
     rounds: list[RoundResult] = field(default_factory=list)
     comparison: Comparison | None = None
     warnings: list[str] = field(default_factory=list)
     effective_concurrency: int | None = None  # at most the number of prompts
     round2_mode: Round2Mode = "repeat"
+    warmup: dict[str, int] | None = None  # {"requests": N, "failed": k} when --warmup was given
+
+    @property
+    def concurrency(self) -> int | None:
+        """C of a closed-loop level (None for a rate level)."""
+        return self.level.concurrency
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "concurrency": self.concurrency,
+            "level": self.level.to_dict(),
+            "concurrency": self.level.concurrency,
+            "warmup": self.warmup,
             "effective_concurrency": self.effective_concurrency,
             "cold_start": self.cold_start,
             "round2_mode": self.round2_mode,

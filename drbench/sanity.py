@@ -10,15 +10,30 @@ lists every sentence.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from drbench.levels import Level
 from drbench.prometheus.profiles import GENERIC
 from drbench.records import ColdStart, RequestRecord, TokenSource
 
-__all__ = ["COLD_MAX_SHARE", "WARM_MIN_SHARE", "RoundFacts", "no_usage_warning", "round_warnings"]
+if TYPE_CHECKING:  # numpy: sanity is imported before the first send
+    from drbench.stats import RoundSummary
 
+__all__ = [
+    "COLD_MAX_SHARE",
+    "SEND_LAG_WARN_MS",
+    "WARM_MIN_SHARE",
+    "RoundFacts",
+    "load_warnings",
+    "no_usage_warning",
+    "round_warnings",
+]
+
+SEND_LAG_WARN_MS = 10.0  # an open loop whose send lag p99 is above this fell behind
 COLD_MAX_SHARE = 0.05  # a round 1 more cached than this was not cold
 WARM_MIN_SHARE = 0.01  # a later round less cached than this reused (almost) nothing
 _EVENTS_PER_TOKEN = (0.5, 1.5)  # outside this, ITL is not a per-token figure
@@ -28,7 +43,7 @@ _EVENTS_PER_TOKEN = (0.5, 1.5)  # outside this, ITL is not a per-token figure
 class RoundFacts:
     """One finished round, as the checks need it."""
 
-    concurrency: int
+    level: Level
     round: int
     records: Sequence[RequestRecord]
     client_cached_share: float | None  # usage's cached_tokens / prompt_tokens
@@ -43,7 +58,7 @@ class RoundFacts:
 
 def round_warnings(f: RoundFacts) -> list[str]:
     """Every warning about one round, in a stable order."""
-    where = f"round {f.round} at concurrency {f.concurrency}"
+    where = f"round {f.round} at {f.level.label}"
     ok = [r for r in f.records if r.ok]
     cache = _not_cold(f, where) if f.round == 1 else _not_warm(f, where, ok)
     return [
@@ -167,6 +182,39 @@ def _events_per_token(where: str, ok: Sequence[RequestRecord]) -> list[str]:
         f"{where}: the server streamed {ratio:.1f} events per token{basis} (pieces of tokens, "
         "e.g. one character per event): ITL is per event, not per token"
     ]
+
+
+def load_warnings(
+    level: Level, summary: RoundSummary, where: str, *, truncated: bool, unsent: int
+) -> list[str]:
+    """What the load really was, when it was not what the level asked for."""
+    out = []
+    if truncated:
+        out.append(
+            f"{where} was truncated by --max-round-duration: {unsent} of "
+            f"{summary.requests_total + unsent} requests were never sent; its figures cover the "
+            "requests sent"
+        )
+    load = summary.load
+    lag = load.send_lag_ms if load is not None else None
+    if load is None or lag is None or not lag.count or lag.p99 is None or lag.p50 is None:
+        return out
+    rate = level.rate or 0.0
+    if math.isinf(rate) or lag.p99 <= SEND_LAG_WARN_MS:
+        return out
+    figures = f"send lag p50 {lag.p50:.1f} ms, p99 {lag.p99:.1f} ms"
+    cap = level.max_concurrency
+    if cap is not None and load.concurrency_peak is not None and load.concurrency_peak >= cap:
+        out.append(
+            f"{where}: requests waited for room under --max-concurrency {cap} ({figures}): the "
+            "server did not keep up with the rate at that cap (queueing in the client, by design)"
+        )
+    else:
+        out.append(
+            f"{where}: the client fell behind its schedule ({figures}), so the server got less "
+            "than the rate asked: lower the rate, or send from more processes (--workers)"
+        )
+    return out
 
 
 def no_usage_warning(records: Sequence[RequestRecord]) -> str | None:

@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from drbench.levels import Level
 from drbench.records import RequestRecord
 from drbench.slo import SLO
 
 __all__ = [
     "METRICS",
+    "AppliedLoad",
     "CacheUsage",
     "Change",
     "Comparison",
@@ -139,11 +141,47 @@ class CacheUsage:
         }
 
 
+@dataclass(frozen=True)
+class AppliedLoad:
+    """How the load was really applied: the client's lag behind its schedule, and how many
+    requests were in flight (the level asks for a shape; these say what the server got)."""
+
+    send_lag_ms: Distribution  # open loop: actual send - scheduled send; count 0 in a closed loop
+    concurrency_mean: float | None  # time-averaged requests in flight over the round
+    concurrency_peak: int | None  # the most requests in flight at one instant
+
+    @classmethod
+    def of(cls, records: Sequence[RequestRecord]) -> AppliedLoad:
+        lags = Distribution.of(r.send_lag_ms for r in records if r.send_lag_ms is not None)
+        spans = [(r.start_ms, r.end_ms) for r in records if r.end_ms is not None]
+        if not spans:
+            return cls(lags, None, None)
+        first = min(s for s, _ in spans)
+        last = max(e for _, e in spans)
+        busy = sum(e - s for s, e in spans)
+        mean = busy / (last - first) if last > first else float(len(spans))
+        # Ends sort before starts at the same instant: a request that ends as the next one
+        # starts (a closed loop's slot) is not counted twice.
+        events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+        peak = running = 0
+        for _, step in events:
+            running += step
+            peak = max(peak, running)
+        return cls(lags, mean, peak)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "send_lag_ms": self.send_lag_ms.to_dict() if self.send_lag_ms.count else None,
+            "concurrency_mean": self.concurrency_mean,
+            "concurrency_peak": self.concurrency_peak,
+        }
+
+
 @dataclass
 class RoundSummary:
-    """Everything the report shows for one (concurrency, round)."""
+    """Everything the report shows for one (level, round)."""
 
-    concurrency: int
+    level: Level
     round: int
     requests_total: int
     succeeded: int
@@ -156,11 +194,13 @@ class RoundSummary:
     cache: CacheUsage
     goodput: Goodput | None = None  # None when no SLO was given
     errors: list[tuple[str, str, int]] = field(default_factory=list)  # (kind, message, count)
+    load: AppliedLoad | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """One entry of summary.json's ``levels[].rounds[]`` (plus ``concurrency``)."""
+        """One entry of summary.json's ``levels[].rounds[]``."""
         return {
-            "concurrency": self.concurrency,
+            "level": self.level.to_dict(),
+            "concurrency": self.level.concurrency,  # schema 1's key: None for a rate level
             "round": self.round,
             "requests": {
                 "total": self.requests_total,
@@ -175,13 +215,14 @@ class RoundSummary:
             "goodput": self.goodput.to_dict() if self.goodput else None,
             "cache": self.cache.to_dict(),
             "errors": [{"kind": k, "message": m, "count": n} for k, m, n in self.errors],
+            "load": self.load.to_dict() if self.load else None,
         }
 
 
 def summarize_round(
     records: Sequence[RequestRecord],
     *,
-    concurrency: int,
+    level: Level,
     round: int,
     slo: SLO | None = None,
     duration_s: float | None = None,
@@ -194,7 +235,7 @@ def summarize_round(
     output_sum = _known_sum(r.completion_tokens for r in ok)
     total_sum = None if prompt_sum is None or output_sum is None else prompt_sum + output_sum
     return RoundSummary(
-        concurrency=concurrency,
+        level=level,
         round=round,
         requests_total=len(records),
         succeeded=len(ok),
@@ -211,6 +252,7 @@ def summarize_round(
         cache=_cache_usage(ok),
         goodput=_goodput(records, slo, duration_s),
         errors=_top_errors(records),
+        load=AppliedLoad.of(records),
     )
 
 

@@ -50,7 +50,7 @@ def test_an_echoed_authorization_header_never_reaches_the_record() -> None:
             url = f"http://{userinfo}127.0.0.1:{port}/v1/chat/completions"
             ep = client.Endpoint.parse(url, api_key=api_key)
             req = client.PreparedRequest.of("p", {"model": "m", "messages": []})
-            async with client.make_session(1, 30) as session:
+            async with client.make_session(30) as session:
                 raw = await client.send(session, ep, req, 30)
             assert raw.status == 401
             return raw.body or ""

@@ -112,7 +112,7 @@ def _stamps_ns(mocker_factory, tmp_path: Path) -> list[float]:
     req = client.PreparedRequest.of("p", body)
 
     async def go():
-        async with client.make_session(1, 30) as session:
+        async with client.make_session(30) as session:
             return await client.send(session, endpoint, req, 30)
 
     raw = asyncio.run(go())

@@ -6,10 +6,12 @@ labels of the original README; numbers and column names are the same in both lan
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tabulate import tabulate
 
+from drbench.levels import Level, format_rate
 from drbench.records import Lang
 from drbench.redact import redact_text
 from drbench.results import LevelResult, RoundResult, RunResult
@@ -29,7 +31,7 @@ _ROW_NAMES = {
 
 LABELS: dict[Lang, dict[str, str]] = {
     "en": {
-        "title": "Concurrency: {c} | Round {r} metrics",
+        "title": "{level} | Round {r} metrics",
         "counts": "Total requests: {n} | Succeeded: {ok} | Failed: {failed} | Duration: {dur} s",
         "tokens": "Avg input tokens: {inp} | Avg output tokens: {out}",
         "throughput": "Throughput:",
@@ -43,7 +45,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "client_share": "  Cached prompt tokens (usage): {v}",
         "server_rate": "  Server prefix-cache hit rate (counter deltas): {v}",
         "errors": "Failed requests (most common errors):",
-        "compare": "Round 2 vs round 1 | concurrency {c} | cold start: {cold} | round 2: {mode} | n={n} prompts",
+        "compare": "Round 2 vs round 1 | {level} | cold start: {cold} | round 2: {mode} | n={n} prompts",
         "ratio": "Per-prompt TTFT ratio r2/r1: median {median} | geomean {geomean}{ci} | faster in round 2: {faster} of {n} prompts",
         "cmp_tokens": "Output tokens/s",
         "cmp_requests": "Requests/s",
@@ -54,7 +56,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "server": "Server metrics (Prometheus):",
     },
     "zh": {
-        "title": "并发: {c} | 第 {r} 轮性能指标",
+        "title": "{level} | 第 {r} 轮性能指标",
         "counts": "总请求数: {n} | 成功: {ok} | 失败: {failed} | 测试时长: {dur} 秒",
         "tokens": "平均输入 tokens: {inp} | 平均输出 tokens: {out}",
         "throughput": "Throughput:",
@@ -68,7 +70,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "client_share": "  缓存命中的输入 tokens (usage): {v}",
         "server_rate": "  服务端前缀缓存命中率 (计数器差值): {v}",
         "errors": "失败请求 (最常见的错误):",
-        "compare": "第 2 轮 vs 第 1 轮 | 并发 {c} | 冷启动方式: {cold} | 第 2 轮模式: {mode} | n={n} 个提示",
+        "compare": "第 2 轮 vs 第 1 轮 | {level} | 冷启动方式: {cold} | 第 2 轮模式: {mode} | n={n} 个提示",
         "ratio": "逐条 TTFT 比值 (第 2 轮/第 1 轮): 中位数 {median} | 几何平均 {geomean}{ci} | 第 2 轮更快的比例: {faster} (共 {n} 条)",
         "cmp_tokens": "输出 tokens/s",
         "cmp_requests": "请求/s",
@@ -84,7 +86,7 @@ LABELS: dict[Lang, dict[str, str]] = {
 def format_round(result: RoundResult, lang: Lang = "en") -> str:
     """The per-round block of the original README: header lines, metric table, throughput, goodput."""
     L, s = LABELS[lang], result.summary
-    lines = ["=" * RULE, L["title"].format(c=s.concurrency, r=s.round), "=" * RULE]
+    lines = ["=" * RULE, L["title"].format(level=level_title(s.level, lang), r=s.round), "=" * RULE]
     lines.append(
         L["counts"].format(
             n=s.requests_total, ok=s.succeeded, failed=s.failed, dur=_num(s.duration_s)
@@ -157,7 +159,10 @@ def format_comparison(level: LevelResult, lang: Lang = "en") -> str:
     if c is None:
         return ""
     header = LABELS[lang]["compare"].format(
-        c=level.concurrency, cold=level.cold_start, mode=level.round2_mode, n=c.n_pairs
+        level=level_name(level.level, lang),
+        cold=level.cold_start,
+        mode=level.round2_mode,
+        n=c.n_pairs,
     )
     lines = ["-" * RULE, header]
     for key in ("p50", "avg", "p90", "p99"):
@@ -194,7 +199,7 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
             s = r.summary
             rows.append(
                 [
-                    s.concurrency,
+                    s.level.short,
                     s.round,
                     f"{s.succeeded}/{s.requests_total}",
                     _num(s.metrics["ttft_ms"].p50),
@@ -210,7 +215,7 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
                 ]
             )
     headers = (
-        "Conc",
+        "Level",
         "Round",
         "OK",
         "TTFT p50",
@@ -230,6 +235,32 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
             tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
         ]
     )
+
+
+def level_title(level: Level, lang: Lang = "en") -> str:
+    """A round block's title: ``Concurrency: 5``, ``Request rate: 10 req/s``."""
+    if level.kind == "concurrency":
+        return f"{'并发' if lang == 'zh' else 'Concurrency'}: {level.concurrency}"
+    return f"{'请求速率' if lang == 'zh' else 'Request rate'}: {_rate_words(level, lang)}"
+
+
+def level_name(level: Level, lang: Lang = "en") -> str:
+    """A level inside a sentence: ``concurrency 5``, ``rate 10 req/s``."""
+    if level.kind == "concurrency":
+        return f"并发 {level.concurrency}" if lang == "zh" else level.label
+    return f"{'请求速率' if lang == 'zh' else 'rate'} {_rate_words(level, lang)}"
+
+
+def _rate_words(level: Level, lang: Lang) -> str:
+    rate = level.rate or 0.0
+    if math.isinf(rate):
+        text = "inf (一次全部发出)" if lang == "zh" else "inf (all at once)"
+    else:
+        text = f"{format_rate(rate)} req/s"
+    if level.max_concurrency is not None:
+        cap = level.max_concurrency
+        text += f" (最多 {cap} 个并发)" if lang == "zh" else f" (at most {cap} in flight)"
+    return text
 
 
 def _change(ch: Change, unit: str = "") -> str:

@@ -52,9 +52,10 @@ CSV_NAME = "metrics_summary.csv"
 SUMMARY_NAME = "summary.json"
 PLOT_NAME = "plots.png"
 GOODPUT_KEYS = ("good", "total", "percent", "requests_per_s", "output_tokens_per_s")
+_DISTRIBUTION_KEYS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
 # Every file name a run writes (and its temporary twin): what --overwrite removes, and only that.
 OUTPUT_FILE = re.compile(
-    r"(?:requests\.jsonl|concurrency_\d+_round_\d+\.json|metrics_summary\.csv|summary\.json"
+    r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+]+|inf))_round_\d+\.json|metrics_summary\.csv|summary\.json"
     r"|plots\.png)(?:\.tmp)?"
 )
 _HINTS = {
@@ -184,14 +185,16 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_round(out_dir: Path, result: RoundResult) -> Path:
-    """concurrency_{C}_round_{R}.json: the round's summary and every request record."""
+    """concurrency_{C}_round_{R}.json (rate_{R}_round_{R}.json for a rate level): the round's
+    summary and every request record."""
     s = result.summary
-    path = out_dir / f"concurrency_{s.concurrency}_round_{s.round}.json"
+    path = out_dir / f"{s.level.slug}_round_{s.round}.json"
     write_json(
         path,
         {
             "schema_version": SCHEMA_VERSION,
-            "concurrency": s.concurrency,
+            "level": s.level.to_dict(),
+            "concurrency": s.level.concurrency,
             "round": s.round,
             "summary": result.to_dict(),
             "records": [_record_dict(r) for r in result.records],
@@ -207,7 +210,7 @@ def write_summary(out_dir: Path, run: RunResult) -> Path:
 
 
 def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
-    """One flat row per (concurrency, round): every figure of the console table and more."""
+    """One flat row per (level, round): every figure of the console table and more."""
     rows = []
     for level in levels:
         for result in level.rounds:
@@ -216,6 +219,9 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             d.pop("server_metrics", None)
             if d.get("goodput") is None:  # keep the columns stable whether or not an SLO is set
                 d["goodput"] = dict.fromkeys(GOODPUT_KEYS)
+            load = d.get("load") or {}
+            if load.get("send_lag_ms") is None:  # a closed loop has no schedule to lag behind
+                d["load"] = {**load, "send_lag_ms": dict.fromkeys(_DISTRIBUTION_KEYS)}
             row: dict[str, Any] = {"cold_start": level.cold_start}
             row.update(finite(_flatten(d)))
             rows.append(row)

@@ -18,6 +18,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from drbench.config import BenchConfig
+from drbench.levels import Level, format_rate
 from drbench.records import Lang, RequestRecord
 from drbench.redact import redact_text, redact_url
 from drbench.report.files import REQUESTS_LOG, RecordLog, write_round
@@ -29,10 +30,10 @@ __all__ = ["LiveReporter", "RoundBar"]
 class RoundBar:
     """A tqdm bar for one round: requests done, failures, output tokens/s so far."""
 
-    def __init__(self, concurrency: int, round: int, total: int, *, enabled: bool) -> None:
+    def __init__(self, level: Level, round: int, total: int, *, enabled: bool) -> None:
         self._bar = tqdm(
             total=total,
-            desc=f"C={concurrency} round {round}",
+            desc=f"{level.short} round {round}",
             unit="req",
             disable=not enabled,
             file=sys.stderr,
@@ -72,8 +73,8 @@ class LiveReporter:
         self._out = stream or sys.stdout
         self._log = RecordLog(out_dir / REQUESTS_LOG)
 
-    def round_started(self, concurrency: int, round: int, total: int) -> RoundBar:
-        return RoundBar(concurrency, round, total, enabled=not self._quiet)
+    def round_started(self, level: Level, round: int, total: int) -> RoundBar:
+        return RoundBar(level, round, total, enabled=not self._quiet)
 
     def request_done(self, record: RequestRecord) -> None:
         self._log.write(record)
@@ -84,7 +85,7 @@ class LiveReporter:
         if self._quiet and s.failed:  # the table says why; quiet, this line is all there is
             kind, message, n = s.errors[0]
             tqdm.write(
-                f"drbench: round {s.round} at concurrency {s.concurrency}: {s.failed} of "
+                f"drbench: round {s.round} at {s.level.label}: {s.failed} of "
                 f"{s.requests_total} requests failed; most often ({n}x) {kind}: {message}",
                 file=sys.stderr,
             )
@@ -107,8 +108,7 @@ class LiveReporter:
         if self._quiet:
             return
         self._line(
-            f"{prompts} prompts x {cfg.rounds} rounds at concurrency "
-            f"{' '.join(map(str, cfg.concurrency))} against {redact_url(cfg.endpoint or '')} "
+            f"{prompts} prompts x {cfg.rounds} rounds at {_levels_words(cfg)} against {redact_url(cfg.endpoint or '')} "
             f"(model {model}, cold start: {cfg.cold_start}); results in {self.out_dir}"
         )
 
@@ -139,3 +139,12 @@ class LiveReporter:
     def _line(self, message: str) -> None:
         """One ``drbench:`` line on stderr, URLs redacted, written around any progress bar."""
         tqdm.write(f"drbench: {redact_text(message)}", file=sys.stderr)
+
+
+def _levels_words(cfg: BenchConfig) -> str:
+    """``concurrency 1 5`` or ``request rate 2 4 inf req/s (burstiness 1, at most 32 in flight)``."""
+    if not cfg.request_rate:
+        return "concurrency " + " ".join(map(str, cfg.concurrency))
+    rates = " ".join(format_rate(r) for r in cfg.request_rate)
+    cap = f", at most {cfg.max_concurrency} in flight" if cfg.max_concurrency else ""
+    return f"request rate {rates} req/s (burstiness {cfg.burstiness:g}{cap})"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drbench.levels import Level, format_rate
 from drbench.report.files import PLOT_NAME, replacing_file
 from drbench.results import RunResult
 from drbench.stats import paired_ttft_ratios
@@ -34,7 +35,8 @@ def write_plots(out_dir: Path, run: RunResult) -> Path | None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")
-    conc = [lv.concurrency for lv in levels]
+    conc = [_tick(lv.level) for lv in levels]
+    xlabel = "concurrency" if levels[0].level.kind == "concurrency" else "request rate (req/s)"
     n_rounds = max(len(lv.rounds) for lv in levels)
     panels = [
         (axes[0][0], "TTFT p50 (ms)", lambda s: s.metrics["ttft_ms"].p50),
@@ -51,8 +53,8 @@ def write_plots(out_dir: Path, run: RunResult) -> Path | None:
                 marker="o",
                 label=f"round {r + 1}" + (" (cold)" if r == 0 else ""),
             )
-        _axis(ax, title, conc)
-    _ratio_panel(axes[1][1], levels, conc)
+        _axis(ax, title, conc, xlabel)
+    _ratio_panel(axes[1][1], levels, conc, xlabel)
     n = len(run.levels[0].rounds[0].records) if run.levels and run.levels[0].rounds else 0
     fig.suptitle(
         f"drbench: {run.model or ''}  cold start: {run.config.cold_start}  "
@@ -67,15 +69,19 @@ def write_plots(out_dir: Path, run: RunResult) -> Path | None:
     return path
 
 
-def _axis(ax, title: str, conc: list[int]) -> None:
+def _tick(level: Level) -> str:
+    return str(level.concurrency) if level.kind == "concurrency" else format_rate(level.rate)
+
+
+def _axis(ax, title: str, conc: list[str], xlabel: str) -> None:
     ax.set_title(title)
-    ax.set_xticks(range(len(conc)), [str(c) for c in conc])
-    ax.set_xlabel("concurrency")
+    ax.set_xticks(range(len(conc)), conc)
+    ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
     ax.legend()
 
 
-def _ratio_panel(ax, levels, conc: list[int]) -> None:
+def _ratio_panel(ax, levels, conc: list[str], xlabel: str) -> None:
     """Per-prompt TTFT(round 2) / TTFT(round 1): below the line at 1 the cache helped."""
     data = [
         list(paired_ttft_ratios(lv.rounds[0].records, lv.rounds[1].records))
@@ -86,6 +92,6 @@ def _ratio_panel(ax, levels, conc: list[int]) -> None:
     ax.boxplot([d or [float("nan")] for d in data], positions=range(len(conc)))
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_title("Per-prompt TTFT ratio, round 2 / round 1")
-    ax.set_xticks(range(len(conc)), [str(c) for c in conc])
-    ax.set_xlabel("concurrency")
+    ax.set_xticks(range(len(conc)), conc)
+    ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)

@@ -1,0 +1,148 @@
+"""What each round sends: the run's plan, its prepared requests, the cold-start and round-2 policies.
+
+Everything here is decided before a round starts and is plain data (no session, no loop), so a
+round's requests can be handed to worker processes as they are.  The runner asks this module for a
+level's round-1 requests (with the cold-start nonce), its warm-up requests (with nonces of their
+own) and round k+1's requests (the same ones, or the conversation continued with round k's answers).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from drbench.client import Endpoint, PreparedRequest
+from drbench.config import DEFAULT_MAX_TOKENS, BenchConfig
+from drbench.dataset import cold_prefix, with_prefix
+from drbench.records import Prompt, RequestRecord
+from drbench.slo import SLO
+from drbench.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from drbench.runner import MetricsWatcher
+
+__all__ = [
+    "RunPlan",
+    "WatcherFactory",
+    "continue_requests",
+    "level_requests",
+    "max_tokens_for",
+    "warmup_requests",
+]
+
+#: Builds the watcher on the run's session (one factory, so the runner owns the session).
+WatcherFactory = Callable[["aiohttp.ClientSession"], "MetricsWatcher"]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything the runner needs besides the config: resolved model, prompts, SLO, watcher."""
+
+    config: BenchConfig
+    endpoint: Endpoint
+    model: str
+    prompts: Sequence[Prompt]
+    slo: SLO | None = None
+    run_token: str = ""
+    watcher_factory: WatcherFactory | None = None  # None: no --prometheus-url
+    tokenizer: TokenCounter | None = None  # --tokenizer: counts when the server sends no usage
+    timing: Counter[str] = field(default_factory=Counter)  # responses by stamp source
+    block_size: int | None = None  # the server's prefix-cache block, when its metrics say
+    capacity_tokens: int | None = None  # the server's prefix-cache capacity, when they say
+    cache_off_cause: str | None = (
+        None  # the server profile's reason for a cache that reused nothing
+    )
+
+
+def level_requests(plan: RunPlan, index: int) -> list[PreparedRequest]:
+    """Round 1 of level ``index``: every prompt, with its nonce under ``--cold-start nonce``."""
+    n = len(plan.prompts)
+    if plan.config.cold_start != "nonce":
+        return [_prepare(plan, p) for p in plan.prompts]
+    return [
+        _prepare(plan, with_prefix(_as_sent(plan, p), cold_prefix(plan.run_token, index, i, n)))
+        for i, p in enumerate(plan.prompts)
+    ]
+
+
+def warmup_requests(plan: RunPlan, index: int, count: int) -> list[PreparedRequest]:
+    """``count`` requests sent before level ``index`` (the prompts, cycled), left out of every
+    statistic.  Each carries a nonce of its own, counted past every level's (level numbers from
+    the number of levels on), whatever the cold-start policy: a warm-up request shares no block
+    with any request of round 1, so it warms connections and the server, never its cache."""
+    prompts, levels = plan.prompts, len(plan.config.levels)
+    if not prompts or count <= 0:
+        return []
+    per_level = max(len(prompts), count)
+    out = []
+    for j in range(count):
+        prompt = replace(prompts[j % len(prompts)], id=f"warmup-{j}")
+        nonce = cold_prefix(plan.run_token, levels + index, j, per_level)
+        out.append(_prepare(plan, with_prefix(_as_sent(plan, prompt), nonce)))
+    return out
+
+
+def continue_requests(
+    previous: Sequence[PreparedRequest],
+    records: Sequence[RequestRecord],
+    prompts: Sequence[Prompt],
+    default_followup: str,
+    tokenizer: TokenCounter | None = None,
+) -> tuple[list[PreparedRequest], int]:
+    """Round k+1 of a conversation: round k's request, its real answer, then a follow-up turn.
+
+    A prompt whose previous request failed has no answer to continue from; it is resent as it
+    was (and counted, so the report can say so).
+    """
+    answers = {r.prompt_id: r.output_text for r in records if r.ok}
+    followups = {p.id: p.followup for p in prompts}
+    out, failed = [], 0
+    for req in previous:
+        answer = answers.get(req.prompt_id)
+        if answer is None:
+            out.append(req)
+            failed += 1
+            continue
+        followup = followups.get(req.prompt_id) or default_followup
+        payload = dict(req.payload)
+        if "messages" in payload:
+            payload["messages"] = [
+                *payload["messages"],
+                {"role": "assistant", "content": answer},
+                {"role": "user", "content": followup},
+            ]
+        else:
+            payload["prompt"] = f"{payload['prompt']}{answer}\n\n{followup}\n\n"
+        out.append(PreparedRequest.of(req.prompt_id, payload, tokenizer))
+    return out, failed
+
+
+def max_tokens_for(prompt: Prompt, configured: int | None) -> tuple[int, str]:
+    """A request's max_tokens and where it came from: an explicit --max-tokens (or recipe key)
+    wins over the record's own value, which wins over the default."""
+    if configured is not None:
+        return configured, "flag"
+    if prompt.max_tokens is not None:
+        return prompt.max_tokens, "dataset"
+    return DEFAULT_MAX_TOKENS, "default"
+
+
+def _as_sent(plan: RunPlan, prompt: Prompt) -> Prompt:
+    """The prompt in the shape the endpoint gets it: for completions, chat messages are joined
+    into one text first, so that the nonce goes before the role labels, at the very start."""
+    if plan.endpoint.kind == "completions" and prompt.messages is not None:
+        return replace(prompt, text=prompt.as_text(), messages=None)
+    return prompt
+
+
+def _prepare(plan: RunPlan, prompt: Prompt) -> PreparedRequest:
+    cfg = plan.config
+    max_tokens, _ = max_tokens_for(prompt, cfg.max_tokens)
+    body = plan.endpoint.body(
+        prompt, model=plan.model, max_tokens=max_tokens, temperature=cfg.temperature
+    )
+    return PreparedRequest.of(prompt.id, body, plan.tokenizer)
