@@ -55,7 +55,7 @@ class Executor(Protocol):
         failures are records, never exceptions."""
         ...
 
-    def salvage(self) -> list[tuple[int, RequestRecord]]:
+    async def salvage(self) -> list[tuple[int, RequestRecord]]:
         """After a cancelled round: the records of exchanges that ended but were not returned."""
         ...
 
@@ -138,6 +138,7 @@ class _Dispatcher:
         self.room = asyncio.Event()
 
     async def run(self) -> None:
+        finished = False
         try:
             for i, req in enumerate(self.requests):
                 due_ns = self.ctx.start_ns + int(self.pacer.due_s(i) * 1e9)
@@ -149,13 +150,14 @@ class _Dispatcher:
                 await asyncio.sleep(0)  # one release per loop iteration
             while self.tasks:
                 await asyncio.wait(set(self.tasks))
+            finished = True
         finally:
-            if self.tasks:  # cancelled (Ctrl-C): stop what is in flight, keep what ended
+            if not finished:  # cancelled (Ctrl-C): stop what is in flight, keep what ended
                 for task in self.tasks:
                     task.cancel()
                 await asyncio.gather(*self.tasks, return_exceptions=True)
-            for i, rec in self.executor.salvage():
-                self._keep(i, rec)
+                for i, rec in await self.executor.salvage():
+                    self._keep(i, rec)
 
     def _release(self, i: int, req: PreparedRequest, due_ns: int) -> None:
         self.in_flight += 1

@@ -76,7 +76,7 @@ class InProcess:
         self._queue.put_nowait(_Pending(i, req, raw, done))
         return await done
 
-    def salvage(self) -> list[tuple[int, RequestRecord]]:
+    async def salvage(self) -> list[tuple[int, RequestRecord]]:
         """Parse, in one go, what ended but was not parsed when the round was cancelled."""
         items = [self._current] if self._current is not None else []
         while self._queue is not None and not self._queue.empty():

@@ -1,0 +1,327 @@
+"""``--workers N``: one level's load sent by N worker processes, each with its own event loop,
+aiohttp session and read stamping, so the client's CPU is not one core's.
+
+The main process keeps the dispatcher (``engine.py``): it alone decides when a request goes and
+counts what is in flight, so a closed loop keeps at most C requests in flight in total and sends
+the next one when any ends (a shared queue, not C/N per worker), and an open loop's one schedule
+is split over the workers as it is released.  A request is handed to the worker with the fewest in
+flight ``lead_s`` before its due time and the worker sends it at the due time, so the hop between
+processes is not part of the send lag.  The main process also keeps the Prometheus watcher (one
+scrape per round), the observer, progress and the reports.
+
+Clock contract: every stamp is ``time.perf_counter_ns()``, which on Linux is CLOCK_MONOTONIC, one
+clock for every process of a host; a worker's stamps are therefore comparable with the round's
+start taken in the main process (tests/test_workers.py checks it).
+
+Messages cross ``multiprocessing`` pipes as plain tuples; records cross as dicts
+(``RequestRecord.to_dict``).  Workers ignore SIGINT: on Ctrl-C the main process asks each to stop
+what is in flight and to send every record it finished, then to exit; a worker whose pipe closes
+exits by itself, and one that dies fails its in-flight requests (``connection``), never the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from functools import partial
+from multiprocessing.connection import Connection
+from time import perf_counter_ns
+from typing import Any
+
+from drbench.client import Endpoint, PreparedRequest, make_session, send
+from drbench.engine import RoundContext
+from drbench.errors import DrbenchError
+from drbench.executors import InProcess
+from drbench.plan import RunPlan
+from drbench.records import ErrorKind, RequestRecord
+from drbench.selfcheck import LoopSampler, ProcessLoad
+
+__all__ = ["WorkerPool", "WorkerSpec"]
+
+_START_TIMEOUT_S = 60.0  # spawning imports drbench and aiohttp in every worker
+_DRAIN_TIMEOUT_S = 10.0  # how long a cancelled round waits for the workers' last records
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to send and parse (plain data: it is pickled into the process)."""
+
+    index: int
+    endpoint: Endpoint
+    timeout_s: float
+    max_response_bytes: int
+    tokenizer: str | None  # the --tokenizer path: a tokenizer is rebuilt, not pickled
+
+
+@dataclass
+class _Worker:
+    """The main process's end of one worker."""
+
+    spec: WorkerSpec
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    futures: dict[int, asyncio.Future[RequestRecord]] = field(default_factory=dict)
+    alive: bool = True
+    ready: asyncio.Future[None] | None = None
+    reply: asyncio.Future[Any] | None = None  # the answer to "end" or "cancel"
+
+
+class WorkerPool:
+    """An executor whose requests are sent by worker processes."""
+
+    lead_s = 0.02
+
+    def __init__(self, workers: list[_Worker], plan: RunPlan) -> None:
+        self.workers = workers
+        self.plan = plan
+        self._late: list[tuple[int, RequestRecord]] = []  # records of cancelled requests
+        self._loop = asyncio.get_running_loop()
+
+    @classmethod
+    @asynccontextmanager
+    async def start(cls, plan: RunPlan, n: int) -> AsyncIterator[WorkerPool]:
+        """Spawn ``n`` workers, wait until each is ready, and stop them all on the way out."""
+        cfg = plan.config
+        ctx = multiprocessing.get_context("spawn")  # fork would copy this running loop
+        workers: list[_Worker] = []
+        pool = cls(workers, plan)
+        try:
+            for k in range(n):
+                spec = WorkerSpec(
+                    k, plan.endpoint, cfg.timeout, cfg.max_response_bytes, cfg.tokenizer
+                )
+                here, there = ctx.Pipe()
+                process = ctx.Process(
+                    target=worker_main, args=(there, spec), name=f"drbench-worker-{k}", daemon=True
+                )
+                process.start()
+                there.close()
+                worker = _Worker(spec, process, here, ready=pool._loop.create_future())
+                workers.append(worker)
+                pool._loop.add_reader(here.fileno(), pool._readable, worker)
+            await pool._all_ready()
+            yield pool
+        finally:
+            await pool._stop()
+
+    async def begin_round(self, ctx: RoundContext) -> None:
+        self._late.clear()
+        self._broadcast(("round", ctx))
+
+    async def run_one(self, i: int, req: PreparedRequest, due_ns: int | None) -> RequestRecord:
+        alive = [w for w in self.workers if w.alive]
+        if not alive:
+            return _lost(req, "every worker process exited")
+        worker = min(alive, key=lambda w: len(w.futures))
+        fut: asyncio.Future[RequestRecord] = self._loop.create_future()
+        worker.futures[i] = fut
+        try:
+            worker.conn.send(("go", i, due_ns, req))
+        except OSError:
+            worker.futures.pop(i, None)
+            return _lost(req, f"worker process {worker.spec.index} exited")
+        try:
+            return await fut
+        finally:
+            worker.futures.pop(i, None)
+
+    async def salvage(self) -> list[tuple[int, RequestRecord]]:
+        """Ask every worker to stop what is in flight and to send what it finished."""
+        await self._ask("cancel")
+        late, self._late = self._late, []
+        return late
+
+    async def end_round(self) -> list[ProcessLoad]:
+        replies = await self._ask("end")
+        loads = []
+        for reply in replies:
+            if reply is not None:
+                load, timing = reply
+                loads.append(ProcessLoad.from_dict(load))
+                self.plan.timing.update(timing)
+        return loads
+
+    # -- the main process's side of the pipes --------------------------------------------------
+
+    def _readable(self, worker: _Worker) -> None:
+        try:
+            while worker.conn.poll():
+                self._handle(worker, worker.conn.recv())
+        except (EOFError, OSError):
+            self._died(worker)
+
+    def _handle(self, worker: _Worker, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "rec":
+            _, i, d = msg
+            rec = RequestRecord.from_dict(d)
+            fut = worker.futures.pop(i, None)
+            if fut is not None and not fut.done():
+                fut.set_result(rec)
+            else:
+                self._late.append((i, rec))
+        elif kind == "ready" and worker.ready is not None and not worker.ready.done():
+            worker.ready.set_result(None)
+        elif kind in ("ended", "cancelled") and worker.reply is not None:
+            if not worker.reply.done():
+                worker.reply.set_result(msg[1] if len(msg) > 1 else True)
+
+    def _died(self, worker: _Worker) -> None:
+        if not worker.alive:
+            return
+        worker.alive = False
+        with suppress(ValueError, OSError):
+            self._loop.remove_reader(worker.conn.fileno())
+        code = worker.process.exitcode
+        why = f"worker process {worker.spec.index} exited" + (
+            f" (exit code {code})" if code is not None else ""
+        )
+        for fut in worker.futures.values():
+            if not fut.done():
+                fut.set_result(_lost(None, why))
+        worker.futures.clear()
+        for pending in (worker.ready, worker.reply):
+            if pending is not None and not pending.done():
+                pending.set_result(None)
+
+    def _broadcast(self, msg: tuple[Any, ...]) -> None:
+        for worker in self.workers:
+            if worker.alive:
+                try:
+                    worker.conn.send(msg)
+                except OSError:
+                    self._died(worker)
+
+    async def _ask(self, kind: str) -> list[Any]:
+        """Send ``kind`` to every live worker and wait for each one's answer (None: no answer)."""
+        for worker in self.workers:
+            worker.reply = self._loop.create_future() if worker.alive else None
+        self._broadcast((kind,))
+        pending = [w.reply for w in self.workers if w.reply is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=_DRAIN_TIMEOUT_S)
+        return [
+            w.reply.result() if w.reply is not None and w.reply.done() else None
+            for w in self.workers
+        ]
+
+    async def _all_ready(self) -> None:
+        waits = [w.ready for w in self.workers if w.ready is not None]
+        done, _ = await asyncio.wait(waits, timeout=_START_TIMEOUT_S)
+        late = [w.spec.index for w in self.workers if not (w.alive and w.ready in done)]
+        if late or not all(w.alive for w in self.workers):
+            raise DrbenchError(
+                f"worker process(es) {', '.join(map(str, late))} did not start within "
+                f"{_START_TIMEOUT_S:g} s; try fewer --workers"
+            )
+
+    async def _stop(self) -> None:
+        self._broadcast(("stop",))
+        for worker in self.workers:
+            with suppress(ValueError, OSError):
+                self._loop.remove_reader(worker.conn.fileno())
+        deadline = self._loop.time() + 5.0
+        for worker in self.workers:
+            while worker.process.is_alive() and self._loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(1.0)
+            worker.conn.close()
+
+
+def _lost(req: PreparedRequest | None, why: str) -> RequestRecord:
+    """The record of a request a dead worker took with it."""
+    now = perf_counter_ns()
+    return RequestRecord(
+        prompt_id=req.prompt_id if req is not None else "",
+        level="",
+        round=0,
+        start_ms=0.0,
+        error_kind=ErrorKind.CONNECTION,
+        error=why,
+        send_ns=now,
+    )
+
+
+# -- the worker process ------------------------------------------------------------------------
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    """A worker process's entry point: serve the main process until it says stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides what Ctrl-C does
+    with suppress(KeyboardInterrupt, BrokenPipeError, EOFError):
+        asyncio.run(_serve(conn, spec))
+
+
+async def _serve(conn: Connection, spec: WorkerSpec) -> None:
+    from drbench.tokens import load_counter  # noqa: PLC0415 - only with --tokenizer
+
+    tokenizer = load_counter(spec.tokenizer) if spec.tokenizer else None
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            while conn.poll():
+                inbox.put_nowait(conn.recv())
+        except (EOFError, OSError):  # the main process is gone
+            loop.remove_reader(conn.fileno())
+            inbox.put_nowait(None)
+
+    async with make_session(spec.timeout_s) as session:
+        transport = partial(
+            send,
+            session,
+            spec.endpoint,
+            timeout_s=spec.timeout_s,
+            max_bytes=spec.max_response_bytes,
+        )
+        executor = InProcess(transport, tokenizer=tokenizer, worker=spec.index)
+        tasks: set[asyncio.Task[None]] = set()
+        sampler: LoopSampler | None = None
+
+        async def one(i: int, req: PreparedRequest, due_ns: int | None) -> None:
+            rec = await executor.run_one(i, req, due_ns)
+            conn.send(("rec", i, rec.to_dict()))
+
+        loop.add_reader(conn.fileno(), readable)
+        conn.send(("ready",))
+        while (msg := await inbox.get()) is not None:
+            kind = msg[0]
+            if kind == "go":
+                _, i, due_ns, req = msg
+                task = asyncio.ensure_future(one(i, req, due_ns))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            elif kind == "round":
+                await executor.begin_round(msg[1])
+                sampler = LoopSampler(worker=spec.index)
+                sampler.start()
+            elif kind == "end":
+                load = sampler.stop() if sampler is not None else None
+                sampler = None
+                await executor.end_round()
+                timing = dict(executor.timing)
+                executor.timing.clear()
+                conn.send(("ended", (load.to_dict() if load else _idle(spec), timing)))
+            elif kind == "cancel":
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                for i, rec in await executor.salvage():
+                    conn.send(("rec", i, rec.to_dict()))
+                conn.send(("cancelled",))
+            elif kind == "stop":
+                break
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _idle(spec: WorkerSpec) -> dict[str, Any]:
+    return ProcessLoad(spec.index, 0.0, 0.0, None, None, None, 0).to_dict()
