@@ -16,6 +16,7 @@ the round; every exchange that ended before it is still parsed and reported.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter_ns
@@ -25,6 +26,7 @@ from drbench.client import PreparedRequest
 from drbench.pacing import Pacer
 from drbench.records import RequestRecord
 from drbench.selfcheck import LoopSampler, ProcessLoad
+from drbench.sse import DEFAULT_MAX_LINE_BYTES
 
 __all__ = ["Executor", "RoundContext", "RoundRun", "run_round", "sleep_until"]
 
@@ -89,21 +91,34 @@ async def run_round(
     requests: Sequence[PreparedRequest],
     pacer: Pacer,
     executor: Executor,
-    ctx: RoundContext,
     *,
+    level: str,
+    round: int,
     on_record: Callable[[RequestRecord], None],
     max_duration_s: float | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> RoundRun:
-    """Release every request as ``pacer`` allows; ``on_record`` gets each record as it ends."""
-    dispatcher = _Dispatcher(requests, pacer, executor, ctx, on_record, max_duration_s)
-    await executor.begin_round(ctx)
-    sampler = LoopSampler()
-    sampler.start()
+    """Release every request as ``pacer`` allows; ``on_record`` gets each record as it ends.
+
+    The round's clock starts after a full garbage collection, and the survivors are frozen
+    until the round ends: a collection mid-round would stall every stream's timestamps, and one
+    at the start would make the first requests late on their schedule.
+    """
+    gc.collect()
+    gc.freeze()
     try:
-        await dispatcher.run()
+        ctx = RoundContext(level, round, perf_counter_ns(), max_line_bytes)
+        dispatcher = _Dispatcher(requests, pacer, executor, ctx, on_record, max_duration_s)
+        await executor.begin_round(ctx)
+        sampler = LoopSampler()
+        sampler.start()
+        try:
+            await dispatcher.run()
+        finally:
+            own = sampler.stop()
+        workers = await executor.end_round()
     finally:
-        own = sampler.stop()
-    workers = await executor.end_round()
+        gc.unfreeze()
     sent = [r for r in dispatcher.records if r is not None]
     return RoundRun(
         records=sent,

@@ -10,7 +10,6 @@ stamping of other streams' reads.  Worker processes run this same executor on th
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections import Counter
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
@@ -64,8 +63,6 @@ class InProcess:
         self._ctx = ctx
         self._queue = asyncio.Queue()
         self._parser = asyncio.ensure_future(self._parse_all())
-        gc.collect()
-        gc.freeze()  # a full collection mid-round would stall every stream's timestamps
 
     async def run_one(self, i: int, req: PreparedRequest, due_ns: int | None) -> RequestRecord:
         assert self._queue is not None, "begin_round first"
@@ -89,7 +86,6 @@ class InProcess:
             self._parser.cancel()
             await asyncio.gather(self._parser, return_exceptions=True)
             self._parser = None
-        gc.unfreeze()
         return []
 
     async def _parse_all(self) -> None:

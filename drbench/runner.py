@@ -16,13 +16,12 @@ import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from functools import partial
-from time import perf_counter_ns
 from typing import Protocol
 
 import aiohttp
 
 from drbench.client import PreparedRequest, make_session, post_reset, send
-from drbench.engine import Executor, RoundContext, RoundRun, run_round
+from drbench.engine import Executor, RoundRun, run_round
 from drbench.executors import InProcess, Transport
 from drbench.levels import Level
 from drbench.pacing import pacer_for
@@ -243,8 +242,15 @@ async def _warm_up(plan: RunPlan, executor: Executor, level: LevelResult, index:
     pacer = pacer_for(
         level.level, len(requests), burstiness=cfg.burstiness, seed=cfg.seed, ramp_up_s=0.0
     )
-    ctx = RoundContext(level.level.key, 0, perf_counter_ns(), cfg.max_line_bytes)
-    done = await run_round(requests, pacer, executor, ctx, on_record=lambda rec: None)
+    done = await run_round(
+        requests,
+        pacer,
+        executor,
+        level=level.level.key,
+        round=0,
+        on_record=lambda rec: None,
+        max_line_bytes=cfg.max_line_bytes,
+    )
     level.warmup = {
         "requests": len(done.records),
         "failed": sum(not r.ok for r in done.records),
@@ -276,7 +282,6 @@ async def _run_round(
         seed=cfg.seed,
         ramp_up_s=cfg.ramp_up,
     )
-    ctx = RoundContext(level.level.key, rnd, perf_counter_ns(), cfg.max_line_bytes)
     seen: list[RequestRecord] = []
 
     def on_record(rec: RequestRecord) -> None:
@@ -291,9 +296,11 @@ async def _run_round(
             requests,
             pacer,
             executor,
-            ctx,
+            level=level.level.key,
+            round=rnd,
             on_record=on_record,
             max_duration_s=cfg.max_round_duration,
+            max_line_bytes=cfg.max_line_bytes,
         )
     finally:
         progress.close()

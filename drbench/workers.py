@@ -22,6 +22,7 @@ exits by itself, and one that dies fails its in-flight requests (``connection``)
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import signal
 from collections.abc import AsyncIterator
@@ -299,6 +300,8 @@ async def _serve(conn: Connection, spec: WorkerSpec) -> None:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             elif kind == "round":
+                gc.collect()  # as engine.run_round does in the main process
+                gc.freeze()
                 await executor.begin_round(msg[1])
                 sampler = LoopSampler(worker=spec.index)
                 sampler.start()
@@ -306,6 +309,7 @@ async def _serve(conn: Connection, spec: WorkerSpec) -> None:
                 load = sampler.stop() if sampler is not None else None
                 sampler = None
                 await executor.end_round()
+                gc.unfreeze()
                 timing = dict(executor.timing)
                 executor.timing.clear()
                 conn.send(("ended", (load.to_dict() if load else _idle(spec), timing)))
