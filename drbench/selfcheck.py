@@ -196,9 +196,13 @@ def client_limit_warning(
     suggested = min(current * 2, cores)
     if suggested > current:
         return f"{line}; give --workers {suggested} to spread the client over more cores"
+    if cores == 1:
+        machine = "this machine has a single core"
+    else:
+        machine = f"--workers {workers} already uses all {cores} cores of this machine"
     return (
-        f"{line}; --workers {workers} already uses all {cores} cores of this machine, so the"
-        " client machine is the limit: run the client on a larger machine or lower the load"
+        f"{line}; {machine}, so the client machine is the limit:"
+        " run the client on a larger machine or lower the load"
     )
 
 

@@ -285,6 +285,12 @@ def test_at_the_core_count_the_machine_is_the_limit() -> None:
     assert line is not None
     assert "--workers 2 already uses all 2 cores of this machine" in line
     assert "the client machine is the limit" in line
+    single = client_limit_warning([_load(None, cpu_s=1.0)], where="round 1", workers=0, cpus=1)
+    assert single is not None
+    assert single.endswith(
+        "; this machine has a single core, so the client machine is the limit:"
+        " run the client on a larger machine or lower the load"
+    )
     # the suggestion is capped at the cores, not merely doubled
     capped = client_limit_warning([_load(0, cpu_s=1.0)], where="round 1", workers=3, cpus=4)
     assert capped is not None and "give --workers 4 " in capped
