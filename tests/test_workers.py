@@ -1,0 +1,199 @@
+"""--workers, open loops and warm-up against a real mocker: the load the server really got."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drbench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = ROOT / "examples" / "example_dataset.json"
+
+
+def _trace(path: Path, at_least: int) -> list[dict]:
+    lines: list[str] = []
+    for _ in range(100):  # the mocker flushes its trace every half second
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= at_least:
+            break
+        time.sleep(0.1)
+    return [json.loads(line) for line in lines]
+
+
+def _peak_in_flight(spans: list[tuple[int, int]]) -> int:
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    peak = running = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
+
+
+def test_two_workers_keep_a_closed_loop_at_c_in_flight_in_total(
+    mocker_factory, tmp_path: Path, capsys
+) -> None:
+    trace = tmp_path / "trace.jsonl"
+    mock = mocker_factory(
+        "--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "6", "--trace", str(trace)
+    )
+    out = tmp_path / "run"
+    code = main(
+        [
+            "--endpoint", mock.base_url + "/v1/chat/completions",
+            "--dataset", str(DATASET),
+            "--concurrency", "3",
+            "--workers", "2",
+            "--rounds", "1",
+            "--cold-start", "none",
+            "--output-dir", str(out),
+            "--quiet", "--no-plots",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    records = _records(out)
+    assert len(records) == 10 and all(r["ok"] for r in records)
+    assert {r["worker"] for r in records} == {0, 1}  # both processes sent
+    mocked = [e for e in _trace(trace, 11) if e.get("path", "").endswith("/chat/completions")]
+    spans = [(e["read_ns"], e["done_ns"]) for e in mocked if e.get("done_ns")]  # not preflight
+    assert len(spans) == 10
+    assert _peak_in_flight(spans) == 3  # never more than C at the server, and C reached
+    # the workers' stamps are on the main process's clock: every send falls inside the round
+    summary = json.loads((out / "summary.json").read_text())
+    duration_ms = summary["levels"][0]["rounds"][0]["duration_s"] * 1000
+    assert all(0 <= r["start_ms"] <= r["end_ms"] <= duration_ms + r["start_ms"] for r in records)
+    clients = summary["levels"][0]["rounds"][0]["client"]
+    assert [c["worker"] for c in clients] == [None, 0, 1]
+
+
+def _child_clock(conn) -> None:
+    conn.send(time.perf_counter_ns())
+
+
+def test_perf_counter_is_one_clock_for_every_process_of_the_host() -> None:
+    """The contract workers rely on: a child's perf_counter_ns falls between two of ours."""
+    assert "CLOCK_MONOTONIC" in time.get_clock_info("perf_counter").implementation
+    ctx = multiprocessing.get_context("spawn")
+    here, there = ctx.Pipe()
+    process = ctx.Process(target=_child_clock, args=(there,))
+    before = time.perf_counter_ns()
+    process.start()
+    theirs = here.recv()
+    after = time.perf_counter_ns()
+    process.join(10)
+    assert before < theirs < after
+
+
+@pytest.mark.slow
+def test_an_open_loop_is_not_limited_by_the_connection_pool(
+    mocker_factory, tmp_path: Path, capsys
+) -> None:
+    """1,000 slow requests at 500 req/s: they are all sent within ~2 s, long before the first
+    answer (3 s), so nearly all of them are in flight at once."""
+    data = tmp_path / "many.jsonl"
+    data.write_text("".join(json.dumps({"text": f"q{i}"}) + "\n" for i in range(1000)))
+    mock = mocker_factory("--ttft-ms", "3000", "--itl-ms", "1", "--output-tokens", "2")
+    out = tmp_path / "run"
+    code = main(
+        [
+            "--endpoint", mock.base_url + "/v1/chat/completions",
+            "--dataset", str(data),
+            "--request-rate", "500",
+            "--rounds", "1",
+            "--output-dir", str(out),
+            "--quiet", "--no-plots",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rnd = json.loads((out / "summary.json").read_text())["levels"][0]["rounds"][0]
+    assert rnd["requests"]["succeeded"] == 1000
+    assert rnd["load"]["concurrency_peak"] >= 900
+    assert rnd["load"]["send_lag_ms"]["p50"] is not None
+    records = _records(out)
+    assert all(r["scheduled_ms"] is not None and r["send_lag_ms"] is not None for r in records)
+
+
+def test_warm_up_requests_count_nowhere_and_do_not_warm_round_1(
+    mocker_factory, tmp_path: Path, capsys
+) -> None:
+    """Even with --cold-start none (prompts sent as they are), the warm-up's own nonce keeps
+    round 1 cold on a fresh server."""
+    mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
+    out = tmp_path / "run"
+    code = main(
+        [
+            "--endpoint", mock.base_url + "/v1/chat/completions",
+            "--dataset", str(DATASET),
+            "--concurrency", "2",
+            "--warmup", "12",
+            "--cold-start", "none",
+            "--output-dir", str(out),
+            "--quiet", "--no-plots",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    level = summary["levels"][0]
+    assert level["warmup"] == {"requests": 12, "failed": 0}
+    r1, r2 = level["rounds"]
+    assert r1["requests"]["total"] == r2["requests"]["total"] == 10
+    assert r1["cache"]["client_cached_share"] == 0.0
+    assert r2["cache"]["client_cached_share"] > 0.5
+    records = _records(out)
+    assert len(records) == 20 and {r["round"] for r in records} == {1, 2}
+    assert not any(r["prompt_id"].startswith("warmup") for r in records)
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_workers_keeps_every_finished_record_and_stops_them(
+    mocker_factory, tmp_path: Path, sigint_reaches_children
+) -> None:
+    mock = mocker_factory("--ttft-ms", "30", "--itl-ms", "20", "--output-tokens", "20")
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, str(ROOT / "dual_round_benchmarker.py"),
+        "--endpoint", mock.base_url + "/v1/chat/completions",
+        "--dataset", str(DATASET),
+        "--concurrency", "2",
+        "--workers", "2",
+        "--output-dir", str(out),
+        "--quiet", "--no-plots",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "requests.jsonl"
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers |= _children(proc.pid)
+        if log.exists() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    records = _records(out)
+    assert len(records) >= 3 and all(r["worker"] in (0, 1) for r in records)
+    assert len(workers) >= 2  # the worker processes were there ...
+    time.sleep(0.5)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert not [p for p in alive if "zombie" not in Path(f"/proc/{p}/status").read_text()]
