@@ -171,12 +171,15 @@ async def _run_level(
                     cfg.followup_text,
                     plan.tokenizer,
                 )
+                _drop_texts(level.rounds[-1].records)
                 if failed:
                     level.warnings.append(
                         f"{failed} prompt(s) failed in round {rnd - 1}; round {rnd} resent "
                         "their previous request instead of continuing the conversation"
                     )
         result = await _run_round(plan, session, watcher, requests, level, rnd, observer)
+        if cfg.round2_mode != "continue" or rnd == cfg.rounds:
+            _drop_texts(result.records)  # logged and in the round's file: not needed again
         facts = RoundFacts(
             concurrency=level.concurrency,
             round=rnd,
@@ -359,6 +362,14 @@ class _Turns:
         self._scheduled = bool(waiting)
         if waiting:
             self._loop.call_soon(self._next)
+
+
+def _drop_texts(records: Sequence[RequestRecord]) -> None:
+    """Free the answers' text once requests.jsonl, the round's file and (``--round2-mode
+    continue``) the next round's requests have it: a run keeps every record to its end, and the
+    text would be most of what a record weighs (issue 11)."""
+    for record in records:
+        record.output_text = None
 
 
 def continue_requests(
