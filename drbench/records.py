@@ -8,9 +8,12 @@ numbers only; missing data is ``None`` (never 0), and a failed request is a reco
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
+
+from drbench.gaps import Gaps
 
 __all__ = [
     "ColdStart",
@@ -91,7 +94,8 @@ class RequestRecord:
     end_ms: float | None = None  # when the stream ended ([DONE], close or failure)
     ttft_ms: float | None = None  # send -> first token event (docs/benchmarker_guide.md)
     latency_ms: float | None = None  # send -> end of stream
-    itl_ms: list[float] = field(default_factory=list)  # gaps between token events
+    # Gaps between token events; stored as Gaps (4 bytes a gap), whatever sequence is given.
+    itl_ms: Sequence[float] = ()
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
@@ -102,13 +106,17 @@ class RequestRecord:
     finish_reason: str | None = None
     response_id: str | None = None
     send_ns: int | None = None  # absolute perf_counter_ns (CLOCK_MONOTONIC): compare with traces
-    output_text: str = ""
+    output_text: str | None = ""  # None once the run no longer needs it (runner._drop_texts)
     token_events: int = 0  # events that carried a generated token (even with empty text)
     max_tokens: int | None = None  # the max_tokens this request asked for
     note: str | None = None  # what is odd about a successful answer (e.g. tokens but no text)
     scheduled_ms: float | None = None  # open loop: when the schedule released it (round start = 0)
     send_lag_ms: float | None = None  # open loop: start_ms - scheduled_ms (the client was late)
     worker: int | None = None  # the worker process that sent it (None: the main process)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.itl_ms, Gaps):
+            self.itl_ms = Gaps(self.itl_ms)
 
     @property
     def ok(self) -> bool:
@@ -138,7 +146,8 @@ class RequestRecord:
         # What asdict() gives (every field is a scalar but itl_ms), minus its per-item deepcopy,
         # which cost more than the whole parse of a long stream.
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        d["itl_ms"] = list(self.itl_ms)
+        itl = self.itl_ms
+        d["itl_ms"] = itl.tolist() if isinstance(itl, Gaps) else list(itl)
         d["token_source"] = self.token_source.value
         d["error_kind"] = self.error_kind.value if self.error_kind else None
         d["ok"] = self.ok

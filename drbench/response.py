@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
+from drbench.gaps import Gaps
 from drbench.records import ErrorKind, RequestRecord, TokenSource
 from drbench.sse import DEFAULT_MAX_LINE_BYTES, SSEDecoder, SSELineTooLong
 from drbench.tokens import EstimateCounter, TokenCounter
@@ -237,7 +237,7 @@ class _StreamState:
         rec.token_events = len(self.token_ns)
         if self.token_ns:
             rec.ttft_ms = (self.token_ns[0] - raw.send_ns) / 1e6
-            rec.itl_ms = [(b - a) / 1e6 for a, b in pairwise(self.token_ns)]
+            rec.itl_ms = Gaps.from_stamps(self.token_ns)  # 4 bytes a gap, not a float object
         if self.error is not None:
             rec.error_kind, rec.error = ErrorKind.STREAM, f"error event: {self.error}"
         elif self.malformed is not None:
@@ -267,6 +267,7 @@ def _count_tokens(
     the text (one token per event only when there is no text), never one per event, because a
     server may stream one character or several tokens per event.
     """
+    text = rec.output_text or ""  # just set by fill(); None only once a run is done with it
     usage = state.usage or {}
     counts = {k: usage.get(k) for k in _COUNT_FIELDS if k in usage}
     bad = [f"{k}={v!r}"[:60] for k, v in counts.items() if not _is_count(v)]
@@ -285,15 +286,15 @@ def _count_tokens(
         rec.prompt_tokens = prompt_tokens
         if tokenizer is not None:
             rec.token_source = TokenSource.TOKENIZER
-            rec.completion_tokens = tokenizer.count(rec.output_text) if state.token_ns else None
+            rec.completion_tokens = tokenizer.count(text) if state.token_ns else None
         else:
             rec.token_source = TokenSource.ESTIMATE
-            rec.completion_tokens = _estimate_output(rec.output_text, len(state.token_ns))
+            rec.completion_tokens = _estimate_output(text, len(state.token_ns))
     if rec.error_kind is None:
         if not rec.token_events and not rec.completion_tokens:
             rec.error_kind = ErrorKind.EMPTY
             rec.error = f"no token event and no completion tokens in {state.events} events"
-        elif not rec.output_text:
+        elif not text:
             notes.append(f"{rec.completion_tokens or rec.token_events} tokens but no text")
     rec.note = "; ".join(notes) or None
 

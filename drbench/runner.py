@@ -13,7 +13,7 @@ rounds are appended to the RunResult the caller owns, so Ctrl-C loses none of th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from functools import partial
 from typing import Protocol
@@ -191,12 +191,15 @@ async def _run_level(
                     cfg.followup_text,
                     plan.tokenizer,
                 )
+                _drop_texts(level.rounds[-1].records)
                 if failed:
                     level.warnings.append(
                         f"{failed} prompt(s) failed in round {rnd - 1}; round {rnd} resent "
                         "their previous request instead of continuing the conversation"
                     )
         result = await _run_round(plan, watcher, executor, requests, level, rnd, observer)
+        if cfg.round2_mode != "continue" or rnd == cfg.rounds:
+            _drop_texts(result.records)  # logged and in the round's file: not needed again
         facts = RoundFacts(
             level=level.level,
             round=rnd,
@@ -348,3 +351,11 @@ def _keep_round(
     )
     level.rounds.append(result)
     return result
+
+
+def _drop_texts(records: Sequence[RequestRecord]) -> None:
+    """Free the answers' text once requests.jsonl, the round's file and (``--round2-mode
+    continue``) the next round's requests have it: a run keeps every record to its end, and the
+    text would be most of what a record weighs."""
+    for record in records:
+        record.output_text = None

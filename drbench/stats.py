@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from drbench.gaps import Gaps
 from drbench.levels import Level
 from drbench.records import RequestRecord
 from drbench.slo import SLO
@@ -55,9 +56,9 @@ class Distribution:
     count: int = 0
 
     @classmethod
-    def of(cls, values: Iterable[float]) -> Distribution:
+    def of(cls, values: Iterable[float] | np.ndarray[Any, Any]) -> Distribution:
         """Linear-interpolated percentiles and population stddev (as vLLM); all None when empty."""
-        arr = np.fromiter(values, dtype=float)
+        arr = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=float)
         if arr.size == 0:
             return cls(None, None, None, None, None, None, None, 0)
         p50, p90, p99 = np.percentile(arr, [50, 90, 99])
@@ -366,10 +367,24 @@ def _metrics(ok: Sequence[RequestRecord]) -> dict[str, Distribution]:
     """The four metric distributions over successful requests; ITL pools every gap."""
     return {
         "ttft_ms": Distribution.of(r.ttft_ms for r in ok if r.ttft_ms is not None),
-        "itl_ms": Distribution.of(gap for r in ok for gap in r.itl_ms),
+        "itl_ms": Distribution.of(_all_gaps(ok)),
         "tpot_ms": Distribution.of(t for r in ok if (t := r.tpot_ms) is not None),
         "latency_ms": Distribution.of(r.latency_ms for r in ok if r.latency_ms is not None),
     }
+
+
+def _all_gaps(ok: Sequence[RequestRecord]) -> np.ndarray[Any, Any]:
+    """Every gap of every record in ms, read from each ``Gaps`` buffer (no float per gap)."""
+    parts = [_gaps_ms(r.itl_ms) for r in ok if r.itl_ms]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _gaps_ms(itl: Sequence[float]) -> np.ndarray[Any, Any]:
+    if isinstance(itl, Gaps):
+        values, per_ms = itl.ns_or_ms
+        # ns / 1e6 in float64: the same correctly rounded float as the int / 1e6 of the parse.
+        return np.asarray(values, dtype=float) / per_ms
+    return np.fromiter(itl, dtype=float, count=len(itl))
 
 
 def _duration_s(records: Sequence[RequestRecord]) -> float | None:

@@ -15,7 +15,7 @@ from drbench.config import BenchConfig
 from drbench.prometheus import Missing, RoundServerMetrics
 from drbench.records import Prompt, RequestRecord
 from drbench.response import RawExchange
-from drbench.results import LevelResult, RoundResult
+from drbench.results import LevelResult, RoundResult, RunResult
 
 _STREAM = (
     b'data: {"id":"r","choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
@@ -206,3 +206,61 @@ def test_ctrl_c_after_the_last_record_keeps_the_round(monkeypatch: pytest.Monkey
         assert asyncio.run(go(spins, plan, requests, observer, level, SlowWatcher())) == 3
         assert len(level.rounds) == 1 and observer.rounds == level.rounds, spins
         assert [m.reason for m in level.rounds[0].server.missing] == [runner._NO_CLOSING_SCRAPE]
+
+
+class FileObserver(Observer):
+    """Keeps what requests.jsonl and each round's file would get, when they would get it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged: list[str | None] = []
+        self.round_files: list[list[str | None]] = []
+
+    def request_done(self, record: RequestRecord) -> None:
+        super().request_done(record)
+        self.logged.append(record.to_dict()["output_text"])
+
+    def round_done(self, level: LevelResult, result: RoundResult) -> None:
+        super().round_done(level, result)
+        self.round_files.append([r.to_dict()["output_text"] for r in result.records])
+
+    def level_done(self, level: LevelResult) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode", ["repeat", "continue"])
+def test_answers_are_logged_and_filed_then_freed_once_no_round_needs_them(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    sent: list[dict] = []
+
+    async def answering_send(session, endpoint, req, timeout_s, max_bytes) -> RawExchange:
+        sent.append(req.payload)
+        raw = RawExchange(send_ns=perf_counter_ns(), status=200)
+        await asyncio.sleep(0)
+        raw.chunks.append((perf_counter_ns(), _STREAM))
+        raw.end_ns = perf_counter_ns()
+        return raw
+
+    monkeypatch.setattr(runner, "send", answering_send)
+    endpoint = Endpoint.parse("http://127.0.0.1:9/v1/chat/completions")
+    prompts = [Prompt(id=f"p{i}", text="x") for i in range(3)]
+    cfg = BenchConfig(concurrency=(2,), rounds=3, round2_mode=mode, followup_text="more?")
+    plan = runner.RunPlan(cfg, endpoint, "m", prompts)
+    result = RunResult(config=cfg, started_at="t0")
+    observer = FileObserver()
+    asyncio.run(runner.run(plan, result, observer))
+    assert observer.logged == ["hi"] * 9  # requests.jsonl: every answer, as it ends
+    assert observer.round_files == [["hi"] * 3] * 3  # every round's file has its answers
+    kept = [r for rnd in result.levels[0].rounds for r in rnd.records]
+    assert len(kept) == 9 and all(r.ok and r.output_text is None for r in kept)  # then freed
+    turns = [len(p["messages"]) for p in sent]
+    if mode == "continue":  # rounds 2 and 3 were built from the real answers before they went
+        assert turns == [1] * 3 + [3] * 3 + [5] * 3
+        assert sent[-1]["messages"][1] == {"role": "assistant", "content": "hi"}
+        assert sent[-1]["messages"][3] == {"role": "assistant", "content": "hi"}
+    else:
+        assert turns == [1] * 9

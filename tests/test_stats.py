@@ -137,6 +137,24 @@ def test_metrics_exclude_failures_and_pool_itl():
     assert (m["latency_ms"].avg, m["latency_ms"].p50, m["latency_ms"].max) == (302.5, 265.0, 550.0)
 
 
+def test_pooled_itl_reads_every_storage_of_gaps_alike():
+    """Whole-ns Gaps (the parse), float Gaps (hand-made values) and a plain list assigned later
+    pool into the same figures as numpy over the floats themselves."""
+    whole = ok("a", itl=(7.654321, 12.0, 0.000001))
+    floats = ok("b", itl=(0.1234567891, 3.5))
+    assert whole.itl_ms.ns_or_ms[0].typecode == "I" and floats.itl_ms.ns_or_ms[0].typecode == "d"
+    plain = ok("c")
+    plain.itl_ms = [4.25, 9.0]  # not converted: a list stays a list
+    none = ok("d")  # no gaps at all
+    itl = summarize_round([whole, floats, plain, none], concurrency=4, round=1).metrics["itl_ms"]
+    values = np.array([7.654321, 12.0, 0.000001, 0.1234567891, 3.5, 4.25, 9.0])
+    assert itl.count == 7 and itl.min == 0.000001 and itl.max == 12.0
+    assert itl.avg == float(values.mean()) and itl.p90 == float(np.percentile(values, 90))
+    assert itl.stddev == float(values.std())
+    empty = summarize_round([none], concurrency=4, round=1).metrics["itl_ms"]
+    assert empty.count == 0 and empty.avg is None
+
+
 def test_throughput():
     t = summarize_round(round_one(), concurrency=4, round=1).throughput
     assert t.output_tokens_per_s == 5.0  # 10 output tokens / 2 s
