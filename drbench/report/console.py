@@ -54,6 +54,11 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cmp_hit": "Server hit rate",
         "overview": "Summary",
         "server": "Server metrics (Prometheus):",
+        "load": "Load:",
+        "in_flight": "  Requests in flight: mean {mean} | peak {peak}",
+        "lag": "  Send lag behind the schedule (ms): p50 {p50} | p99 {p99} | max {max}",
+        "truncated": "  Truncated by --max-round-duration: {unsent} requests not sent",
+        "client": "  Client: {procs}",
     },
     "zh": {
         "title": "{level} | 第 {r} 轮性能指标",
@@ -79,6 +84,11 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cmp_hit": "服务端命中率",
         "overview": "汇总",
         "server": "服务端指标 (Prometheus):",
+        "load": "负载:",
+        "in_flight": "  在途请求数: 平均 {mean} | 峰值 {peak}",
+        "lag": "  相对计划的发送延迟 (ms): p50 {p50} | p99 {p99} | 最大 {max}",
+        "truncated": "  被 --max-round-duration 截断: {unsent} 个请求未发送",
+        "client": "  客户端: {procs}",
     },
 }
 
@@ -112,6 +122,7 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
         lines.append(
             L["good_rates"].format(rps=_num(g.requests_per_s), tps=_num(g.output_tokens_per_s))
         )
+    lines += ["", *_load_lines(result, lang)]
     lines += ["", L["cache"], L["client_share"].format(v=_pct(s.cache.client_cached_share))]
     lines.append(L["server_rate"].format(v=_pct(result.server_hit_rate)))
     if s.errors:
@@ -120,6 +131,33 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
     if result.server is not None:
         lines += ["", L["server"], format_server(result.server.to_dict())]
     return "\n".join(lines)
+
+
+def _load_lines(result: RoundResult, lang: Lang) -> list[str]:
+    """What the server really got: requests in flight, the lag behind an open loop's schedule,
+    a truncation, and the client's own load (loop lag p99, CPU) per process."""
+    L, load = LABELS[lang], result.summary.load
+    lines = [L["load"]]
+    if load is not None:
+        lines.append(
+            L["in_flight"].format(mean=_num(load.concurrency_mean), peak=load.concurrency_peak)
+        )
+        lag = load.send_lag_ms
+        if lag.count:
+            lines.append(
+                L["lag"].format(p50=_num(lag.p50, 3), p99=_num(lag.p99, 3), max=_num(lag.max, 3))
+            )
+    if result.truncated:
+        lines.append(L["truncated"].format(unsent=result.unsent))
+    if result.client:
+        main, worker = ("主进程", "工作进程") if lang == "zh" else ("main", "worker")
+        procs = " | ".join(
+            f"{main if p.worker is None else f'{worker} {p.worker}'} loop lag p99 "
+            f"{_num(p.loop_lag_p99_ms)} ms, CPU {_num(p.cpu_percent, 0)}%"
+            for p in result.client
+        )
+        lines.append(L["client"].format(procs=procs))
+    return lines
 
 
 def format_server(report: dict[str, Any]) -> str:
