@@ -644,6 +644,15 @@ def _to_list(option: Option, v: Any, item: Callable[[Any], Any]) -> tuple[Any, .
     return tuple(item(x) for x in v)
 
 
+def _to_int_or_auto(option: Option, v: Any) -> int | str:
+    if str(v).strip() == "auto":
+        return "auto"
+    try:
+        return _to_number(option, v, int)
+    except ValueError:
+        raise ValueError(f"{option.name}: expected an integer or 'auto', got {v!r}") from None
+
+
 def _to_choice(option: Option, v: Any) -> str:
     if v not in option.choices:
         raise ValueError(f"{option.name}: expected one of {', '.join(option.choices)}, got {v!r}")
@@ -664,7 +673,7 @@ _COERCERS: dict[OptionKind, Callable[[Option, Any], Any]] = {
     "choice": _to_choice,
     "int_list": lambda o, v: _to_list(o, v, lambda x: _to_number(o, x, int)),
     "float_list": lambda o, v: _to_list(o, v, lambda x: _to_number(o, x, float)),
-    "int_auto": lambda o, v: "auto" if str(v).strip() == "auto" else _to_number(o, v, int),
+    "int_auto": lambda o, v: _to_int_or_auto(o, v),
     "str_list": lambda o, v: _to_list(o, v, lambda x: _to_str(o, x)),
 }
 
@@ -674,4 +683,7 @@ def _plain_number(x: float) -> str:
 
 
 def _jsonable(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
+    """Tuples as lists, and an infinite rate as "inf" (as vLLM writes it: strict JSON)."""
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    return "inf" if isinstance(v, float) and math.isinf(v) else v

@@ -157,7 +157,7 @@ class _Dispatcher:
         try:
             for i, req in enumerate(self.requests):
                 due_ns = self.ctx.start_ns + int(self.pacer.due_s(i) * 1e9)
-                if not await self._wait_until(due_ns - int(self.executor.lead_s * 1e9)):
+                if not await self._wait_until(due_ns, int(self.executor.lead_s * 1e9)):
                     break
                 if not await self._wait_for_room():
                     break
@@ -200,13 +200,14 @@ class _Dispatcher:
             self.records[i] = rec
             self.on_record(rec)
 
-    async def _wait_until(self, due_ns: int) -> bool:
-        """Wait for a due time; False when the round's deadline comes first."""
+    async def _wait_until(self, due_ns: int, lead_ns: int) -> bool:
+        """Wait until ``lead_ns`` before a due time; False when the round's deadline comes
+        before the due time itself (a request handed over early must not go after it)."""
         if self.deadline_ns is not None and due_ns >= self.deadline_ns:
             await sleep_until(self.deadline_ns)
             self.truncated = True
             return False
-        await sleep_until(due_ns)
+        await sleep_until(due_ns - lead_ns)
         return not self._past_deadline()
 
     async def _wait_for_room(self) -> bool:

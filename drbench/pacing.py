@@ -63,9 +63,13 @@ class ClosedLoop:
         return max(1, min(self.concurrency, started))
 
     def cap_grows_at(self, t_s: float) -> float | None:
-        if self.ramp_up_s <= 0 or self.cap_at(t_s) >= self.concurrency:
+        cap = self.cap_at(t_s)
+        if self.ramp_up_s <= 0 or cap >= self.concurrency:
             return None
-        return self.cap_at(t_s) * self.ramp_up_s / self.concurrency
+        t = cap * self.ramp_up_s / self.concurrency
+        while self.cap_at(t) <= cap:  # the division may land a float's width short of it
+            t = math.nextafter(t, math.inf)
+        return t
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,16 +96,18 @@ def continue_requests(
     """Round k+1 of a conversation: round k's request, its real answer, then a follow-up turn.
 
     A prompt whose previous request failed has no answer to continue from; it is resent as it
-    was (and counted, so the report can say so).
+    was (and counted, so the report can say so).  One that was never sent (a round truncated by
+    --max-round-duration) is resent too, but not counted as failed.
     """
     answers = {r.prompt_id: r.output_text for r in records if r.ok}
+    sent = {r.prompt_id for r in records}
     followups = {p.id: p.followup for p in prompts}
     out, failed = [], 0
     for req in previous:
         answer = answers.get(req.prompt_id)
         if answer is None:
             out.append(req)
-            failed += 1
+            failed += req.prompt_id in sent
             continue
         followup = followups.get(req.prompt_id) or default_followup
         payload = dict(req.payload)

@@ -171,3 +171,27 @@ def test_cancelling_a_round_keeps_every_record_that_ended() -> None:
 
     seen = asyncio.run(asyncio.wait_for(go(), 10))
     assert sorted(r.prompt_id for r in seen) == ["p0", "p1", "p2"]
+
+
+def test_a_request_handed_over_early_is_not_sent_after_the_round_cap() -> None:
+    """An executor with a lead (worker processes) gets requests before their due time; one due
+    after --max-round-duration must not be handed over anyway."""
+
+    class Early(InProcess):
+        lead_s = 0.05
+
+    async def go():
+        return await run_round(
+            _requests(3),
+            OpenLoop((0.0, 0.1, 0.32)),
+            Early(FakeServer()),
+            level="rate=1",
+            round=1,
+            on_record=lambda rec: None,
+            max_duration_s=0.3,
+        )
+
+    done = asyncio.run(go())
+    assert done.truncated and done.unsent == 1
+    assert [r.prompt_id for r in done.records] == ["p0", "p1"]
+    assert all(r.send_lag_ms >= 0 for r in done.records)  # sent at the due time, not at hand-over

@@ -313,3 +313,14 @@ def test_recipe_rate_levels_run_against_the_mock(tmp_path, mocker_factory, capsy
         for n in (1, 2)
     }
     assert by_round[1] == by_round[2]
+
+
+def test_an_infinite_rate_is_written_as_inf_in_the_config_json() -> None:
+    """As vLLM writes it: summary.json and --dry-run stay strict JSON and keep the level."""
+    import json as _json
+
+    from drbench.config import build_config as _build
+
+    cfg = _build({"request_rate": [10, float("inf")]})
+    assert cfg.to_dict()["request_rate"] == [10.0, "inf"]
+    assert "Infinity" not in _json.dumps(cfg.to_dict())

@@ -55,7 +55,7 @@ GOODPUT_KEYS = ("good", "total", "percent", "requests_per_s", "output_tokens_per
 _DISTRIBUTION_KEYS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
 # Every file name a run writes (and its temporary twin): what --overwrite removes, and only that.
 OUTPUT_FILE = re.compile(
-    r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+]+|inf))_round_\d+\.json|metrics_summary\.csv|summary\.json"
+    r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+-]+|inf))_round_\d+\.json|metrics_summary\.csv|summary\.json"
     r"|plots\.png)(?:\.tmp)?"
 )
 _HINTS = {
@@ -217,6 +217,7 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             d = result.to_dict()
             d.pop("errors", None)
             d.pop("server_metrics", None)
+            d["client"] = _client_columns(d.get("client") or [])
             if d.get("goodput") is None:  # keep the columns stable whether or not an SLO is set
                 d["goodput"] = dict.fromkeys(GOODPUT_KEYS)
             load = d.get("load") or {}
@@ -226,6 +227,20 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             row.update(finite(_flatten(d)))
             rows.append(row)
     return rows
+
+
+def _client_columns(processes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The self-check as flat columns: the number of processes and the worst of each figure."""
+
+    def worst(key: str) -> float | None:
+        values = [p[key] for p in processes if p.get(key) is not None]
+        return max(values) if values else None
+
+    return {
+        "processes": len(processes),
+        "loop_lag_p99_ms_max": worst("loop_lag_p99_ms"),
+        "cpu_percent_max": worst("cpu_percent"),
+    }
 
 
 def write_csv(out_dir: Path, run: RunResult) -> Path:
