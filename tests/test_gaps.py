@@ -80,9 +80,9 @@ def test_gaps_copy_pickle_and_compare_like_a_sequence() -> None:
 
 
 def test_a_record_takes_any_sequence_and_stores_gaps() -> None:
-    rec = RequestRecord("p", 1, 1, 0.0, itl_ms=[1.0, 2.0])
+    rec = RequestRecord("p", "concurrency=1", 1, 0.0, itl_ms=[1.0, 2.0])
     assert isinstance(rec.itl_ms, Gaps) and rec.itl_ms == [1.0, 2.0]
-    assert isinstance(RequestRecord("p", 1, 1, 0.0).itl_ms, Gaps)
+    assert isinstance(RequestRecord("p", "concurrency=1", 1, 0.0).itl_ms, Gaps)
     assert rec.mean_itl_ms == 1.5 and rec.max_itl_ms == 2.0
 
 
@@ -103,7 +103,7 @@ def _stream(tokens: int) -> RawExchange:
 def test_a_parsed_record_round_trips_through_to_dict_json_and_from_dict() -> None:
     raw = _stream(40)
     rec = parse_exchange(
-        raw, prompt_id="p", concurrency=2, round=1, round_start_ns=4_900_000_000, prompt_tokens=9
+        raw, prompt_id="p", level="concurrency=2", round=1, round_start_ns=4_900_000_000, prompt_tokens=9
     )
     assert rec.ok and rec.token_source is TokenSource.USAGE and len(rec.itl_ms) == 39
     stamps = [t for t, _ in raw.chunks[:40]]
@@ -118,7 +118,7 @@ def test_a_parsed_record_round_trips_through_to_dict_json_and_from_dict() -> Non
 
 def test_a_failed_record_with_hand_made_gaps_round_trips() -> None:
     rec = RequestRecord(
-        "q", 3, 2, 1.25, itl_ms=(0.5, 1e-7), error_kind=ErrorKind.STREAM, error="cut",
+        "q", "concurrency=3", 2, 1.25, itl_ms=(0.5, 1e-7), error_kind=ErrorKind.STREAM, error="cut",
         output_text=None,
     )  # fmt: skip
     back = RequestRecord.from_dict(json.loads(json.dumps(rec.to_dict())))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from drbench.config import BenchConfig
 from drbench.errors import ExitStatus
 from drbench.gates import evaluate_gates, exit_status
+from drbench.levels import Level
 from drbench.records import ErrorKind, RequestRecord, TokenSource
 from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.slo import SLO
@@ -13,7 +14,7 @@ from drbench.stats import summarize_round
 
 def rec(i: int, *, ok: bool = True, ttft: float = 10.0) -> RequestRecord:
     r = RequestRecord(
-        prompt_id=f"p{i}", concurrency=4, round=1, start_ms=0.0, end_ms=50.0, ttft_ms=ttft,
+        prompt_id=f"p{i}", level="concurrency=4", round=1, start_ms=0.0, end_ms=50.0, ttft_ms=ttft,
         latency_ms=50.0, itl_ms=[5.0], token_events=2, prompt_tokens=10, completion_tokens=2,
         token_source=TokenSource.USAGE,
     )  # fmt: skip
@@ -23,8 +24,8 @@ def rec(i: int, *, ok: bool = True, ttft: float = 10.0) -> RequestRecord:
 
 
 def run_of(records: list[RequestRecord], slo: SLO | None = None) -> RunResult:
-    summary = summarize_round(records, concurrency=4, round=1, slo=slo)
-    level = LevelResult(4, "nonce", [RoundResult(summary, records)])
+    summary = summarize_round(records, level=Level.closed(4), round=1, slo=slo)
+    level = LevelResult(Level.closed(4), "nonce", [RoundResult(summary, records)])
     return RunResult(BenchConfig(), "t0", levels=[level])
 
 
@@ -69,3 +70,5 @@ def test_a_round_with_no_success_wins_over_every_gate() -> None:
         "no request succeeded in round 1 at concurrency 4 (4 of 4 failed: 4 http): exit 6"
     )
     assert gate.to_dict()["exit_status"] == 6 and gate.to_dict()["passed"] is False
+    assert gate.level == Level.closed(4)
+    assert (gate.to_dict()["level"], gate.to_dict()["concurrency"]) == ("concurrency=4", 4)

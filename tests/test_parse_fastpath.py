@@ -17,7 +17,7 @@ def _parse(*events: object, done: bool = True) -> RequestRecord:
     raw.chunks.append((1_000_000, body + (b"data: [DONE]\n\n" if done else b"")))
     raw.end_ns = 2_000_000
     return parse_exchange(
-        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=0, prompt_tokens=1
+        raw, prompt_id="p", level="concurrency=1", round=1, round_start_ns=0, prompt_tokens=1
     )
 
 
@@ -59,7 +59,7 @@ def test_an_empty_id_is_replaced_by_a_later_one() -> None:
 
 def test_record_dict_is_what_asdict_gives_plus_the_derived_keys() -> None:
     rec = RequestRecord(
-        "p", 4, 1, 1.5, ttft_ms=1.0, latency_ms=4.0, itl_ms=[1.0, 2.0], completion_tokens=3,
+        "p", "concurrency=4", 1, 1.5, ttft_ms=1.0, latency_ms=4.0, itl_ms=[1.0, 2.0], completion_tokens=3,
         token_source=TokenSource.USAGE, error_kind=None, output_text="abc",
     )  # fmt: skip
     d = rec.to_dict()

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drbench.config import OPTIONS, SERVER_PROFILES, build_config, coerce
 from drbench.errors import ConfigError, UsageError
+from drbench.levels import Level
 from drbench.mocker.config import MetricsProfile, config_from_argv
 from drbench.mocker.metrics import EngineGauges, MockerMetrics, cache_config_labels
 from drbench.prometheus import (
@@ -270,7 +271,7 @@ def _records(prompt_tokens: int, n: int) -> list[RequestRecord]:
     return [
         RequestRecord(
             prompt_id=f"p{i}",
-            concurrency=1,
+            level="concurrency=1",
             round=2,
             start_ms=0.0,
             prompt_tokens=prompt_tokens,
@@ -282,7 +283,7 @@ def _records(prompt_tokens: int, n: int) -> list[RequestRecord]:
 
 def test_a_warm_round_that_reused_nothing_names_the_capacity_or_the_profiles_cause() -> None:
     def cause(**kw) -> str:
-        facts = RoundFacts(1, 2, _records(500, 4), 0.0, 0.0, "nonce", **kw)
+        facts = RoundFacts(Level.closed(1), 2, _records(500, 4), 0.0, 0.0, "nonce", **kw)
         (line,) = [w for w in round_warnings(facts) if "reused almost nothing" in w]
         return line.split("Likely cause: ")[1]
 

@@ -12,6 +12,7 @@ import pytest
 
 from drbench.cli import main
 from drbench.config import BenchConfig
+from drbench.levels import Level
 from drbench.records import ErrorKind, RequestRecord
 from drbench.redact import is_secret_param, redact_config, redact_text, redact_url
 from drbench.report.console import format_overview, format_round
@@ -86,14 +87,14 @@ def test_redact_text_and_config() -> None:
 
 
 def test_an_error_message_quoting_a_url_is_redacted_in_every_report(tmp_path: Path) -> None:
-    rec = RequestRecord("p0", 1, 1, 0.0, end_ms=5.0, status=None)
+    rec = RequestRecord("p0", "concurrency=1", 1, 0.0, end_ms=5.0, status=None)
     rec.error_kind = ErrorKind.CONNECTION
     rec.error = f"TooManyRedirects: http://u:{SECRET}@h/v1/chat/completions"
-    result = RoundResult(summarize_round([rec], concurrency=1, round=1), [rec])
+    result = RoundResult(summarize_round([rec], level=Level.closed(1), round=1), [rec])
     run = RunResult(
         BenchConfig(),
         "t0",
-        levels=[LevelResult(1, "nonce", [result], warnings=[f"see http://h/?token={SECRET}"])],
+        levels=[LevelResult(Level.closed(1), "nonce", [result], warnings=[f"see http://h/?token={SECRET}"])],
     )
     texts = [
         write_round(tmp_path, result).read_text(),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from drbench.config import BenchConfig
+from drbench.levels import Level
 from drbench.records import ErrorKind, RequestRecord, TokenSource
 from drbench.report.console import format_comparison, format_overview, format_round, format_server
 from drbench.report.files import csv_rows, write_csv, write_round, write_summary
@@ -18,7 +19,7 @@ from drbench.stats import compare_rounds, summarize_round
 def record(pid: str, rnd: int, ttft: float, ok: bool = True) -> RequestRecord:
     rec = RequestRecord(
         pid,
-        5,
+        "concurrency=5",
         rnd,
         0.0,
         end_ms=ttft + 40,
@@ -37,13 +38,13 @@ def record(pid: str, rnd: int, ttft: float, ok: bool = True) -> RequestRecord:
 
 def run_result() -> RunResult:
     slo = SLO(ttft_ms=100)
-    level = LevelResult(concurrency=5, cold_start="nonce")
+    level = LevelResult(level=Level.closed(5), cold_start="nonce")
     for rnd, ttfts in ((1, [200.0, 150.0, 90.0]), (2, [50.0, 40.0, 30.0])):
         recs = [record(f"p{i}", rnd, t) for i, t in enumerate(ttfts)] + [
             record("p9", rnd, 1.0, ok=False)
         ]
         level.rounds.append(
-            RoundResult(summarize_round(recs, concurrency=5, round=rnd, slo=slo), recs)
+            RoundResult(summarize_round(recs, level=Level.closed(5), round=rnd, slo=slo), recs)
         )
     r1, r2 = level.rounds
     level.comparison = compare_rounds(r1.records, r2.records, r1.summary, r2.summary)
@@ -72,6 +73,11 @@ def test_comparison_and_overview() -> None:
     assert "Cached share     0.0% -> 96.0%" in text
     overview = format_overview(run)
     assert "3/4" in overview and "25.0%" in overview
+    header, rows = overview.splitlines()[2], overview.splitlines()[4:6]
+    assert header.split()[0] == "Level" and [r.split()[:2] for r in rows] == [
+        ["C=5", "1"],
+        ["C=5", "2"],
+    ]
 
 
 def test_server_table_lists_urls_only_when_several_and_says_what_is_missing() -> None:
@@ -102,6 +108,11 @@ def test_csv_and_json_files(tmp_path: Path) -> None:
     run = run_result()
     rows = csv_rows(run.levels)
     assert [(r["concurrency"], r["round"]) for r in rows] == [(5, 1), (5, 2)]
+    assert [(r["level_kind"], r["level_concurrency"], r["level_request_rate"]) for r in rows] == [
+        ("concurrency", 5, None)
+    ] * 2
+    # A closed loop has no send lag, but its columns are there, as a rate run's are.
+    assert rows[0]["load_send_lag_ms_p99"] is None and rows[0]["load_concurrency_peak"] == 4
     assert {
         "metrics_ttft_ms_p99",
         "goodput_percent",
@@ -112,10 +123,24 @@ def test_csv_and_json_files(tmp_path: Path) -> None:
     on_disk = list(csv.DictReader((tmp_path / "metrics_summary.csv").open()))
     assert float(on_disk[1]["metrics_ttft_ms_p50"]) == 40.0 and on_disk[0]["goodput_good"] == "1"
     summary = json.loads(write_summary(tmp_path, run).read_text())
+    assert summary["schema_version"] == 2
+    assert summary["levels"][0]["level"] == {
+        "kind": "concurrency",
+        "concurrency": 5,
+        "request_rate": None,
+        "max_concurrency": None,
+    }
+    assert summary["levels"][0]["concurrency"] == 5 and summary["levels"][0]["warmup"] is None
     assert (
         summary["config"]["api_key"] == "***" and summary["levels"][0]["comparison"]["n_pairs"] == 3
     )
-    per_round = json.loads(write_round(tmp_path, run.levels[0].rounds[1]).read_text())
+    per_round_path = write_round(tmp_path, run.levels[0].rounds[1])
+    assert per_round_path.name == "concurrency_5_round_2.json"  # a closed loop's name as before
+    per_round = json.loads(per_round_path.read_text())
+    assert per_round["schema_version"] == 2 and per_round["level"]["concurrency"] == 5
+    assert (per_round["summary"]["truncated"], per_round["summary"]["unsent"]) == (False, 0)
+    assert per_round["summary"]["client"] == []
+    assert {r["level"] for r in per_round["records"]} == {"concurrency=5"}
     assert (
         per_round["summary"]["cache"]["client_cached_share"] == 0.96
         and len(per_round["records"]) == 4

@@ -14,6 +14,7 @@ import drbench.report.files as files
 from drbench.cli import main
 from drbench.config import BenchConfig
 from drbench.errors import OutputDirError
+from drbench.levels import Level
 from drbench.records import RequestRecord, TokenSource
 from drbench.report.files import (
     RecordLog,
@@ -43,7 +44,7 @@ def strict_load(text: str):
 def nan_record(pid: str = "p0") -> RequestRecord:
     return RequestRecord(
         pid,
-        1,
+        "concurrency=1",
         1,
         0.0,
         end_ms=50.0,
@@ -58,8 +59,8 @@ def nan_record(pid: str = "p0") -> RequestRecord:
 
 def nan_run() -> tuple[RunResult, RoundResult]:
     recs = [nan_record("p0"), nan_record("p1")]
-    result = RoundResult(summarize_round(recs, concurrency=1, round=1), recs)
-    level = LevelResult(concurrency=1, cold_start="nonce", rounds=[result])
+    result = RoundResult(summarize_round(recs, level=Level.closed(1), round=1), recs)
+    level = LevelResult(level=Level.closed(1), cold_start="nonce", rounds=[result])
     return RunResult(config=BenchConfig(), started_at="t0", levels=[level]), result
 
 
@@ -157,6 +158,8 @@ def test_overwrite_removes_the_previous_runs_files_and_nothing_else(
     old = [
         "concurrency_9_round_1.json",
         "concurrency_9_round_2.json",
+        "rate_2.5_round_1.json",
+        "rate_inf_round_2.json",
         "summary.json",
         "metrics_summary.csv",
         "requests.jsonl",
@@ -171,11 +174,12 @@ def test_overwrite_removes_the_previous_runs_files_and_nothing_else(
     assert run_cli(mock, out, "--overwrite", "--concurrency", "2", "--num-samples", "2") == 0
     names = {p.name for p in out.iterdir()}
     assert not names & {"concurrency_9_round_1.json", "concurrency_9_round_2.json", "plots.png"}
+    assert not names & {"rate_2.5_round_1.json", "rate_inf_round_2.json"}
     assert {"concurrency_2_round_1.json", "concurrency_2_round_2.json", "summary.json"} <= names
     assert set(mine) <= names and (out / "notes" / "summary.json").read_text() == "mine\n"
     assert "summary.json.tmp" not in names
     records = (out / "requests.jsonl").read_text().splitlines()
-    assert len(records) == 4 and all(json.loads(r)["concurrency"] == 2 for r in records)
+    assert len(records) == 4 and all(json.loads(r)["level"] == "concurrency=2" for r in records)
 
 
 def _dead_endpoint(tmp_path: Path, out: Path, *extra: str) -> int:

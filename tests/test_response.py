@@ -52,7 +52,7 @@ def parse(
     end = end_ms * MS if end_ms is not None else (chunks[-1][0] if chunks else 0)
     raw = RawExchange(send_ns=0, status=status, chunks=chunks, end_ns=end, **raw_kw)
     return parse_exchange(
-        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=0, prompt_tokens=20
+        raw, prompt_id="p", level="concurrency=1", round=1, round_start_ns=0, prompt_tokens=20
     )
 
 
@@ -119,7 +119,7 @@ def test_no_usage_with_a_tokenizer_counts_the_answer_with_it() -> None:
         return parse_exchange(
             raw,
             prompt_id="p",
-            concurrency=1,
+            level="concurrency=1",
             round=1,
             round_start_ns=0,
             prompt_tokens=7,
@@ -241,4 +241,7 @@ def test_record_round_trips_through_its_dict() -> None:
 
     rec = parse([(1 * MS, chat("a")), (3 * MS, chat("b", finish="stop")), (4 * MS, USAGE + DONE)])
     again = RequestRecord.from_dict(json.loads(json.dumps(rec.to_dict())))
-    assert again == rec
+    assert again == rec and again.level == "concurrency=1"
+    # A schema-1 requests.jsonl line names its level by "concurrency" alone.
+    old = {k: v for k, v in rec.to_dict().items() if k != "level"} | {"concurrency": 1}
+    assert RequestRecord.from_dict(json.loads(json.dumps(old))) == rec

@@ -30,7 +30,7 @@ def parse(chunks, *, end_ms=None, **raw_kw):
     end = end_ms * MS if end_ms is not None else (chunks[-1][0] if chunks else 0)
     raw = RawExchange(send_ns=0, status=200, chunks=chunks, end_ns=end, **raw_kw)
     return parse_exchange(
-        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=0, prompt_tokens=20
+        raw, prompt_id="p", level="concurrency=1", round=1, round_start_ns=0, prompt_tokens=20
     )
 
 
@@ -165,7 +165,7 @@ def test_a_line_over_the_cap_fails_as_oversize() -> None:
     rec = parse_exchange(
         raw,
         prompt_id="p",
-        concurrency=1,
+        level="concurrency=1",
         round=1,
         round_start_ns=0,
         prompt_tokens=1,
@@ -180,7 +180,7 @@ def test_a_long_response_is_parsed_in_slices() -> None:
     chunks = [(i * MS, one) for i in range(n)] + [(n * MS, delta(finish="stop")), (n * MS, DONE)]
     raw = RawExchange(send_ns=0, status=200, chunks=chunks, end_ns=n * MS)
     steps = parse_steps(
-        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=0, prompt_tokens=1
+        raw, prompt_id="p", level="concurrency=1", round=1, round_start_ns=0, prompt_tokens=1
     )
     slices = 0
     while True:

@@ -22,7 +22,7 @@ def rec(
 ) -> RequestRecord:
     return RequestRecord(
         prompt_id="p",
-        concurrency=1,
+        level="concurrency=1",
         round=1,
         start_ms=0.0,
         end_ms=latency,

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
+from drbench.levels import Level
 from drbench.records import ErrorKind, RequestRecord
 from drbench.slo import SLO
 from drbench.stats import Change, Distribution, compare_rounds, summarize_round
@@ -31,7 +32,7 @@ def ok(
     latency = ttft + sum(itl)
     return RequestRecord(
         prompt_id=pid,
-        concurrency=4,
+        level="concurrency=4",
         round=rnd,
         start_ms=start,
         end_ms=start + latency,
@@ -49,7 +50,7 @@ def failed(
 ) -> RequestRecord:
     return RequestRecord(
         prompt_id=pid,
-        concurrency=4,
+        level="concurrency=4",
         round=1,
         start_ms=start,
         end_ms=end,
@@ -111,8 +112,8 @@ def test_distribution_to_dict_is_plain_json():
 
 
 def test_counts_duration_and_averages():
-    s = summarize_round(round_one(), concurrency=4, round=1)
-    assert (s.concurrency, s.round) == (4, 1)
+    s = summarize_round(round_one(), level=Level.closed(4), round=1)
+    assert (s.level, s.round) == (Level.closed(4), 1)
     assert (s.requests_total, s.succeeded, s.failed) == (5, 4, 1)
     assert s.duration_s == 2.0  # min start 0 ms, max end 2000 ms (the failure)
     assert s.input_tokens_avg == 25.0  # (10 + 20 + 30 + 40) / 4
@@ -120,7 +121,7 @@ def test_counts_duration_and_averages():
 
 
 def test_metrics_exclude_failures_and_pool_itl():
-    m = summarize_round(round_one(), concurrency=4, round=1).metrics
+    m = summarize_round(round_one(), level=Level.closed(4), round=1).metrics
     assert set(m) == {"ttft_ms", "itl_ms", "tpot_ms", "latency_ms"}
     # TTFT [100, 200, 300, 400]: see test_distribution_hand_computed.
     assert (m["ttft_ms"].avg, m["ttft_ms"].count) == (250.0, 4)
@@ -146,29 +147,29 @@ def test_pooled_itl_reads_every_storage_of_gaps_alike():
     plain = ok("c")
     plain.itl_ms = [4.25, 9.0]  # not converted: a list stays a list
     none = ok("d")  # no gaps at all
-    itl = summarize_round([whole, floats, plain, none], concurrency=4, round=1).metrics["itl_ms"]
+    itl = summarize_round([whole, floats, plain, none], level=Level.closed(4), round=1).metrics["itl_ms"]
     values = np.array([7.654321, 12.0, 0.000001, 0.1234567891, 3.5, 4.25, 9.0])
     assert itl.count == 7 and itl.min == 0.000001 and itl.max == 12.0
     assert itl.avg == float(values.mean()) and itl.p90 == float(np.percentile(values, 90))
     assert itl.stddev == float(values.std())
-    empty = summarize_round([none], concurrency=4, round=1).metrics["itl_ms"]
+    empty = summarize_round([none], level=Level.closed(4), round=1).metrics["itl_ms"]
     assert empty.count == 0 and empty.avg is None
 
 
 def test_throughput():
-    t = summarize_round(round_one(), concurrency=4, round=1).throughput
+    t = summarize_round(round_one(), level=Level.closed(4), round=1).throughput
     assert t.output_tokens_per_s == 5.0  # 10 output tokens / 2 s
     assert t.total_tokens_per_s == 55.0  # (100 prompt + 10 output) / 2 s
     assert t.requests_per_s == 2.0  # 4 successes / 2 s
 
 
 def test_given_duration_overrides_the_records():
-    s = summarize_round(round_one(), concurrency=4, round=1, duration_s=4.0)
+    s = summarize_round(round_one(), level=Level.closed(4), round=1, duration_s=4.0)
     assert s.duration_s == 4.0 and s.throughput.output_tokens_per_s == 2.5
 
 
 def test_client_cached_share_over_records_reporting_both():
-    c = summarize_round(round_one(), concurrency=4, round=1).cache
+    c = summarize_round(round_one(), level=Level.closed(4), round=1).cache
     # a: 5 of 10 cached, c: 30 of 30; b and d report no cached_tokens and are left out.
     assert (c.cached_tokens, c.prompt_tokens) == (35, 40)
     assert c.client_cached_share == 35 / 40
@@ -176,7 +177,7 @@ def test_client_cached_share_over_records_reporting_both():
 
 def test_cache_unknown_when_no_record_reports_it():
     records = [ok("a", cached=None), ok("b", cached=None)]
-    c = summarize_round(records, concurrency=1, round=1).cache
+    c = summarize_round(records, level=Level.closed(1), round=1).cache
     assert (c.client_cached_share, c.cached_tokens, c.prompt_tokens) == (None, None, None)
 
 
@@ -185,7 +186,7 @@ def test_missing_token_counts_contribute_nothing():
         ok("a", itl=(10, 10), completion=3, prompt=None),
         ok("b", itl=(10,), completion=None, prompt=8),
     ]
-    s = summarize_round(records, concurrency=1, round=1)
+    s = summarize_round(records, level=Level.closed(1), round=1)
     assert s.output_tokens_avg == 3.0 and s.input_tokens_avg == 8.0
     assert s.metrics["tpot_ms"].count == 1  # b's TPOT is unknown, not 0
     assert s.throughput.output_tokens_per_s == 3 / 0.12  # 3 tokens over 120 ms
@@ -194,7 +195,7 @@ def test_missing_token_counts_contribute_nothing():
 
 def test_all_counts_missing_gives_none_not_zero():
     records = [ok("a", completion=None, prompt=None), ok("b", completion=None, prompt=None)]
-    s = summarize_round(records, concurrency=1, round=1)
+    s = summarize_round(records, level=Level.closed(1), round=1)
     assert s.output_tokens_avg is None and s.input_tokens_avg is None
     t = s.throughput
     assert (t.output_tokens_per_s, t.total_tokens_per_s) == (None, None)
@@ -203,7 +204,7 @@ def test_all_counts_missing_gives_none_not_zero():
 
 def test_all_failed_round():
     records = [failed("a", ErrorKind.CONNECTION, "refused", end=5.0)] * 3
-    s = summarize_round(records, concurrency=1, round=1)
+    s = summarize_round(records, level=Level.closed(1), round=1)
     assert (s.succeeded, s.failed) == (0, 3)
     assert all(d.count == 0 and d.avg is None for d in s.metrics.values())
     assert s.input_tokens_avg is None
@@ -212,9 +213,9 @@ def test_all_failed_round():
 
 
 def test_empty_round_and_unended_records():
-    s = summarize_round([], concurrency=1, round=2)
+    s = summarize_round([], level=Level.closed(1), round=2)
     assert (s.requests_total, s.duration_s, s.throughput.requests_per_s) == (0, None, None)
-    s = summarize_round([failed("a", ErrorKind.STREAM, "cut")], concurrency=1, round=1)
+    s = summarize_round([failed("a", ErrorKind.STREAM, "cut")], level=Level.closed(1), round=1)
     assert s.duration_s is None and s.throughput.requests_per_s is None
 
 
@@ -224,7 +225,7 @@ def test_top_errors_grouped_and_limited():
     records += [failed("h", ErrorKind.HTTP, "503  Service\nUnavailable")] * 2
     records += [failed("h", ErrorKind.HTTP, "429 Too Many Requests")] * 4
     records += [failed(f"x{i}", ErrorKind.STREAM, f"dropped #{i}") for i in range(4)]
-    s = summarize_round(records, concurrency=1, round=1)
+    s = summarize_round(records, level=Level.closed(1), round=1)
     assert s.errors == [
         ("http", "429 Too Many Requests", 4),
         ("timeout", "no answer within 30 s", 3),
@@ -238,26 +239,26 @@ def test_top_errors_grouped_and_limited():
 
 
 def test_no_slo_no_goodput():
-    assert summarize_round(round_one(), concurrency=4, round=1).goodput is None
-    assert summarize_round(round_one(), concurrency=4, round=1, slo=SLO()).goodput is None
+    assert summarize_round(round_one(), level=Level.closed(4), round=1).goodput is None
+    assert summarize_round(round_one(), level=Level.closed(4), round=1, slo=SLO()).goodput is None
 
 
 def test_goodput_met_by_some():
     # TTFT <= 250 ms: a (3 tokens) and b (2 tokens) of 5 requests; 2 s round.
-    g = summarize_round(round_one(), concurrency=4, round=1, slo=SLO(ttft_ms=250)).goodput
+    g = summarize_round(round_one(), level=Level.closed(4), round=1, slo=SLO(ttft_ms=250)).goodput
     assert (g.good, g.total, g.percent) == (2, 5, 40.0)
     assert (g.requests_per_s, g.output_tokens_per_s) == (1.0, 2.5)
 
 
 def test_goodput_met_by_all_successes_but_never_by_a_failure():
-    g = summarize_round(round_one(), concurrency=4, round=1, slo=SLO(ttft_ms=1000)).goodput
+    g = summarize_round(round_one(), level=Level.closed(4), round=1, slo=SLO(ttft_ms=1000)).goodput
     assert (g.good, g.total, g.percent) == (4, 5, 80.0)
-    g = summarize_round(round_one()[:4], concurrency=4, round=1, slo=SLO(ttft_ms=1000)).goodput
+    g = summarize_round(round_one()[:4], level=Level.closed(4), round=1, slo=SLO(ttft_ms=1000)).goodput
     assert (g.good, g.total, g.percent) == (4, 4, 100.0)
 
 
 def test_goodput_met_by_none():
-    g = summarize_round(round_one(), concurrency=4, round=1, slo=SLO(latency_ms=50)).goodput
+    g = summarize_round(round_one(), level=Level.closed(4), round=1, slo=SLO(latency_ms=50)).goodput
     assert (g.good, g.percent, g.requests_per_s, g.output_tokens_per_s) == (0, 0.0, 0.0, 0.0)
 
 
@@ -265,7 +266,7 @@ def test_goodput_itl_mode_changes_the_count():
     # itl_ms 25: mean gaps a 15, b 30, c none, d 50 -> a, c good; worst gaps a 20 -> same.
     # itl_ms 18: mean a 15 passes, worst a 20 does not -> mean 2 good (a, c), max 1 good (c).
     def good(slo: SLO) -> int:
-        return summarize_round(round_one(), concurrency=4, round=1, slo=slo).goodput.good
+        return summarize_round(round_one(), level=Level.closed(4), round=1, slo=slo).goodput.good
 
     assert good(SLO(itl_ms=25)) == good(SLO(itl_ms=25, itl_mode="max")) == 2
     assert good(SLO(itl_ms=18)) == 2
@@ -276,9 +277,15 @@ def test_goodput_itl_mode_changes_the_count():
 
 
 def test_round_to_dict_shape():
-    s = summarize_round(round_one(), concurrency=4, round=1, slo=SLO(ttft_ms=250))
+    s = summarize_round(round_one(), level=Level.closed(4), round=1, slo=SLO(ttft_ms=250))
     d = json.loads(json.dumps(s.to_dict()))  # plain JSON types only
-    assert d["round"] == 1
+    assert d["level"] == {
+        "kind": "concurrency",
+        "concurrency": 4,
+        "request_rate": None,
+        "max_concurrency": None,
+    }
+    assert (d["concurrency"], d["round"]) == (4, 1)  # schema 1's key is kept
     assert d["requests"] == {"total": 5, "succeeded": 4, "failed": 1}
     assert (d["duration_s"], d["input_tokens_avg"], d["output_tokens_avg"]) == (2.0, 25.0, 2.5)
     assert set(d["metrics"]) == {"ttft_ms", "itl_ms", "tpot_ms", "latency_ms"}
@@ -298,7 +305,11 @@ def test_round_to_dict_shape():
     }
     assert d["cache"] == {"client_cached_share": 0.875, "cached_tokens": 35, "prompt_tokens": 40}
     assert d["errors"] == [{"kind": "timeout", "message": "no answer within 30 s", "count": 1}]
-    no_slo = summarize_round(round_one(), concurrency=4, round=1).to_dict()
+    # In flight: a 0-130, b 0-230, c 50-350, d 100-650, f 200-2000 ms: 3010 ms busy over the
+    # 2000 ms round is 1.505 on average; a, b, c and d overlap from 100 to 130 ms: a peak of 4.
+    # A closed loop has no schedule, so no send lag.
+    assert d["load"] == {"send_lag_ms": None, "concurrency_mean": 1.505, "concurrency_peak": 4}
+    no_slo = summarize_round(round_one(), level=Level.closed(4), round=1).to_dict()
     assert no_slo["goodput"] is None
 
 
@@ -330,8 +341,8 @@ def paired_rounds() -> tuple[list[RequestRecord], list[RequestRecord]]:
 
 def compare(r1, r2, **kw):
     slo = kw.pop("slo", None)
-    s1 = summarize_round(r1, concurrency=4, round=1, slo=slo)
-    s2 = summarize_round(r2, concurrency=4, round=2, slo=slo)
+    s1 = summarize_round(r1, level=Level.closed(4), round=1, slo=slo)
+    s2 = summarize_round(r2, level=Level.closed(4), round=2, slo=slo)
     return compare_rounds(r1, r2, s1, s2, **kw), s1, s2
 
 
