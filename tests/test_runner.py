@@ -12,6 +12,10 @@ import pytest
 import drbench.runner as runner
 from drbench.client import Endpoint, PreparedRequest
 from drbench.config import BenchConfig
+from drbench.engine import run_round
+from drbench.executors import InProcess
+from drbench.levels import Level
+from drbench.pacing import ClosedLoop
 from drbench.prometheus import Missing, RoundServerMetrics
 from drbench.records import Prompt, RequestRecord
 from drbench.response import RawExchange
@@ -23,7 +27,14 @@ _STREAM = (
 )
 
 
-def test_turns_grant_one_waiter_per_loop_iteration() -> None:
+def _exchange() -> RawExchange:
+    raw = RawExchange(send_ns=perf_counter_ns(), status=200)
+    raw.chunks.append((perf_counter_ns(), _STREAM))
+    raw.end_ns = perf_counter_ns()
+    return raw
+
+
+def test_the_dispatcher_releases_one_request_per_loop_iteration() -> None:
     async def go() -> list[int]:
         loop = asyncio.get_running_loop()
         tick = [0]
@@ -33,44 +44,63 @@ def test_turns_grant_one_waiter_per_loop_iteration() -> None:
             loop.call_soon(count)
 
         loop.call_soon(count)
-        turns = runner._Turns()
         seen: list[int] = []
 
-        async def waiter() -> None:
-            await turns.wait()
+        async def transport(req: PreparedRequest) -> RawExchange:
             seen.append(tick[0])
+            return _exchange()
 
-        await asyncio.gather(*(waiter() for _ in range(6)))
+        requests = [PreparedRequest.of(f"p{i}", {"messages": [], "n": i}) for i in range(6)]
+        await run_round(
+            requests, ClosedLoop(6), InProcess(transport), level="concurrency=6", round=1,
+            on_record=lambda rec: None,
+        )  # fmt: skip
         return seen
 
     seen = asyncio.run(go())
     assert len(seen) == 6 and len(set(seen)) == 6
 
 
-def test_a_cancelled_waiter_gives_its_turn_up() -> None:
-    async def go() -> list[str]:
-        turns = runner._Turns()
+def test_a_freed_slot_goes_to_the_next_request_in_order() -> None:
+    """A closed loop of 2: p0 is slow, so every slot p1 frees goes to the next prompt in order
+    (never to a later one), and p0's slot is never given twice."""
+
+    async def go() -> tuple[list[str], int]:
         order: list[str] = []
+        in_flight = [0, 0]  # now, peak
 
-        async def waiter(name: str) -> None:
-            await turns.wait()
-            order.append(name)
+        async def transport(req: PreparedRequest) -> RawExchange:
+            order.append(req.prompt_id)
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight)
+            try:
+                await asyncio.sleep(0.2 if req.prompt_id == "p0" else 0)
+                return _exchange()
+            finally:
+                in_flight[0] -= 1
 
-        a, b, c = (asyncio.ensure_future(waiter(n)) for n in "abc")
-        await asyncio.sleep(0)  # all three are queued
-        b.cancel()
-        await asyncio.wait_for(asyncio.gather(a, c), timeout=2)
-        return order
+        requests = [PreparedRequest.of(f"p{i}", {"messages": [], "n": i}) for i in range(6)]
+        await asyncio.wait_for(
+            run_round(
+                requests, ClosedLoop(2), InProcess(transport), level="concurrency=2", round=1,
+                on_record=lambda rec: None,
+            ),
+            timeout=10,
+        )  # fmt: skip
+        return order, in_flight[1]
 
-    assert asyncio.run(go()) == ["a", "c"]
+    order, peak = asyncio.run(go())
+    assert order == [f"p{i}" for i in range(6)] and peak == 2
 
 
 class Observer:
     def __init__(self) -> None:
         self.done: list[RequestRecord] = []
         self.rounds: list[RoundResult] = []
+        self.started: list[tuple[Level, int, int]] = []
 
-    def round_started(self, concurrency: int, round: int, total: int) -> Observer:
+    def round_started(self, level: Level, round: int, total: int) -> Observer:
+        self.started.append((level, round, total))
         return self
 
     def update(self, record: RequestRecord) -> None:
@@ -92,7 +122,7 @@ def test_interrupted_round_still_records_every_received_exchange(
     received: list[str] = []
     answer = asyncio.Event()
 
-    async def instant_send(session, endpoint, req, timeout_s, max_bytes) -> RawExchange:
+    async def instant_send(req: PreparedRequest) -> RawExchange:
         raw = RawExchange(send_ns=perf_counter_ns(), status=200)
         await answer.wait()  # every request in flight ends in the same loop iteration
         raw.chunks.append((perf_counter_ns(), _STREAM))
@@ -100,18 +130,18 @@ def test_interrupted_round_still_records_every_received_exchange(
         received.append(req.prompt_id)
         return raw
 
-    monkeypatch.setattr(runner, "send", instant_send)
     endpoint = Endpoint.parse("http://127.0.0.1:9/v1/chat/completions")
     prompts = [Prompt(id=f"p{i}", text="x") for i in range(400)]
     plan = runner.RunPlan(BenchConfig(), endpoint, "m", prompts)
     requests = [PreparedRequest.of(p.id, {"messages": [], "n": i}) for i, p in enumerate(prompts)]
     observer = Observer()
     parsed_at_interrupt = []
-    level = LevelResult(concurrency=50, cold_start="nonce")
+    level = LevelResult(level=Level.closed(50), cold_start="nonce")
+    executor = InProcess(instant_send)
 
     async def go() -> None:
         task = asyncio.ensure_future(
-            runner._run_round(plan, None, None, requests, level, 1, observer)  # type: ignore[arg-type]
+            runner._run_round(plan, None, executor, requests, level, 1, observer)  # type: ignore[arg-type]
         )
         for _ in range(80):  # all 50 workers have taken their turn and wait for an answer
             await asyncio.sleep(0)
@@ -129,6 +159,8 @@ def test_interrupted_round_still_records_every_received_exchange(
     assert [r.prompt_id for r in observer.done] == received
     assert all(r.ok and r.output_text == "hi" for r in observer.done)
     assert level.rounds == [] and observer.rounds == []  # a round cut short is not a round
+    assert observer.started == [(Level.closed(50), 1, 400)]
+    assert {r.level for r in observer.done} == {"concurrency=50"}
 
 
 class SlowWatcher:
@@ -149,29 +181,29 @@ class SlowWatcher:
         return RoundServerMetrics([], {}, [Missing("http://m/metrics", None, reason)])
 
 
-def _round_setup(monkeypatch: pytest.MonkeyPatch, n: int):
-    async def quick_send(session, endpoint, req, timeout_s, max_bytes) -> RawExchange:
+def _round_setup(n: int):
+    async def quick_send(req: PreparedRequest) -> RawExchange:
         raw = RawExchange(send_ns=perf_counter_ns(), status=200)
         await asyncio.sleep(0)
         raw.chunks.append((perf_counter_ns(), _STREAM))
         raw.end_ns = perf_counter_ns()
         return raw
 
-    monkeypatch.setattr(runner, "send", quick_send)
     endpoint = Endpoint.parse("http://127.0.0.1:9/v1/chat/completions")
     prompts = [Prompt(id=f"p{i}", text="x") for i in range(n)]
     plan = runner.RunPlan(BenchConfig(), endpoint, "m", prompts)
     requests = [PreparedRequest.of(p.id, {"messages": [], "n": i}) for i, p in enumerate(prompts)]
-    return plan, requests, Observer(), LevelResult(concurrency=4, cold_start="nonce")
+    level = LevelResult(level=Level.closed(4), cold_start="nonce")
+    return plan, InProcess(quick_send), requests, Observer(), level
 
 
-def test_ctrl_c_during_the_closing_scrape_keeps_the_round(monkeypatch: pytest.MonkeyPatch) -> None:
-    plan, requests, observer, level = _round_setup(monkeypatch, 8)
+def test_ctrl_c_during_the_closing_scrape_keeps_the_round() -> None:
+    plan, executor, requests, observer, level = _round_setup(8)
     watcher = SlowWatcher()
 
     async def go() -> None:
         task = asyncio.ensure_future(
-            runner._run_round(plan, None, watcher, requests, level, 1, observer)  # type: ignore[arg-type]
+            runner._run_round(plan, watcher, executor, requests, level, 1, observer)  # type: ignore[arg-type]
         )
         await watcher.closing.wait()
         task.cancel()
@@ -185,12 +217,12 @@ def test_ctrl_c_during_the_closing_scrape_keeps_the_round(monkeypatch: pytest.Mo
     assert [m.reason for m in kept.server.missing] == [runner._NO_CLOSING_SCRAPE]
 
 
-def test_ctrl_c_after_the_last_record_keeps_the_round(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_after_the_last_record_keeps_the_round() -> None:
     """Cancelled in the loop iterations between the last record and the end of the round."""
 
-    async def go(spins: int, plan, requests, observer, level, watcher) -> int:
+    async def go(spins: int, plan, executor, requests, observer, level, watcher) -> int:
         task = asyncio.ensure_future(
-            runner._run_round(plan, None, watcher, requests, level, 1, observer)  # type: ignore[arg-type]
+            runner._run_round(plan, watcher, executor, requests, level, 1, observer)  # type: ignore[arg-type]
         )
         while len(observer.done) < 3:
             await asyncio.sleep(0)
@@ -202,8 +234,10 @@ def test_ctrl_c_after_the_last_record_keeps_the_round(monkeypatch: pytest.Monkey
         return len(observer.done)
 
     for spins in range(12):  # 0-3: still in the gather; 4+: in the closing scrape
-        plan, requests, observer, level = _round_setup(monkeypatch, 3)
-        assert asyncio.run(go(spins, plan, requests, observer, level, SlowWatcher())) == 3
+        setup = _round_setup(3)
+        level = setup[-1]
+        assert asyncio.run(go(spins, *setup, SlowWatcher())) == 3
+        observer = setup[3]
         assert len(level.rounds) == 1 and observer.rounds == level.rounds, spins
         assert [m.reason for m in level.rounds[0].server.missing] == [runner._NO_CLOSING_SCRAPE]
 
@@ -232,12 +266,10 @@ class FileObserver(Observer):
 
 
 @pytest.mark.parametrize("mode", ["repeat", "continue"])
-def test_answers_are_logged_and_filed_then_freed_once_no_round_needs_them(
-    monkeypatch: pytest.MonkeyPatch, mode: str
-) -> None:
+def test_answers_are_logged_and_filed_then_freed_once_no_round_needs_them(mode: str) -> None:
     sent: list[dict] = []
 
-    async def answering_send(session, endpoint, req, timeout_s, max_bytes) -> RawExchange:
+    async def answering_send(req: PreparedRequest) -> RawExchange:
         sent.append(req.payload)
         raw = RawExchange(send_ns=perf_counter_ns(), status=200)
         await asyncio.sleep(0)
@@ -245,14 +277,13 @@ def test_answers_are_logged_and_filed_then_freed_once_no_round_needs_them(
         raw.end_ns = perf_counter_ns()
         return raw
 
-    monkeypatch.setattr(runner, "send", answering_send)
     endpoint = Endpoint.parse("http://127.0.0.1:9/v1/chat/completions")
     prompts = [Prompt(id=f"p{i}", text="x") for i in range(3)]
     cfg = BenchConfig(concurrency=(2,), rounds=3, round2_mode=mode, followup_text="more?")
     plan = runner.RunPlan(cfg, endpoint, "m", prompts)
     result = RunResult(config=cfg, started_at="t0")
     observer = FileObserver()
-    asyncio.run(runner.run(plan, result, observer))
+    asyncio.run(runner.run(plan, result, observer, transport=answering_send))
     assert observer.logged == ["hi"] * 9  # requests.jsonl: every answer, as it ends
     assert observer.round_files == [["hi"] * 3] * 3  # every round's file has its answers
     kept = [r for rnd in result.levels[0].rounds for r in rnd.records]
