@@ -60,7 +60,13 @@ def test_range_errors_name_the_flag(argv: list[str], message: str) -> None:
     assert str(err.value).startswith(message)
 
 
-NUMBERS = [o for o in OPTIONS if o.kind in ("int", "float", "int_list")]
+NUMBERS = [o for o in OPTIONS if o.kind in ("int", "float", "int_list", "float_list", "int_auto")]
+# What an option needs beside it to be checked at all: rate levels replace --concurrency's, and
+# a rate level's cap needs rate levels.
+COMPANIONS = {
+    "request_rate": {"concurrency": ()},
+    "max_concurrency": {"request_rate": (10.0,), "concurrency": ()},
+}
 
 
 def test_every_number_option_has_a_documented_range() -> None:
@@ -77,15 +83,18 @@ def test_float_flags_must_be_finite(opt, text: str) -> None:
 
 @pytest.mark.parametrize("opt", NUMBERS, ids=lambda o: o.name)
 def test_number_ranges_are_inclusive_and_refuse_just_outside(opt) -> None:
-    step = 1 if opt.kind != "float" else 0.001
-    typ = float if opt.kind == "float" else int
+    floats = opt.kind in ("float", "float_list")
+    step = 0.001 if floats else 1
+    typ = float if floats else int
+    listed = opt.kind.endswith("_list")
+    companions = COMPANIONS.get(opt.name, {})
     inside = [opt.high] if opt.low_open else [opt.low, opt.high]
     for v in inside:
-        BenchConfig(**{opt.name: (typ(v),) if opt.kind == "int_list" else typ(v)}).check()
+        BenchConfig(**companions, **{opt.name: (typ(v),) if listed else typ(v)}).check()
     for v in (opt.low if opt.low_open else opt.low - step, opt.high + step):
-        value = (typ(v),) if opt.kind == "int_list" else typ(v)
+        value = (typ(v),) if listed else typ(v)
         with pytest.raises(ConfigError, match=f"^{opt.flag} must be "):
-            BenchConfig(**{opt.name: value}).check()
+            BenchConfig(**companions, **{opt.name: value}).check()
 
 
 def test_recipe_values_get_the_same_range_check_naming_the_key(tmp_path, capsys) -> None:

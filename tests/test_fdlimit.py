@@ -101,6 +101,7 @@ _WARM_UP_CHECK = """
 import sys
 from drbench.benchmark import _import_report_modules
 from drbench.config import BenchConfig
+from drbench.levels import Level
 from drbench.records import RequestRecord, TokenSource
 from drbench.results import LevelResult, RoundResult, RunResult
 _import_report_modules(BenchConfig(no_plots=True))
@@ -108,11 +109,12 @@ before = set(sys.modules)
 from drbench.report.console import format_comparison, format_overview, format_round
 from drbench.report.files import strict_json
 from drbench.stats import compare_rounds, summarize_round
-level = LevelResult(concurrency=4, cold_start="nonce")
+four = Level.closed(4)
+level = LevelResult(level=four, cold_start="nonce")
 for rnd in (1, 2):
-    recs = [RequestRecord(f"q{i}", 4, rnd, 1.0, 50.0, 10.0 * i + rnd, 50.0, [1.0] * 7, 90, 8, 0,
+    recs = [RequestRecord(f"q{i}", four.key, rnd, 1.0, 50.0, 10.0 * i + rnd, 50.0, [1.0] * 7, 90, 8, 0,
                           TokenSource.USAGE) for i in range(20)]
-    level.rounds.append(RoundResult(summarize_round(recs, concurrency=4, round=rnd), recs))
+    level.rounds.append(RoundResult(summarize_round(recs, level=four, round=rnd), recs))
 r1, r2 = level.rounds
 level.comparison = compare_rounds(r1.records, r2.records, r1.summary, r2.summary)
 run = RunResult(config=BenchConfig(), started_at="t", levels=[level])
