@@ -77,13 +77,26 @@ def test_every_output_file_and_the_summary_contract(fast_mocker, tmp_path: Path)
         "summary.json",
     ]
     s = load_summary(out)
-    assert s["schema_version"] == 1 and s["tool"]["name"] == "drbench"
+    assert s["schema_version"] == 2 and s["tool"]["name"] == "drbench"
     assert s["config"]["api_key"] == "***" and s["config"]["model"] == "mock-llm"
     assert [lv["concurrency"] for lv in s["levels"]] == [2, 4]
+    assert [lv["level"] for lv in s["levels"]] == [
+        {"kind": "concurrency", "concurrency": c, "request_rate": None, "max_concurrency": None}
+        for c in (2, 4)
+    ]
     for lv in s["levels"]:
         assert lv["cold_start"] == "nonce" and lv["comparison"]["n_pairs"] == 6
+        assert lv["warmup"] is None  # no --warmup
         for r in lv["rounds"]:
             assert r["requests"] == {"total": 6, "succeeded": 6, "failed": 0}
+            assert r["level"] == lv["level"] and r["concurrency"] == lv["concurrency"]
+            assert (r["truncated"], r["unsent"]) == (False, 0)
+            load = r["load"]
+            assert load["send_lag_ms"] is None  # a closed loop has no schedule to lag behind
+            assert 1 <= load["concurrency_peak"] <= lv["concurrency"]
+            assert 0 < load["concurrency_mean"] <= load["concurrency_peak"]
+            (own,) = r["client"]  # --workers 1: this process alone sent the load
+            assert own["worker"] is None and own["duration_s"] > 0 and own["cpu_s"] >= 0
             assert set(r["metrics"]) == {"ttft_ms", "itl_ms", "tpot_ms", "latency_ms"}
             for dist in r["metrics"].values():
                 assert set(dist) == {"avg", "p50", "p90", "p99", "min", "max", "stddev"}
@@ -98,6 +111,9 @@ def test_every_output_file_and_the_summary_contract(fast_mocker, tmp_path: Path)
     assert len(lines) == 6 * 2 * 2
     rec = json.loads(lines[0])
     assert rec["ok"] and rec["token_source"] == "usage" and len(rec["itl_ms"]) == 7
+    assert rec["level"] == "concurrency=2" and rec["worker"] is None
+    assert rec["scheduled_ms"] is None and rec["send_lag_ms"] is None
+    assert [json.loads(x)["level"] for x in lines] == ["concurrency=2"] * 12 + ["concurrency=4"] * 12
     rows = list(csv.DictReader((out / "metrics_summary.csv").open()))
     assert [(r["concurrency"], r["round"]) for r in rows] == [
         ("2", "1"),
@@ -105,11 +121,14 @@ def test_every_output_file_and_the_summary_contract(fast_mocker, tmp_path: Path)
         ("4", "1"),
         ("4", "2"),
     ]
+    assert {r["level_kind"] for r in rows} == {"concurrency"}
+    assert [r["level_concurrency"] for r in rows] == ["2", "2", "4", "4"]
     assert float(rows[0]["metrics_ttft_ms_p50"]) == pytest.approx(
         s["levels"][0]["rounds"][0]["metrics"]["ttft_ms"]["p50"]
     )
     per_round = json.loads((out / "concurrency_4_round_2.json").read_text())
     assert len(per_round["records"]) == 6 and per_round["summary"]["round"] == 2
+    assert per_round["schema_version"] == 2 and per_round["level"]["concurrency"] == 4
     assert (out / "plots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for p in out.iterdir():
         if p.suffix != ".png":
