@@ -113,7 +113,9 @@ def test_every_output_file_and_the_summary_contract(fast_mocker, tmp_path: Path)
     assert rec["ok"] and rec["token_source"] == "usage" and len(rec["itl_ms"]) == 7
     assert rec["level"] == "concurrency=2" and rec["worker"] is None
     assert rec["scheduled_ms"] is None and rec["send_lag_ms"] is None
-    assert [json.loads(x)["level"] for x in lines] == ["concurrency=2"] * 12 + ["concurrency=4"] * 12
+    assert [json.loads(x)["level"] for x in lines] == ["concurrency=2"] * 12 + [
+        "concurrency=4"
+    ] * 12
     rows = list(csv.DictReader((out / "metrics_summary.csv").open()))
     assert [(r["concurrency"], r["round"]) for r in rows] == [
         ("2", "1"),

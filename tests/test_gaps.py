@@ -103,7 +103,12 @@ def _stream(tokens: int) -> RawExchange:
 def test_a_parsed_record_round_trips_through_to_dict_json_and_from_dict() -> None:
     raw = _stream(40)
     rec = parse_exchange(
-        raw, prompt_id="p", level="concurrency=2", round=1, round_start_ns=4_900_000_000, prompt_tokens=9
+        raw,
+        prompt_id="p",
+        level="concurrency=2",
+        round=1,
+        round_start_ns=4_900_000_000,
+        prompt_tokens=9,
     )
     assert rec.ok and rec.token_source is TokenSource.USAGE and len(rec.itl_ms) == 39
     stamps = [t for t, _ in raw.chunks[:40]]

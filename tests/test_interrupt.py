@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from drbench.levels import Level
+
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "examples" / "example_dataset.json"
 PROMPTS = 4
@@ -71,7 +73,9 @@ def _rounds_in_log(log: Path) -> Counter:
         lines = log.read_text().splitlines()
     except FileNotFoundError:
         return Counter()
-    return Counter((r["concurrency"], r["round"]) for r in map(json.loads, lines))
+    return Counter(
+        (Level.from_key(r["level"]).concurrency, r["round"]) for r in map(json.loads, lines)
+    )
 
 
 class _Run:

@@ -94,7 +94,11 @@ def test_an_error_message_quoting_a_url_is_redacted_in_every_report(tmp_path: Pa
     run = RunResult(
         BenchConfig(),
         "t0",
-        levels=[LevelResult(Level.closed(1), "nonce", [result], warnings=[f"see http://h/?token={SECRET}"])],
+        levels=[
+            LevelResult(
+                Level.closed(1), "nonce", [result], warnings=[f"see http://h/?token={SECRET}"]
+            )
+        ],
     )
     texts = [
         write_round(tmp_path, result).read_text(),

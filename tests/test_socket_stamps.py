@@ -117,7 +117,12 @@ def _stamps_ns(mocker_factory, tmp_path: Path) -> list[float]:
 
     raw = asyncio.run(go())
     rec = parse_exchange(
-        raw, prompt_id="p", level="concurrency=1", round=1, round_start_ns=raw.send_ns, prompt_tokens=1
+        raw,
+        prompt_id="p",
+        level="concurrency=1",
+        round=1,
+        round_start_ns=raw.send_ns,
+        prompt_tokens=1,
     )
     mock.stop()  # flushes the trace
     entry = next(e for e in map(json.loads, trace.read_text().splitlines()))

@@ -147,7 +147,9 @@ def test_pooled_itl_reads_every_storage_of_gaps_alike():
     plain = ok("c")
     plain.itl_ms = [4.25, 9.0]  # not converted: a list stays a list
     none = ok("d")  # no gaps at all
-    itl = summarize_round([whole, floats, plain, none], level=Level.closed(4), round=1).metrics["itl_ms"]
+    itl = summarize_round([whole, floats, plain, none], level=Level.closed(4), round=1).metrics[
+        "itl_ms"
+    ]
     values = np.array([7.654321, 12.0, 0.000001, 0.1234567891, 3.5, 4.25, 9.0])
     assert itl.count == 7 and itl.min == 0.000001 and itl.max == 12.0
     assert itl.avg == float(values.mean()) and itl.p90 == float(np.percentile(values, 90))
@@ -253,7 +255,9 @@ def test_goodput_met_by_some():
 def test_goodput_met_by_all_successes_but_never_by_a_failure():
     g = summarize_round(round_one(), level=Level.closed(4), round=1, slo=SLO(ttft_ms=1000)).goodput
     assert (g.good, g.total, g.percent) == (4, 5, 80.0)
-    g = summarize_round(round_one()[:4], level=Level.closed(4), round=1, slo=SLO(ttft_ms=1000)).goodput
+    g = summarize_round(
+        round_one()[:4], level=Level.closed(4), round=1, slo=SLO(ttft_ms=1000)
+    ).goodput
     assert (g.good, g.total, g.percent) == (4, 4, 100.0)
 
 
