@@ -97,7 +97,7 @@ def test_round_1_is_cold_at_every_level(mocker_factory, tmp_path: Path, block: s
     out = tmp_path / "o"
     assert run(mock, out, "--concurrency", "1", "2", "4", "--num-samples", "6") == 0
     recs = records(out)
-    assert {r["concurrency"] for r in recs} == {1, 2, 4}
+    assert {r["level"] for r in recs} == {"concurrency=1", "concurrency=2", "concurrency=4"}
     # The one exception: whole blocks of the chat template's header before the nonce
     # (the mocker's "<|im_start|>system\n" is 4 tokens, "<|im_start|>user\n" 3).
     first_role = {
@@ -193,8 +193,8 @@ def test_a_round_with_no_success_exits_6_and_says_why(mocker_factory, tmp_path: 
     assert "no request succeeded in round 1 at concurrency 5 (4 of 4 failed: 4 http): exit 6" in err
     gates = summary(tmp_path / "p")["gates"]
     assert gates == [
-        {"gate": "no_success", "concurrency": 5, "round": 1, "value": 0.0, "threshold": None,
-         "passed": False, "exit_status": 6}
+        {"gate": "no_success", "level": "concurrency=5", "concurrency": 5, "round": 1,
+         "value": 0.0, "threshold": None, "passed": False, "exit_status": 6}
     ]  # fmt: skip
 
 
