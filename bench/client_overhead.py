@@ -32,7 +32,9 @@ carries several events and the figure is per event, flattered by that.
 
 CPU per chunk (``--tokens-per-chunk 1 --itl-ms 1``: one token per SSE event per write, as vLLM
 writes, at a rate both clients keep up with): CPU-seconds in the same middle window divided by
-the reads that carried text events there (distinct arrival stamps), for the benchmarker and for
+the reads that carried text events there (distinct arrival stamps: per socket read for the
+benchmarker, whose stamps socket_stamps.py takes there, per ``readany`` for the raw reader), for
+the benchmarker and for
 ``bench/raw_reader.py`` (a minimal aiohttp reader: post, ``readany``, split lines,
 ``json.loads``) against the same mocker; ``events/read`` says how close to one chunk per read
 the run was.
@@ -486,7 +488,7 @@ def print_chunks(runs: dict[str, ChildRun], args: argparse.Namespace) -> None:
     )
     print(
         f"{'client':>10} | {'events':>7} {'reads':>7} {'ev/read':>7} | {'CPU s':>6} {'core':>5} | "
-        f"{'us/read':>8} {'x raw':>6} | {'other':>5}"
+        f"{'us/read':>8} {'x raw':>6} {'us/event':>8} | {'other':>5}"
     )
     raw_us = steady_window(runs["raw"]).us_per_read
     for label, run in runs.items():
@@ -494,7 +496,8 @@ def print_chunks(runs: dict[str, ChildRun], args: argparse.Namespace) -> None:
         ratio = w.us_per_read / raw_us if raw_us == raw_us else float("nan")
         print(
             f"{label:>10} | {w.events:>7} {w.reads:>7} {w.events / max(w.reads, 1):7.2f} | "
-            f"{w.cpu_s:6.2f} {100 * w.share:4.0f}% | {w.us_per_read:8.1f} {ratio:6.2f} | "
+            f"{w.cpu_s:6.2f} {100 * w.share:4.0f}% | {w.us_per_read:8.1f} {ratio:6.2f} "
+            f"{1e6 * w.cpu_s / max(w.events, 1):8.1f} | "
             f"{100 * run.other_load:4.0f}%"
         )
     ours = steady_window(runs["after"]).us_per_read

@@ -3,7 +3,7 @@
 
 A closed loop of ``--concurrency`` workers over ``--num-samples`` chat requests on one aiohttp
 session.  Per request: stamp ``perf_counter_ns()``, post, then for every ``resp.content.readany()``
-stamp it, split the SSE lines and ``json.loads`` each ``data:`` line; a delta with content is a
+stamp it, decode it, split the SSE lines and ``json.loads`` each ``data:`` line; a delta with content is a
 token event with that read's stamp.  No framing checks, no usage, no error kinds, no progress:
 what any client must pay per chunk, and nothing more.  Writes one JSON line per request to
 ``--out`` in the shape bench/client_overhead.py reads from the benchmarker's requests.jsonl
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import json
 from itertools import pairwise
 from pathlib import Path
@@ -33,18 +34,21 @@ async def one(
     stamps: list[int] = []
     reads = 0
     rid = None
-    tail = b""
+    tail = ""
+    loads = json.loads
+    decode = codecs.getincrementaldecoder("utf-8")().decode  # a character cut between reads
     async with session.post(url, data=body, headers=headers) as resp:
         ok = resp.status == 200
         while data := await resp.content.readany():
             t = perf_counter_ns()
             reads += 1
-            lines = (tail + data).split(b"\n")
+            # one decode per read (json.loads of bytes would detect the encoding per line)
+            lines = (tail + decode(data)).split("\n")
             tail = lines.pop()
             for line in lines:
-                if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
-                obj = json.loads(line[6:])
+                obj = loads(line[6:])
                 rid = rid or obj.get("id")
                 for choice in obj.get("choices") or ():
                     if (choice.get("delta") or {}).get("content"):

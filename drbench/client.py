@@ -240,29 +240,34 @@ async def _read_stream(
     (recorded on ``raw``) or the server kept sending or holding the connection after [DONE].
     """
     chunks = raw.chunks
-    tail = b""
+    append, extend = chunks.append, chunks.extend
+    read = content.readany
+    split = arrivals.split if arrivals is not None else None
+    last = b""
     size = 0
     while True:
-        data = await content.readany()
+        data = await read()
         t = perf_counter_ns()
         if not data:
             raw.end_ns = t
             return True
-        if arrivals is None:
-            chunks.append((t, data))
+        if split is None:
+            append((t, data))
         else:
-            pieces = arrivals.split(data, t)
-            chunks.extend(pieces)
+            pieces = split(data, t)
+            extend(pieces)
             t = pieces[-1][0]
         size += len(data)
         if size > max_bytes or len(chunks) > MAX_READS:
             _fail(raw, ErrorKind.OVERSIZE, _oversize(size, len(chunks), max_bytes))
             raw.end_ns = t
             return False
-        if _DONE in data or _DONE in tail + data[:6]:
+        # [DONE] in this read, or cut between the last one and this (its "]" among the first
+        # five bytes): the slices are built only then
+        if _DONE in data or (data.find(b"]", 0, 5) >= 0 and _DONE in last[-6:] + data[:6]):
             raw.end_ns = t
             break
-        tail = data[-6:]
+        last = data
     if arrivals is not None:
         arrivals.detach()
     drained = 0

@@ -19,6 +19,10 @@ handed to the kernel (``sent_ns``).  A write the kernel took only part of leaves
 transport's buffer; the stamp is then when the last byte was queued (a request larger than the
 socket's send buffer), which is earlier than its send, never later.
 
+The same protocol also skips aiohttp's ``resume_reading`` when nothing is paused (aiohttp calls
+it after every read that leaves its buffer low, and it then only feeds the parser ``b""``):
+per chunk that is a third of what the protocol costs, and the reader's wake-up comes sooner.
+
 Relies on two aiohttp internals: the class ``aiohttp.client_proto.ResponseHandler`` and the
 connector's ``_factory`` attribute (a ``functools.partial`` of it), and on a transport whose
 ``write`` can be shadowed per instance (asyncio's; not uvloop's).  Where any is missing or
@@ -123,10 +127,17 @@ if _HAVE_HANDLER:
         def data_received(self, data: bytes) -> None:
             if data:  # b"" is aiohttp resuming its decompressor: bytes of the last arrival
                 self.arrival_ns = perf_counter_ns()
-            super().data_received(data)
+            ResponseHandler.data_received(self, data)
             log = self.arrival_log
             if log is not None:
                 log.note(self.arrival_ns)
+
+        def resume_reading(self, resume_parser: bool = True) -> None:
+            """aiohttp's reader calls this after every read that leaves its buffer low, paused
+            or not; un-paused, it would only feed the parser b"" and resume a running
+            transport.  Skipped then (a third of the protocol's work per chunk)."""
+            if getattr(self, "_reading_paused", True) or getattr(self, "_buffer_paused", True):
+                ResponseHandler.resume_reading(self, resume_parser)
 
     #: The protocol class connections get, or None where aiohttp's internals differ.
     StampingProtocol: type[StampingResponseHandler] | None = StampingResponseHandler

@@ -348,3 +348,93 @@ def test_a_wave_of_256_requests_is_stamped_when_each_was_written(
             called_ns <= entered and left <= raw.send_ns <= left + 5_000_000
             for entered, left in socket_writes
         ), raw.send_ns
+
+
+# --- resume_reading: skipped when nothing is paused, honoured when something is ---------------
+
+_EVENT = b'data: {"id":"big","choices":[{"index":0,"delta":{"content":"t"}}]}\n\n'
+
+
+def test_resume_reading_with_nothing_paused_feeds_the_parser_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert StampingProtocol is not None
+    calls: list[bytes] = []
+
+    class Transport:  # what connection_made and pause/resume touch
+        def write(self, data: bytes) -> None: ...
+        def writelines(self, data: list[bytes]) -> None: ...
+        def get_extra_info(self, name: str) -> None: ...
+        def is_closing(self) -> bool:
+            return False
+
+        def pause_reading(self) -> None: ...
+        def resume_reading(self) -> None: ...
+
+    async def go() -> None:
+        proto = StampingProtocol(asyncio.get_running_loop())
+        proto.connection_made(Transport())
+        monkeypatch.setattr(proto, "data_received", calls.append)
+        proto.resume_reading()  # what aiohttp's reader calls after each read
+        assert calls == []
+        proto._reading_paused = True  # what pause_reading sets (it also needs a parser)
+        proto.resume_reading()  # paused: aiohttp's own resume runs (it feeds the parser b"")
+        assert calls == [b""]
+
+    asyncio.run(go())
+
+
+def test_a_response_that_pauses_reading_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session reading 1 KiB at a time (``read_bufsize``) and 4 MiB written at once: aiohttp's
+    buffer passes its high-water mark, reading pauses and must resume through the protocol, or
+    the stream stalls until the timeout."""
+    from aiohttp import web
+
+    assert StampingProtocol is not None
+    pauses: list[int] = []
+    original = StampingProtocol.pause_reading
+
+    def pause(self) -> None:
+        pauses.append(1)
+        original(self)
+
+    monkeypatch.setattr(StampingProtocol, "pause_reading", pause)
+    n = (4 << 20) // len(_EVENT)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(_EVENT * n + b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}'
+                         b"\n\ndata: [DONE]\n\n")  # fmt: skip
+        return resp
+
+    async def go() -> client.RawExchange:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            endpoint = client.Endpoint.parse(f"http://127.0.0.1:{port}/v1/chat/completions")
+            body = endpoint.body(Prompt(id="p", text="hi"), model="m", max_tokens=9, temperature=0)
+            async with aiohttp.ClientSession(
+                connector=make_connector(limit=1),
+                read_bufsize=1024,
+                timeout=aiohttp.ClientTimeout(total=20),  # a stalled stream fails, not hangs
+            ) as session:
+                return await client.send(
+                    session, endpoint, client.PreparedRequest.of("p", body), 30
+                )
+        finally:
+            await runner.cleanup()
+
+    raw = asyncio.run(go())
+    rec = parse_exchange(
+        raw, prompt_id="p", concurrency=1, round=1, round_start_ns=raw.send_ns, prompt_tokens=1
+    )
+    assert rec.ok, rec.error
+    assert rec.token_events == n
+    assert pauses  # the case this test is about did happen
