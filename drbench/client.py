@@ -2,7 +2,11 @@
 
 The hot loop does three things per network chunk: await it, take its arrival stamp, append.
 The stamp is the one socket_stamps.py's protocol noted when the bytes came off the socket (falling back
-to ``perf_counter_ns()`` at task wake-up when the connection does not stamp).
+to ``perf_counter_ns()`` at task wake-up when the connection does not stamp).  The request's own
+stamp (``send_ns``, the origin of TTFT and latency) is the protocol's too: when its last byte was
+handed to the kernel, not when ``session.post`` was called (connection wait, request building and
+aiohttp's deferred body write are not the server's time); ``perf_counter_ns()`` before the post
+when the connection does not stamp or no response came.
 Request bodies are JSON-encoded before the round starts; decoding and parsing happen after the
 stream ends (response.py).  Transport failures become data on the RawExchange, never exceptions.
 Also here: the endpoint's shape (chat or completions), the model list, the preflight request and
@@ -26,7 +30,7 @@ from drbench.prometheus.profiles import reset_hint
 from drbench.records import EndpointKind, ErrorKind, Prompt
 from drbench.redact import basic_auth_forms, mask_secrets
 from drbench.response import RawExchange, error_message, parse_exchange
-from drbench.socket_stamps import StampLog, attach, make_connector
+from drbench.socket_stamps import StampLog, attach, make_connector, sent_ns
 from drbench.tokens import EstimateCounter, TokenCounter
 
 __all__ = [
@@ -192,9 +196,10 @@ async def send(
     ``timeout_s`` is a deadline for the whole response (the session's total timeout); a response
     of more than ``max_bytes`` (or ``MAX_READS`` reads) is cut there and fails as ``oversize``.
     """
-    raw = RawExchange(send_ns=perf_counter_ns())
+    raw = RawExchange(send_ns=perf_counter_ns())  # kept if the request fails before a response
     try:
         async with session.post(endpoint.url, data=req.body, headers=endpoint.headers) as resp:
+            raw.send_ns = sent_ns(resp, raw.send_ns)
             raw.status = resp.status
             if resp.status >= 300:
                 body = await resp.content.read(_ERROR_BODY_LIMIT)
@@ -238,29 +243,34 @@ async def _read_stream(
     (recorded on ``raw``) or the server kept sending or holding the connection after [DONE].
     """
     chunks = raw.chunks
-    tail = b""
+    append, extend = chunks.append, chunks.extend
+    read = content.readany
+    split = arrivals.split if arrivals is not None else None
+    last = b""
     size = 0
     while True:
-        data = await content.readany()
+        data = await read()
         t = perf_counter_ns()
         if not data:
             raw.end_ns = t
             return True
-        if arrivals is None:
-            chunks.append((t, data))
+        if split is None:
+            append((t, data))
         else:
-            pieces = arrivals.split(data, t)
-            chunks.extend(pieces)
+            pieces = split(data, t)
+            extend(pieces)
             t = pieces[-1][0]
         size += len(data)
         if size > max_bytes or len(chunks) > MAX_READS:
             _fail(raw, ErrorKind.OVERSIZE, _oversize(size, len(chunks), max_bytes))
             raw.end_ns = t
             return False
-        if _DONE in data or _DONE in tail + data[:6]:
+        # [DONE] in this read, or cut between the last one and this (its "]" among the first
+        # five bytes): the slices are built only then
+        if _DONE in data or (data.find(b"]", 0, 5) >= 0 and _DONE in last[-6:] + data[:6]):
             raw.end_ns = t
             break
-        tail = data[-6:]
+        last = data
     if arrivals is not None:
         arrivals.detach()
     drained = 0
@@ -376,6 +386,7 @@ async def _first_token(
         async with session.post(
             endpoint.url, data=req.body, headers=endpoint.headers, timeout=timeout
         ) as resp:
+            raw.send_ns = sent_ns(resp, raw.send_ns)
             raw.status = resp.status
             retry_after = _retry_after_s(resp.headers.get("Retry-After"))
             if resp.status >= 300:

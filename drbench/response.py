@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from drbench.gaps import Gaps
 from drbench.records import ErrorKind, RequestRecord, TokenSource
@@ -38,6 +38,19 @@ _TEXT_FIELDS = ("content", "reasoning_content", "reasoning")
 _COUNT_FIELDS = ("prompt_tokens", "completion_tokens")
 STEP_BYTES = 256 * 1024  # parse_steps yields after about this much input
 _ESTIMATE = EstimateCounter()
+
+
+class _Scanner(Protocol):
+    """json's scanner: the value starting at ``index`` and where it ends."""
+
+    def __call__(self, string: str, index: int, /) -> tuple[Any, int]: ...
+
+
+# json.loads is three Python calls and a whitespace regex around this C scanner; an event is one
+# JSON object with nothing around it, so take() calls the scanner itself (json.loads decides
+# whatever the scanner does not take whole: the result is the same).
+_SCAN: _Scanner = vars(json.JSONDecoder())["scan_once"]  # set per instance by JSONDecoder()
+_SKIP = object()  # _loads: nothing to take from this event
 
 
 @dataclass(slots=True)
@@ -182,16 +195,14 @@ class _StreamState:
 
     def take(self, t_ns: int, data: str, event: str) -> None:
         self.events += 1
-        if data.strip() == "[DONE]":
-            self.done = True
-            return
-        try:
-            obj = json.loads(data)
-        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
-            if self.malformed is None:
-                why = "nested too deep" if isinstance(exc, RecursionError) else "not JSON"
-                self.malformed = f"event {self.events} is {why}: {data[:80]!r}"
-            return
+        try:  # the usual event: one JSON value and nothing else, read by json's C scanner
+            obj, end = _SCAN(data, 0)
+        except (StopIteration, ValueError, RecursionError):
+            end = -1
+        if end != len(data):  # [DONE], whitespace around the value, or not JSON: the slow path
+            obj = self._loads(data)
+            if obj is _SKIP:
+                return
         if not isinstance(obj, dict):
             self.malformed = self.malformed or f"event {self.events} is not a JSON object"
             return
@@ -229,6 +240,20 @@ class _StreamState:
                     self.text.append(piece)
             if finish and isinstance(finish, str):
                 self.finish = finish
+
+    def _loads(self, data: str) -> Any:
+        """What ``json.loads`` makes of an event the scanner did not take whole; ``_SKIP`` for
+        ``[DONE]`` (noted) and for undecodable JSON (noted as malformed)."""
+        if data.strip() == "[DONE]":
+            self.done = True
+            return _SKIP
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+            if self.malformed is None:
+                why = "nested too deep" if isinstance(exc, RecursionError) else "not JSON"
+                self.malformed = f"event {self.events} is {why}: {data[:80]!r}"
+            return _SKIP
 
     def fill(self, rec: RequestRecord, raw: RawExchange) -> None:
         rec.response_id = self.rid

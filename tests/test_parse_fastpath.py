@@ -74,3 +74,33 @@ def test_record_dict_is_what_asdict_gives_plus_the_derived_keys() -> None:
     assert d == expected and list(d) == list(expected)
     d["itl_ms"].append(9.0)
     assert rec.itl_ms == [1.0, 2.0]  # the dict does not alias the record
+
+
+def _parse_lines(*lines: bytes) -> RequestRecord:
+    raw = RawExchange(send_ns=0, status=200)
+    raw.chunks.append((1_000_000, b"".join(b"data:" + line + b"\n\n" for line in lines)))
+    raw.end_ns = 2_000_000
+    return parse_exchange(
+        raw, prompt_id="p", level="concurrency=1", round=1, round_start_ns=0, prompt_tokens=1
+    )
+
+
+_TOKEN = b' {"id": "x", "choices": [{"delta": {"content": "hi"}}]}'
+
+
+def test_events_the_scanner_does_not_take_whole_are_read_as_json_loads_reads_them() -> None:
+    """take() reads an event with json's scanner and leaves the rest to json.loads: padding
+    around the value, [DONE] with spaces, trailing bytes after a valid object."""
+    padded = _parse_lines(b'   {"choices": [{"delta": {"content": "a"}}]}   ', b" [DONE] ")
+    assert padded.ok and padded.output_text == "a" and padded.token_events == 1
+    extra = _parse_lines(_TOKEN, b' {"choices": []} {"x": 1}', b" [DONE]")
+    assert extra.error_kind is ErrorKind.MALFORMED and "event 2 is not JSON" in extra.error
+    nan = _parse_lines(_TOKEN, b" NaN", b" [DONE]")
+    assert nan.error_kind is ErrorKind.MALFORMED and "not a JSON object" in nan.error
+    not_done = _parse_lines(_TOKEN, b' ["[DONE]"]')
+    assert not_done.error_kind is ErrorKind.MALFORMED
+
+
+def test_json_nested_too_deep_is_malformed_by_the_scanner_path_too() -> None:
+    rec = _parse_lines(_TOKEN, b" " + b"[" * 100_000 + b"]" * 100_000, b" [DONE]")
+    assert rec.error_kind is ErrorKind.MALFORMED and "nested too deep" in rec.error

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import aiohttp
 import pytest
 
 import drbench.client as client
@@ -202,3 +203,251 @@ def test_missing_aiohttp_internals_fall_back_to_a_plain_connector(
             await connector.close()
 
     asyncio.run(go())
+
+
+# --- the request side: send_ns is when the request's last byte went to the kernel ---------------
+
+# A client preempted between its send and its stamp (a loaded machine) stamps later than the
+# write, and maybe later than the server's read on the other core; these margins allow for that
+# and are far below what the stamps must not contain (a pooled connection's wait, a server's TTFT).
+PREEMPTED_NS = 20_000_000
+
+
+def _chat(mock, max_tokens: int = 2) -> tuple[client.Endpoint, client.PreparedRequest]:
+    endpoint = client.Endpoint.parse(mock.url("/v1/chat/completions"))
+    body = endpoint.body(
+        Prompt(id="p", text="hi"), model="mock-llm", max_tokens=max_tokens, temperature=0
+    )
+    return endpoint, client.PreparedRequest.of("p", body)
+
+
+def _trace(mock, path: Path) -> dict[str, dict]:
+    mock.stop()  # flushes the trace
+    return {e["id"]: e for e in map(json.loads, path.read_text().splitlines())}
+
+
+@pytest.fixture
+def socket_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The ``(entered, left)`` perf_counter_ns of every non-empty write asyncio's socket
+    transport performed (it calls ``sock.send`` inside): the seam send_ns is checked against."""
+    from asyncio.selector_events import _SelectorSocketTransport
+
+    windows: list[tuple[int, int]] = []
+    original = _SelectorSocketTransport.write
+
+    def write(self, data) -> None:
+        entered = time.perf_counter_ns()
+        original(self, data)
+        if data:
+            windows.append((entered, time.perf_counter_ns()))
+
+    monkeypatch.setattr(_SelectorSocketTransport, "write", write)
+    return windows
+
+
+def test_send_ns_is_taken_after_the_request_is_written(
+    socket_writes: list[tuple[int, int]], mocker_factory, tmp_path: Path
+) -> None:
+    trace = tmp_path / "trace.jsonl"
+    mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1", "--trace", str(trace))
+    endpoint, req = _chat(mock)
+
+    async def go() -> tuple[int, client.RawExchange]:
+        async with client.make_session(30) as session:
+            before = time.perf_counter_ns()
+            return before, await client.send(session, endpoint, req, 30)
+
+    before, raw = asyncio.run(go())
+    rec = parse_exchange(
+        raw, prompt_id="p", level="concurrency=1", round=1, round_start_ns=before, prompt_tokens=1
+    )
+    entry = _trace(mock, trace)[rec.response_id]
+    assert rec.ok and socket_writes
+    last_write_left = max(left for _, left in socket_writes if left <= raw.send_ns)
+    # after the one write that carried the request (headers and body together), not before post
+    assert before < socket_writes[-1][0] <= raw.send_ns, (before, socket_writes, raw.send_ns)
+    assert raw.send_ns - last_write_left < PREEMPTED_NS  # the stamp right after it, not later
+    # and before the server read it (CLOCK_MONOTONIC is shared)
+    assert raw.send_ns <= entry["read_ns"] + PREEMPTED_NS, (raw.send_ns, entry["read_ns"])
+
+
+def test_send_ns_excludes_the_wait_for_a_pooled_connection(mocker_factory, tmp_path: Path) -> None:
+    """One connection, two requests: the second waits for the first to finish before a byte of
+    it is written; the old stamp (before ``session.post``) put that wait into its TTFT."""
+    trace = tmp_path / "trace.jsonl"
+    mock = mocker_factory("--ttft-ms", "50", "--itl-ms", "1", "--trace", str(trace))
+    endpoint, req = _chat(mock)
+
+    async def go() -> tuple[int, list[client.RawExchange]]:
+        async with aiohttp.ClientSession(connector=make_connector(limit=1)) as session:
+            before = time.perf_counter_ns()
+            raws = await asyncio.gather(*(client.send(session, endpoint, req, 30) for _ in "ab"))
+            return before, list(raws)
+
+    before, raws = asyncio.run(go())
+    recs = [
+        parse_exchange(r, prompt_id="p", level="concurrency=2", round=1, round_start_ns=before,
+                       prompt_tokens=1)
+        for r in raws
+    ]  # fmt: skip
+    entries = _trace(mock, trace)
+    assert all(r.ok for r in recs), [r.error for r in recs]
+    first, second = sorted(raws, key=lambda r: r.send_ns)
+    assert first.end_ns is not None and second.send_ns > first.end_ns  # sent after the wait
+    for raw, rec in zip(raws, recs, strict=True):
+        assert before <= raw.send_ns <= entries[rec.response_id]["read_ns"] + PREEMPTED_NS
+
+
+def test_without_write_stamps_send_ns_is_the_stamp_before_post(
+    mocker_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback: a transport that cannot be wrapped leaves the stamp before the post."""
+    monkeypatch.setattr(socket_stamps, "_stamp_writes", lambda protocol, transport: None)
+    mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1")
+    endpoint, req = _chat(mock)
+
+    async def go() -> tuple[int, int, client.RawExchange]:
+        async with aiohttp.ClientSession(connector=make_connector(limit=1)) as session:
+            async with session.get(mock.url("/v1/models")) as resp:  # the connection, made
+                await resp.read()
+            before = time.perf_counter_ns()
+            raw = await client.send(session, endpoint, req, 30)
+            return before, time.perf_counter_ns(), raw
+
+    before, after, raw = asyncio.run(go())
+    assert raw.status == 200 and raw.error is None
+    assert before <= raw.send_ns <= after
+    assert raw.send_ns - before < PREEMPTED_NS  # taken at the call, before the request was built
+
+
+@pytest.mark.slow
+def test_a_wave_of_256_requests_is_stamped_when_each_was_written(
+    socket_writes: list[tuple[int, int]], mocker_factory, tmp_path: Path
+) -> None:
+    """256 sends started together: aiohttp builds every request before (on Python < 3.12) any
+    body write runs, so a stamp taken before the post is far from the write; send_ns is not."""
+    trace = tmp_path / "trace.jsonl"
+    mock = mocker_factory(
+        "--ttft-ms", "20", "--itl-ms", "1", "--max-num-seqs", "512", "--trace", str(trace)
+    )
+    endpoint, req = _chat(mock)
+
+    async def one(session: aiohttp.ClientSession) -> tuple[int, client.RawExchange]:
+        return time.perf_counter_ns(), await client.send(session, endpoint, req, 60)
+
+    async def go() -> list[tuple[int, client.RawExchange]]:
+        async with aiohttp.ClientSession(connector=make_connector(limit=300)) as session:
+            async with session.get(mock.url("/v1/models")) as resp:
+                await resp.read()
+            return list(await asyncio.gather(*(one(session) for _ in range(256))))
+
+    sends = asyncio.run(go())
+    entries = _trace(mock, trace)
+    for called_ns, raw in sends:
+        rec = parse_exchange(
+            raw, prompt_id="p", level="concurrency=256", round=1, round_start_ns=called_ns,
+            prompt_tokens=1,
+        )  # fmt: skip
+        assert rec.ok, rec.error
+        read_ns = entries[rec.response_id]["read_ns"]
+        assert called_ns < raw.send_ns <= read_ns + PREEMPTED_NS
+        # right after one of the socket writes made since its call
+        assert any(
+            called_ns <= entered and left <= raw.send_ns <= left + PREEMPTED_NS
+            for entered, left in socket_writes
+        ), raw.send_ns
+
+
+# --- resume_reading: skipped when nothing is paused, honoured when something is ---------------
+
+_EVENT = b'data: {"id":"big","choices":[{"index":0,"delta":{"content":"t"}}]}\n\n'
+
+
+def test_resume_reading_with_nothing_paused_feeds_the_parser_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert StampingProtocol is not None
+    calls: list[bytes] = []
+
+    class Transport:  # what connection_made and pause/resume touch
+        def write(self, data: bytes) -> None: ...
+        def writelines(self, data: list[bytes]) -> None: ...
+        def get_extra_info(self, name: str) -> None: ...
+        def is_closing(self) -> bool:
+            return False
+
+        def pause_reading(self) -> None: ...
+        def resume_reading(self) -> None: ...
+
+    async def go() -> None:
+        proto = StampingProtocol(asyncio.get_running_loop())
+        proto.connection_made(Transport())
+        monkeypatch.setattr(proto, "data_received", calls.append)
+        proto.resume_reading()  # what aiohttp's reader calls after each read
+        assert calls == []
+        proto._reading_paused = True  # what pause_reading sets (it also needs a parser)
+        proto.resume_reading()  # paused: aiohttp's own resume runs (it feeds the parser b"")
+        assert calls == [b""]
+
+    asyncio.run(go())
+
+
+def test_a_response_that_pauses_reading_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session reading 1 KiB at a time (``read_bufsize``) and 4 MiB written at once: aiohttp's
+    buffer passes its high-water mark, reading pauses and must resume through the protocol, or
+    the stream stalls until the timeout."""
+    from aiohttp import web
+
+    assert StampingProtocol is not None
+    pauses: list[int] = []
+    original = StampingProtocol.pause_reading
+
+    def pause(self) -> None:
+        pauses.append(1)
+        original(self)
+
+    monkeypatch.setattr(StampingProtocol, "pause_reading", pause)
+    n = (4 << 20) // len(_EVENT)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(_EVENT * n + b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}'
+                         b"\n\ndata: [DONE]\n\n")  # fmt: skip
+        return resp
+
+    async def go() -> client.RawExchange:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            endpoint = client.Endpoint.parse(f"http://127.0.0.1:{port}/v1/chat/completions")
+            body = endpoint.body(Prompt(id="p", text="hi"), model="m", max_tokens=9, temperature=0)
+            async with aiohttp.ClientSession(
+                connector=make_connector(limit=1),
+                read_bufsize=1024,
+                timeout=aiohttp.ClientTimeout(total=20),  # a stalled stream fails, not hangs
+            ) as session:
+                return await client.send(
+                    session, endpoint, client.PreparedRequest.of("p", body), 30
+                )
+        finally:
+            await runner.cleanup()
+
+    raw = asyncio.run(go())
+    rec = parse_exchange(
+        raw,
+        prompt_id="p",
+        level="concurrency=1",
+        round=1,
+        round_start_ns=raw.send_ns,
+        prompt_tokens=1,
+    )
+    assert rec.ok, rec.error
+    assert rec.token_events == n
+    assert pauses  # the case this test is about did happen
