@@ -12,7 +12,7 @@ CLOCK_MONOTONIC (the client's ``perf_counter_ns``, the mocker's ``monotonic_ns``
 
 - ``TTFT client`` = the record's ``ttft_ms`` (client send -> client stamp of the first text event);
 - ``TTFT srv``    = mocker's write of the first content event - mocker's read of the request
-  (``read_ns``): the TTFT the server saw, so ``err`` = client - srv is the client's whole error,
+  (``arrived_ns``, its handler start): the TTFT the server saw, so ``err`` = client - srv is the client's whole error,
   the send path included: (client first-token stamp - client send stamp) - (server first write -
   server read).  The send path's share also holds the server's own delay in reading a request
   (its handler runs after the request's bytes arrived), which no client stamp can remove;
@@ -288,8 +288,9 @@ def join(concurrency: int, records: list[dict], trace: dict[str, dict]) -> Fidel
         fid.requests += 1
         fid.ttft_client.append(rec["ttft_ms"])
         fid.ttft_sent.append((sent[0] - send_ns) / 1e6)
-        fid.ttft_server.append((sent[0] - entry["read_ns"]) / 1e6)
-        fid.send_read.append((entry["read_ns"] - send_ns) / 1e6)
+        arrived = entry.get("arrived_ns") or entry["read_ns"]  # older mockers: the body read
+        fid.ttft_server.append((sent[0] - arrived) / 1e6)
+        fid.send_read.append((arrived - send_ns) / 1e6)
         fid.itl_client.extend(rec["itl_ms"])
         fid.itl_sent.extend((b - a) / 1e6 for a, b in pairwise(sent))
         fid.recv_delay.extend((c - s) / 1e6 for c, s in zip(stamps, sent, strict=True))

@@ -541,7 +541,14 @@ def test_trace_records_write_times_per_request(mocker_factory, tmp_path: Path) -
     assert (
         len(s["content_ns"]) == 6 and len(s["chunk_ns"]) == 1 + 6 + 2
     )  # role, text, finish, usage
-    assert t0 <= s["read_ns"] <= s["chunk_ns"][0] <= s["done_ns"] <= time.monotonic_ns()
+    assert (
+        t0
+        <= s["arrived_ns"]
+        <= s["read_ns"]
+        <= s["chunk_ns"][0]
+        <= s["done_ns"]
+        <= time.monotonic_ns()
+    )
     gaps = [b - a for a, b in zip(s["content_ns"], s["content_ns"][1:], strict=False)]
     assert 5e6 < sum(gaps) / len(gaps) < 30e6  # configured 10 ms
     assert s["content_ns"][0] - s["read_ns"] >= 4e6  # configured TTFT >= 5 ms

@@ -186,6 +186,7 @@ async def _completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _complete(request: web.Request, kind: Kind) -> web.StreamResponse:
+    arrived_ns = time.monotonic_ns()  # the request's headers are parsed: it has arrived
     state = request.app[_STATE]
     cfg = state.cfg
     try:
@@ -218,6 +219,7 @@ async def _complete(request: web.Request, kind: Kind) -> web.StreamResponse:
         "id": rid,
         "path": request.path,
         "status": 200,
+        "arrived_ns": arrived_ns,
         "read_ns": read_ns,
         "chunk_ns": [],
         "content_ns": [],
