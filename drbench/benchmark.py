@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import signal
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -103,7 +104,7 @@ class Benchmark:
         reporter = LiveReporter(self.out_dir, lang=cfg.lang, quiet=cfg.quiet)
         status, failed = ExitStatus.OK, True
         try:
-            asyncio.run(self._run(result, reporter))
+            run_loop(lambda: self._run(result, reporter))
             failed = False
         except KeyboardInterrupt:
             result.interrupted, status, failed = True, ExitStatus.INTERRUPTED, False
@@ -329,6 +330,25 @@ def _import_report_modules(cfg: BenchConfig) -> None:
         from drbench.report.plots import plots_available  # noqa: PLC0415
 
         plots_available()  # imports matplotlib itself when it is installed
+
+
+def run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(main())``, with Ctrl-C held back while the event loop is being built.
+
+    A SIGINT that lands inside the loop's construction leaves a half-built loop whose
+    destructor prints a traceback; blocked until the loop exists, it is raised just before the
+    run starts instead (or, once it runs, cancels it as asyncio.run does)."""
+    if not hasattr(asyncio, "Runner"):  # Python 3.10
+        asyncio.run(main())
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with asyncio.Runner() as runner:
+            runner.get_loop()
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+            runner.run(main())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 @contextlib.contextmanager

@@ -58,9 +58,11 @@ class InProcess:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._parser: asyncio.Task[None] | None = None
         self._current: _Pending | None = None  # the exchange being parsed
+        self._parsed: list[tuple[int, RequestRecord]] = []  # this round's records, for salvage
 
     async def begin_round(self, ctx: RoundContext) -> None:
         self._ctx = ctx
+        self._parsed = []
         self._queue = asyncio.Queue()
         self._parser = asyncio.ensure_future(self._parse_all())
 
@@ -74,12 +76,19 @@ class InProcess:
         return await done
 
     async def salvage(self) -> list[tuple[int, RequestRecord]]:
-        """Parse, in one go, what ended but was not parsed when the round was cancelled."""
+        """After a cancelled round: every record of the round (the engine keeps those it has
+        not seen: a record parsed just before the cancel may not have reached it), and what
+        ended but was not parsed yet, parsed in one go."""
+        if self._parser is not None:  # it must not take an item off the queue meanwhile
+            self._parser.cancel()
+            await asyncio.gather(self._parser, return_exceptions=True)
+            self._parser = None
         items = [self._current] if self._current is not None else []
         while self._queue is not None and not self._queue.empty():
             items.append(self._queue.get_nowait())
         self._current = None
-        return [(it.i, finish_steps(self._steps(it))) for it in items if not _has_record(it)]
+        late = [(it.i, finish_steps(self._steps(it))) for it in items]
+        return [*self._parsed, *late]
 
     async def end_round(self) -> list[ProcessLoad]:
         if self._parser is not None:
@@ -98,6 +107,7 @@ class InProcess:
                     next(steps)
                 except StopIteration as stop:
                     self._current = None
+                    self._parsed.append((item.i, stop.value))
                     if not item.done.done():
                         item.done.set_result(stop.value)
                     break
@@ -122,10 +132,6 @@ class InProcess:
             item.req,
             self.worker,
         )
-
-
-def _has_record(item: _Pending) -> bool:
-    return item.done.done() and not item.done.cancelled()
 
 
 def _finishing(

@@ -380,7 +380,9 @@ def _kind_words(opt: Option) -> str:
         "float": "number",
         "bool": "true / false",
         "int_list": "list of integers",
+        "float_list": "list of numbers",
         "str_list": "list of strings",
+        "int_auto": "integer or `auto`",
     }[opt.kind]
 
 
