@@ -72,7 +72,8 @@ class Option:
         if self.low is None or self.high is None:
             return ""
         lo, hi = _plain_number(self.low), _plain_number(self.high)
-        return f"above {lo} and at most {hi}" if self.low_open else f"from {lo} to {hi}"
+        words = f"above {lo} and at most {hi}" if self.low_open else f"from {lo} to {hi}"
+        return words + (", or inf" if self.allow_inf else "")
 
     def range_problem(self, value: float) -> str | None:
         """Why a number is outside this option's range (NaN and infinities always are)."""

@@ -124,7 +124,7 @@ def test_repeated_rates_are_refused(capsys, argv: list[str], shown: str) -> None
 @pytest.mark.parametrize(("text", "got"), [("0", "0.0"), ("-1", "-1.0"), ("nan", "nan")])
 def test_rates_out_of_range_are_refused_with_the_range(capsys, text: str, got: str) -> None:
     err = refused(capsys, "--request-rate", "10", text)
-    assert err == f"drbench: --request-rate must be above 0 and at most 1000000 (got {got})"
+    assert err == f"drbench: --request-rate must be above 0 and at most 1000000, or inf (got {got})"
 
 
 def test_a_rate_that_is_not_a_number_is_refused(capsys) -> None:
@@ -225,8 +225,8 @@ def test_a_flag_rate_clears_the_default_concurrency_under_a_recipe(tmp_path, cap
         ),
         (
             "request_rate: 0\n",
-            "--request-rate (recipe key 'request_rate' in {r}) must be above 0 and at most 1000000"
-            " (got 0.0)",
+            "--request-rate (recipe key 'request_rate' in {r}) must be above 0 and at most 1000000,"
+            " or inf (got 0.0)",
         ),
         (
             "request_rate: [2, 2]\n",
