@@ -175,7 +175,9 @@ def sent_ns(resp: aiohttp.ClientResponse, fallback_ns: int) -> int:
     stamp of the previous request is older than ``fallback_ns`` and so is never taken.
     """
     conn = resp.connection
-    protocol = conn.protocol if conn is not None else None
+    # A short answer may have ended (and its connection been released) before the caller
+    # resumed: the response still holds the protocol it was read from.
+    protocol = conn.protocol if conn is not None else getattr(resp, "_protocol", None)
     stamp = getattr(protocol, "sent_ns", 0) if StampingProtocol is not None else 0
     return stamp if isinstance(stamp, int) and stamp > fallback_ns else fallback_ns
 
@@ -197,7 +199,9 @@ def make_connector(**kwargs: Any) -> aiohttp.TCPConnector:
 def attach(resp: aiohttp.ClientResponse) -> StampLog | None:
     """A StampLog for this response's body, or None when its connection does not stamp."""
     conn = resp.connection
-    protocol = conn.protocol if conn is not None else None
+    # A short answer may have ended (and its connection been released) before the caller
+    # resumed: the response still holds the protocol it was read from.
+    protocol = conn.protocol if conn is not None else getattr(resp, "_protocol", None)
     if StampingProtocol is None or not isinstance(protocol, StampingProtocol):
         return None
     return StampLog(protocol, resp.content)
