@@ -136,7 +136,7 @@ def run_child(
         str(cli), "--endpoint", f"{mock.base_url}/v1/chat/completions", "--dataset", str(dataset),
         "--num-samples", str(n), "--concurrency", str(concurrency), "--max-tokens",
         str(max_tokens), "--cold-start", "none", "--rounds", "1", "--quiet", "--no-plots",
-        "--output-dir", str(work / "out"),
+        "--output-dir", str(work / "out"), *args.cli_arg,
     ]  # fmt: skip
     load = _LoadMeter(mock.proc.pid)
     run = _launch(args, cli_args, work)
@@ -679,6 +679,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=0,
         help="niceness of the mocker and the client (e.g. -10 on a shared machine, needs root)",
+    )
+    p.add_argument(
+        "--cli-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra benchmarker argument, repeatable (e.g. --cli-arg=--workers --cli-arg=2)",
     )
     p.add_argument("--skip-fidelity", action="store_true")
     p.add_argument("--skip-cost", action="store_true")

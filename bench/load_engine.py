@@ -117,13 +117,13 @@ def open_loop(
             )
 
 
-def workers(tmp: Path, counts: list[int], client_cpu: str | None, mocker_cpu) -> None:
+def workers(tmp: Path, counts: list[int], prompts: int, client_cpu: str | None, mocker_cpu) -> None:
     print("\nWorkers: closed loop, concurrency 64, 400 tokens per answer, one token per write")
     print(
         f"{'workers':>8} {'events':>8} {'round s':>8} {'events/s':>9} {'client CPU s':>13} {'µs CPU/event':>13}  machine"
     )
     mock_args = ["--ttft-ms", "0", "--itl-ms", "0.001", "--output-tokens", "400"]
-    data = _dataset(tmp / "w.jsonl", 256)
+    data = _dataset(tmp / "w.jsonl", prompts)
     with MockerProcess(mock_args) as mock:
         _pin_mocker(mock, mocker_cpu)
         for k in counts:
@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--rates", type=float, nargs="+", default=[100, 1000, 5000])
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each open-loop level")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--worker-prompts", type=int, default=256, help="prompts of the workers' run")
     ap.add_argument("--client-cpu", default=None, help="taskset CPU list for the client")
     ap.add_argument("--mocker-cpu", default=None, help="taskset CPU list for the mocker")
     ap.add_argument("--skip-open-loop", action="store_true")
@@ -155,7 +156,7 @@ def main() -> None:
         if not args.skip_open_loop:
             open_loop(tmp, args.rates, args.seconds, args.client_cpu, args.mocker_cpu)
         if not args.skip_workers:
-            workers(tmp, args.workers, args.client_cpu, args.mocker_cpu)
+            workers(tmp, args.workers, args.worker_prompts, args.client_cpu, args.mocker_cpu)
 
 
 if __name__ == "__main__":
