@@ -233,7 +233,7 @@ OPTIONS: tuple[Option, ...] = (
         "ramp_up",
         "float",
         "load",
-        "Closed loop: start the C workers evenly spread over S seconds instead of all at once.",
+        "Closed loop: open the C slots evenly over S seconds (slot k at k x S / C) instead of all at once.",
         metavar="S",
         low=0,
         high=86_400,
