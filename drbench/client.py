@@ -301,6 +301,32 @@ class ModelInfo:
     max_model_len: int | None = None
 
 
+async def open_connections(
+    session: aiohttp.ClientSession, endpoint: Endpoint, n: int, timeout_s: float = 5.0
+) -> int:
+    """Open up to ``n`` pooled connections before a level, with ``n`` concurrent GETs of the
+    models list, so that the level's first wave does not pay n TCP handshakes (the client's
+    and the server's CPU) while its first streams are being timed.  Failures are ignored: the
+    level then connects as it goes.  Returns how many answered."""
+
+    async def one() -> bool:
+        try:
+            async with session.get(endpoint.models_url, headers=endpoint.headers) as resp:
+                await resp.content.read(_MODELS_BODY_LIMIT)
+                return resp.status < 500
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
+            return False
+
+    tasks = [asyncio.ensure_future(one()) for _ in range(max(0, n))]
+    if not tasks:
+        return 0
+    done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return sum(1 for t in done if not t.cancelled() and t.exception() is None and t.result())
+
+
 async def list_models(session: aiohttp.ClientSession, endpoint: Endpoint) -> list[ModelInfo]:
     """The models GET /v1/models lists; a PreflightError says what to pass instead."""
     url = endpoint.models_url

@@ -50,6 +50,10 @@ class Executor(Protocol):
     #: once; more when it must cross to another process first (it then waits for the due time).
     lead_s: float
 
+    async def open_connections(self, n: int) -> None:
+        """Open up to ``n`` connections before a level, spread over the executor's processes."""
+        ...
+
     async def begin_round(self, ctx: RoundContext) -> None: ...
 
     async def run_one(self, i: int, req: PreparedRequest, due_ns: int | None) -> RequestRecord:

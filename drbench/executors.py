@@ -49,8 +49,10 @@ class InProcess:
         tokenizer: TokenCounter | None = None,
         timing: Counter[str] | None = None,
         worker: int | None = None,
+        connect: Callable[[int], Awaitable[int]] | None = None,
     ) -> None:
         self.transport = transport
+        self._connect = connect
         self.tokenizer = tokenizer
         self.timing = timing if timing is not None else Counter()
         self.worker = worker
@@ -59,6 +61,11 @@ class InProcess:
         self._parser: asyncio.Task[None] | None = None
         self._current: _Pending | None = None  # the exchange being parsed
         self._parsed: list[tuple[int, RequestRecord]] = []  # this round's records, for salvage
+
+    async def open_connections(self, n: int) -> None:
+        """Open ``n`` connections ahead of a level (``client.open_connections``), if it can."""
+        if self._connect is not None and n > 0:
+            await self._connect(n)
 
     async def begin_round(self, ctx: RoundContext) -> None:
         self._ctx = ctx

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import aiohttp
 
-from drbench.client import PreparedRequest, make_session, post_reset, send
+from drbench.client import PreparedRequest, make_session, open_connections, post_reset, send
 from drbench.engine import Executor, RoundRun, run_round
 from drbench.executors import InProcess, Transport
 from drbench.levels import Level
@@ -137,7 +137,10 @@ def _executor(
     send_one = transport or partial(
         send, session, plan.endpoint, timeout_s=cfg.timeout, max_bytes=cfg.max_response_bytes
     )
-    return _Local(InProcess(send_one, tokenizer=plan.tokenizer, timing=plan.timing))
+    connect = partial(open_connections, session, plan.endpoint) if transport is None else None
+    return _Local(
+        InProcess(send_one, tokenizer=plan.tokenizer, timing=plan.timing, connect=connect)
+    )
 
 
 class _Local:
@@ -165,6 +168,8 @@ async def _run_level(
     cfg = plan.config
     if cfg.warmup:
         await _warm_up(plan, executor, level, index)
+    n_prompts = len(plan.prompts)
+    await executor.open_connections(min(level.level.in_flight_cap or n_prompts, n_prompts))
     if cfg.cold_start == "reset" and cfg.cache_reset_url:
         problem = await post_reset(session, cfg.cache_reset_url)
         if problem:

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from time import perf_counter_ns
 from typing import Any
 
-from drbench.client import Endpoint, PreparedRequest, make_session, send
+from drbench.client import Endpoint, PreparedRequest, make_session, open_connections, send
 from drbench.engine import RoundContext
 from drbench.errors import DrbenchError
 from drbench.executors import InProcess
@@ -109,6 +109,11 @@ class WorkerPool:
         finally:
             await pool._stop()
 
+    async def open_connections(self, n: int) -> None:
+        alive = [w for w in self.workers if w.alive]
+        if alive and n > 0:
+            await self._ask("connect", -(-n // len(alive)))
+
     async def begin_round(self, ctx: RoundContext) -> None:
         self._late.clear()
         self._broadcast(("round", ctx))
@@ -167,7 +172,7 @@ class WorkerPool:
                 self._late.append((i, rec))
         elif kind == "ready" and worker.ready is not None and not worker.ready.done():
             worker.ready.set_result(None)
-        elif kind in ("ended", "cancelled") and worker.reply is not None:
+        elif kind in ("ended", "cancelled", "connected") and worker.reply is not None:
             if not worker.reply.done():
                 worker.reply.set_result(msg[1] if len(msg) > 1 else True)
 
@@ -197,11 +202,11 @@ class WorkerPool:
                 except OSError:
                     self._died(worker)
 
-    async def _ask(self, kind: str) -> list[Any]:
+    async def _ask(self, kind: str, *args: Any) -> list[Any]:
         """Send ``kind`` to every live worker and wait for each one's answer (None: no answer)."""
         for worker in self.workers:
             worker.reply = self._loop.create_future() if worker.alive else None
-        self._broadcast((kind,))
+        self._broadcast((kind, *args))
         pending = [w.reply for w in self.workers if w.reply is not None]
         if pending:
             await asyncio.wait(pending, timeout=_DRAIN_TIMEOUT_S)
@@ -282,7 +287,8 @@ async def _serve(conn: Connection, spec: WorkerSpec) -> None:
             timeout_s=spec.timeout_s,
             max_bytes=spec.max_response_bytes,
         )
-        executor = InProcess(transport, tokenizer=tokenizer, worker=spec.index)
+        connect = partial(open_connections, session, spec.endpoint)
+        executor = InProcess(transport, tokenizer=tokenizer, worker=spec.index, connect=connect)
         tasks: set[asyncio.Task[None]] = set()
         sampler: LoopSampler | None = None
 
@@ -320,6 +326,9 @@ async def _serve(conn: Connection, spec: WorkerSpec) -> None:
                 for i, rec in await executor.salvage():
                     conn.send(("rec", i, rec.to_dict()))
                 conn.send(("cancelled",))
+            elif kind == "connect":
+                await executor.open_connections(msg[1])
+                conn.send(("connected",))
             elif kind == "stop":
                 break
         for task in tasks:

@@ -197,3 +197,41 @@ def test_ctrl_c_with_workers_keeps_every_finished_record_and_stops_them(
     time.sleep(0.5)
     alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     assert not [p for p in alive if "zombie" not in Path(f"/proc/{p}/status").read_text()]
+
+
+def test_connections_opened_before_a_level_serve_its_first_wave(fast_mocker) -> None:
+    """open_connections leaves n idle connections in the pool: a wave of n requests then opens
+    none (the handshakes are not paid while the first streams are timed)."""
+    import asyncio
+
+    import aiohttp
+
+    from drbench import client
+    from drbench.records import Prompt
+
+    endpoint = client.Endpoint.parse(fast_mocker.base_url + "/v1/chat/completions")
+    created: list[object] = []
+
+    async def go() -> tuple[int, int, list[int | None]]:
+        trace = aiohttp.TraceConfig()
+
+        async def on_create(session, ctx, params) -> None:
+            created.append(params)
+
+        trace.on_connection_create_end.append(on_create)
+        connector = client.make_connector(limit=0)
+        async with aiohttp.ClientSession(connector=connector, trace_configs=[trace]) as session:
+            opened = await client.open_connections(session, endpoint, 8)
+            before = len(created)
+            body = endpoint.body(Prompt(id="p", text="hi"), model="mock-llm", max_tokens=2,
+                                 temperature=0.0)  # fmt: skip
+            req = client.PreparedRequest.of("p", body)
+            raws = await asyncio.gather(
+                *(client.send(session, endpoint, req, 30) for _ in range(8))
+            )
+            return opened, before, [r.status for r in raws]
+
+    opened, before, statuses = asyncio.run(go())
+    assert opened == 8 and before == 8
+    assert statuses == [200] * 8
+    assert len(created) == 8  # the wave reused them all

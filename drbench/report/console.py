@@ -150,13 +150,13 @@ def _load_lines(result: RoundResult, lang: Lang) -> list[str]:
     if result.truncated:
         lines.append(L["truncated"].format(unsent=result.unsent))
     if result.client:
-        main, worker, lag = (
+        main, worker, loop_lag = (
             ("主进程", "工作进程", "事件循环延迟")
             if lang == "zh"
             else ("main", "worker", "loop lag")
         )
         procs = " | ".join(
-            f"{main if p.worker is None else f'{worker} {p.worker}'} {lag} p99 "
+            f"{main if p.worker is None else f'{worker} {p.worker}'} {loop_lag} p99 "
             f"{_num(p.loop_lag_p99_ms)} ms, CPU {_num(p.cpu_percent, 0)}%"
             for p in result.client
         )
