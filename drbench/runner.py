@@ -13,6 +13,7 @@ rounds are appended to the RunResult the caller owns, so Ctrl-C loses none of th
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from functools import partial
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 _NO_CLOSING_SCRAPE = "interrupted before the closing scrape ended"
+_MAX_PRECONNECT = 1024  # connections opened ahead of a level, at most
 
 
 class RoundProgress(Protocol):
@@ -168,8 +170,7 @@ async def _run_level(
     cfg = plan.config
     if cfg.warmup:
         await _warm_up(plan, executor, level, index)
-    n_prompts = len(plan.prompts)
-    await executor.open_connections(min(level.level.in_flight_cap or n_prompts, n_prompts))
+    await executor.open_connections(_connections_for(level.level, len(plan.prompts)))
     if cfg.cold_start == "reset" and cfg.cache_reset_url:
         problem = await post_reset(session, cfg.cache_reset_url)
         if problem:
@@ -356,6 +357,16 @@ def _keep_round(
     )
     level.rounds.append(result)
     return result
+
+
+def _connections_for(level: Level, prompts: int) -> int:
+    """How many connections to open before a level: what it may have in flight (for a rate
+    level without a cap, about a second's worth of requests), at most ``_MAX_PRECONNECT``."""
+    cap = level.in_flight_cap
+    if cap is None:
+        rate = level.rate or math.inf
+        cap = prompts if math.isinf(rate) else math.ceil(rate)
+    return min(cap, prompts, _MAX_PRECONNECT)
 
 
 def _drop_texts(records: Sequence[RequestRecord]) -> None:
