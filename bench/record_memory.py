@@ -100,7 +100,7 @@ def parse_path(records: int, events: int) -> list[Row]:
                 parse_exchange(
                     raw,
                     prompt_id=f"sample-{i:06d}",
-                    concurrency=32,
+                    level="concurrency=32",
                     round=1,
                     round_start_ns=1_000_000_000,
                     prompt_tokens=100,
@@ -136,7 +136,7 @@ class CountingObserver:
     def __init__(self) -> None:
         self.alive: list[tuple[int, int, int]] = []  # (round, RawExchange, PreparedRequest)
 
-    def round_started(self, concurrency: int, round: int, total: int) -> CountingObserver:
+    def round_started(self, level: object, round: int, total: int) -> CountingObserver:
         return self
 
     def update(self, record: RequestRecord) -> None:

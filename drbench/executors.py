@@ -119,6 +119,7 @@ class InProcess:
                         item.done.set_result(stop.value)
                     break
                 await asyncio.sleep(0)
+            del item, steps  # not the raw bytes of the last answer kept while the queue is empty
 
     def _steps(self, item: _Pending) -> Generator[None, None, RequestRecord]:
         ctx = self._ctx
