@@ -66,6 +66,7 @@ class _Worker:
     process: multiprocessing.process.BaseProcess
     conn: Connection
     futures: dict[int, asyncio.Future[RequestRecord]] = field(default_factory=dict)
+    sent: dict[int, PreparedRequest] = field(default_factory=dict)  # in flight, by index
     alive: bool = True
     ready: asyncio.Future[None] | None = None
     reply: asyncio.Future[Any] | None = None  # the answer to "end" or "cancel"
@@ -80,6 +81,7 @@ class WorkerPool:
         self.workers = workers
         self.plan = plan
         self._late: list[tuple[int, RequestRecord]] = []  # records of cancelled requests
+        self._ctx: RoundContext | None = None
         self._loop = asyncio.get_running_loop()
 
     @classmethod
@@ -115,25 +117,27 @@ class WorkerPool:
             await self._ask("connect", -(-n // len(alive)))
 
     async def begin_round(self, ctx: RoundContext) -> None:
+        self._ctx = ctx
         self._late.clear()
         self._broadcast(("round", ctx))
 
     async def run_one(self, i: int, req: PreparedRequest, due_ns: int | None) -> RequestRecord:
         alive = [w for w in self.workers if w.alive]
         if not alive:
-            return _lost(req, "every worker process exited")
+            return _lost(self._ctx, req, "every worker process exited")
         worker = min(alive, key=lambda w: len(w.futures))
         fut: asyncio.Future[RequestRecord] = self._loop.create_future()
         worker.futures[i] = fut
+        worker.sent[i] = req
         try:
             worker.conn.send(("go", i, due_ns, req))
         except OSError:
-            worker.futures.pop(i, None)
-            return _lost(req, f"worker process {worker.spec.index} exited")
+            self._died(worker)
         try:
             return await fut
         finally:
             worker.futures.pop(i, None)
+            worker.sent.pop(i, None)
 
     async def salvage(self) -> list[tuple[int, RequestRecord]]:
         """Ask every worker to stop what is in flight and to send what it finished."""
@@ -186,9 +190,9 @@ class WorkerPool:
         why = f"worker process {worker.spec.index} exited" + (
             f" (exit code {code})" if code is not None else ""
         )
-        for fut in worker.futures.values():
+        for i, fut in worker.futures.items():
             if not fut.done():
-                fut.set_result(_lost(None, why))
+                fut.set_result(_lost(self._ctx, worker.sent.get(i), why))
         worker.futures.clear()
         for pending in (worker.ready, worker.reply):
             if pending is not None and not pending.done():
@@ -240,14 +244,14 @@ class WorkerPool:
             worker.conn.close()
 
 
-def _lost(req: PreparedRequest | None, why: str) -> RequestRecord:
+def _lost(ctx: RoundContext | None, req: PreparedRequest | None, why: str) -> RequestRecord:
     """The record of a request a dead worker took with it."""
     now = perf_counter_ns()
     return RequestRecord(
         prompt_id=req.prompt_id if req is not None else "",
-        level="",
-        round=0,
-        start_ms=0.0,
+        level=ctx.level if ctx is not None else "",
+        round=ctx.round if ctx is not None else 0,
+        start_ms=(now - ctx.start_ns) / 1e6 if ctx is not None else 0.0,
         error_kind=ErrorKind.CONNECTION,
         error=why,
         send_ns=now,

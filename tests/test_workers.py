@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import signal
 import subprocess
 import sys
@@ -156,11 +157,19 @@ def test_warm_up_requests_count_nowhere_and_do_not_warm_round_1(
 
 
 def _children(pid: int) -> set[int]:
+    """The worker processes of ``pid`` (not multiprocessing's resource tracker)."""
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except OSError:
         return set()
-    return {int(p) for p in text.split()}
+    out = set()
+    for child in map(int, text.split()):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.add(child)
+        except OSError:
+            continue
+    return out
 
 
 @pytest.mark.slow
@@ -235,3 +244,41 @@ def test_connections_opened_before_a_level_serve_its_first_wave(fast_mocker) -> 
     assert opened == 8 and before == 8
     assert statuses == [200] * 8
     assert len(created) == 8  # the wave reused them all
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_requests_and_the_round_goes_on(
+    mocker_factory, tmp_path: Path
+) -> None:
+    mock = mocker_factory("--ttft-ms", "200", "--itl-ms", "20", "--output-tokens", "10")
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, str(ROOT / "dual_round_benchmarker.py"),
+        "--endpoint", mock.base_url + "/v1/chat/completions",
+        "--dataset", str(DATASET),
+        "--concurrency", "4",
+        "--workers", "2",
+        "--rounds", "1",
+        "--output-dir", str(out),
+        "--quiet", "--no-plots",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    log = out / "requests.jsonl"
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = _children(proc.pid) or workers
+        if len(workers) >= 2 and log.exists() and log.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.01)
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err  # failed requests are data, not a crash
+    assert "Traceback" not in err
+    records = _records(out)
+    assert len(records) == 10  # every prompt has its record: nothing hung, nothing lost
+    lost = [r for r in records if r["error"] and "worker process" in r["error"]]
+    assert lost and all(r["error_kind"] == "connection" for r in lost)
+    assert all(r["prompt_id"] and r["level"] == "concurrency=4" for r in lost)
+    assert any(r["ok"] for r in records)  # the other worker carried the round on
