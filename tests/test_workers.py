@@ -282,3 +282,35 @@ def test_a_killed_worker_fails_its_requests_and_the_round_goes_on(
     assert lost and all(r["error_kind"] == "connection" for r in lost)
     assert all(r["prompt_id"] and r["level"] == "concurrency=4" for r in lost)
     assert any(r["ok"] for r in records)  # the other worker carried the round on
+
+
+def test_two_workers_split_one_open_loop_schedule_and_send_on_time(
+    mocker_factory, tmp_path: Path, capsys
+) -> None:
+    """The schedule is the single-process one (seeded by the level), split over both workers;
+    handed over early, each request still goes at its due time, never before."""
+    from drbench.levels import Level
+    from drbench.pacing import pacer_for
+
+    mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
+    out = tmp_path / "run"
+    code = main(
+        [
+            "--endpoint", mock.base_url + "/v1/chat/completions",
+            "--dataset", str(DATASET),
+            "--request-rate", "40",
+            "--workers", "2",
+            "--seed", "3",
+            "--output-dir", str(out),
+            "--quiet", "--no-plots",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    records = _records(out)
+    expected = pacer_for(Level.open(40.0), 10, burstiness=1.0, seed=3, ramp_up_s=0.0)
+    for rnd in (1, 2):
+        got = sorted(r["scheduled_ms"] for r in records if r["round"] == rnd)
+        want = [expected.due_s(i) * 1000 for i in range(10)]
+        assert got == pytest.approx(want, abs=1e-3)
+    assert {r["worker"] for r in records} == {0, 1}
+    assert all(r["send_lag_ms"] >= 0 for r in records)  # not sent before its time
