@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from functools import partial
 from typing import Protocol
 
@@ -140,22 +140,10 @@ def _executor(
         send, session, plan.endpoint, timeout_s=cfg.timeout, max_bytes=cfg.max_response_bytes
     )
     connect = partial(open_connections, session, plan.endpoint) if transport is None else None
-    return _Local(
-        InProcess(send_one, tokenizer=plan.tokenizer, timing=plan.timing, connect=connect)
+    local: Executor = InProcess(
+        send_one, tokenizer=plan.tokenizer, timing=plan.timing, connect=connect
     )
-
-
-class _Local:
-    """An in-process executor as an async context (nothing to start or stop)."""
-
-    def __init__(self, executor: InProcess) -> None:
-        self.executor = executor
-
-    async def __aenter__(self) -> Executor:
-        return self.executor
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
+    return nullcontext(local)  # nothing to start or stop
 
 
 async def _run_level(
