@@ -314,3 +314,22 @@ def test_two_workers_split_one_open_loop_schedule_and_send_on_time(
         assert got == pytest.approx(want, abs=1e-3)
     assert {r["worker"] for r in records} == {0, 1}
     assert all(r["send_lag_ms"] >= 0 for r in records)  # not sent before its time
+
+
+def test_what_crosses_to_a_worker_pickles_and_comes_back_equal() -> None:
+    """The worker's spec, the round context and the prepared requests are plain data (no
+    lambdas, sessions or tokenizers: the tokenizer travels as its path)."""
+    import pickle
+
+    from drbench.client import Endpoint, PreparedRequest
+    from drbench.engine import RoundContext
+    from drbench.workers import WorkerSpec
+
+    spec = WorkerSpec(
+        1, Endpoint.parse("http://u:p@127.0.0.1:9/v1/completions"), 30.0, 1 << 20, "t"
+    )
+    ctx = RoundContext("rate=10", 2, 123, 1 << 20)
+    req = PreparedRequest.of("p1", {"prompt": "hi", "max_tokens": 3})
+    for thing in (spec, ctx, req):
+        assert pickle.loads(pickle.dumps(thing)) == thing
+    assert pickle.loads(pickle.dumps(spec)).endpoint.headers["Authorization"].startswith("Basic ")
