@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BUSY_ELSEWHERE_PERCENT",
     "CPU_LIMIT_PERCENT",
     "LAG_P99_LIMIT_MS",
     "MIN_SAMPLES",
@@ -37,6 +38,9 @@ __all__ = [
 
 LAG_P99_LIMIT_MS = 5.0  # a loop late by more than this at p99 delays the stamping of tokens
 CPU_LIMIT_PERCENT = 90.0  # a process this close to one full core has no slack left
+#: A lagging loop whose process used less than this much of a core was starved by something
+#: else (another process, a blocking call): more worker processes would not help.
+BUSY_ELSEWHERE_PERCENT = 50.0
 MIN_SAMPLES = 20  # below this many ticks (about 0.2 s) a process's lag figures are not judged
 _CAPACITY = 1 << 15  # lag samples kept (256 KiB); about 5.5 minutes at 10 ms before thinning
 
@@ -191,6 +195,13 @@ def client_limit_warning(
     line = f"{where}: the client may have limited this round, not the server: {_figures(worst)}"
     if len(over) > 1:
         line += f" ({len(over)} of {len(loads)} processes over a limit)"
+    cpu = worst.cpu_percent
+    if cpu is not None and cpu < BUSY_ELSEWHERE_PERCENT and cpu <= CPU_LIMIT_PERCENT:
+        return (
+            f"{line} while it used only {cpu:.0f}% of a core: something else held the CPU "
+            "(other processes on this machine, or a blocking call), so the round's timings "
+            "include that delay; rerun on a quieter machine (more --workers would not help)"
+        )
     current = max(workers, 1)
     cores = cpus if cpus is not None else _usable_cpus()
     suggested = min(current * 2, cores)

@@ -244,6 +244,16 @@ def test_from_dict_refuses_a_worker_that_is_not_an_int() -> None:
 # -- the warning ---------------------------------------------------------------------------------
 
 
+def test_a_lagging_loop_that_used_little_cpu_was_starved_and_more_workers_would_not_help() -> None:
+    loads = [_load(None, cpu_s=0.3, lag_p99_ms=20.0)]
+    line = client_limit_warning(loads, where="round 1 at rate 10 req/s", workers=1, cpus=8)
+    assert line is not None and "--workers 2" not in line
+    assert (
+        "its event loop lagged 20.0 ms at p99 (limit 5 ms) while it used only 30% of a core" in line
+    )
+    assert line.endswith("rerun on a quieter machine (more --workers would not help)")
+
+
 def test_calm_loads_give_no_warning() -> None:
     calm = [_load(None), _load(0), _load(1, cpu_s=0.85, lag_p99_ms=4.9)]
     assert client_limit_warning(calm, where="round 1 at concurrency 8", workers=2) is None
@@ -251,7 +261,7 @@ def test_calm_loads_give_no_warning() -> None:
 
 
 def test_a_lagging_worker_is_named_with_its_figure() -> None:
-    loads = [_load(None), _load(0), _load(1, lag_p99_ms=12.34)]
+    loads = [_load(None), _load(0), _load(1, cpu_s=0.7, lag_p99_ms=12.34)]
     line = client_limit_warning(loads, where="round 2 at concurrency 64", workers=2, cpus=8)
     assert line == (
         "round 2 at concurrency 64: the client may have limited this round, not the server:"
