@@ -38,6 +38,17 @@ def _peak_in_flight(spans: list[tuple[int, int]]) -> int:
     return peak
 
 
+def _args(mock, out: Path, *extra: str, dataset: Path = DATASET) -> list[str]:
+    """The benchmarker's flags common to these tests, then ``extra``."""
+    return [
+        "--endpoint", mock.base_url + "/v1/chat/completions",
+        "--dataset", str(dataset),
+        "--output-dir", str(out),
+        "--quiet", "--no-plots",
+        *extra,
+    ]  # fmt: skip
+
+
 def _records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
 
@@ -50,18 +61,8 @@ def test_two_workers_keep_a_closed_loop_at_c_in_flight_in_total(
         "--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "6", "--trace", str(trace)
     )
     out = tmp_path / "run"
-    code = main(
-        [
-            "--endpoint", mock.base_url + "/v1/chat/completions",
-            "--dataset", str(DATASET),
-            "--concurrency", "3",
-            "--workers", "2",
-            "--rounds", "1",
-            "--cold-start", "none",
-            "--output-dir", str(out),
-            "--quiet", "--no-plots",
-        ]
-    )  # fmt: skip
+    flags = ["--concurrency", "3", "--workers", "2", "--rounds", "1", "--cold-start", "none"]
+    code = main(_args(mock, out, *flags))
     assert code == 0, capsys.readouterr().err
     records = _records(out)
     assert len(records) == 10 and all(r["ok"] for r in records)
@@ -106,16 +107,7 @@ def test_an_open_loop_is_not_limited_by_the_connection_pool(
     data.write_text("".join(json.dumps({"text": f"q{i}"}) + "\n" for i in range(1000)))
     mock = mocker_factory("--ttft-ms", "3000", "--itl-ms", "1", "--output-tokens", "2")
     out = tmp_path / "run"
-    code = main(
-        [
-            "--endpoint", mock.base_url + "/v1/chat/completions",
-            "--dataset", str(data),
-            "--request-rate", "500",
-            "--rounds", "1",
-            "--output-dir", str(out),
-            "--quiet", "--no-plots",
-        ]
-    )  # fmt: skip
+    code = main(_args(mock, out, "--request-rate", "500", "--rounds", "1", dataset=data))
     assert code == 0, capsys.readouterr().err
     rnd = json.loads((out / "summary.json").read_text())["levels"][0]["rounds"][0]
     assert rnd["requests"]["succeeded"] == 1000
@@ -132,17 +124,7 @@ def test_warm_up_requests_count_nowhere_and_do_not_warm_round_1(
     round 1 cold on a fresh server."""
     mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
     out = tmp_path / "run"
-    code = main(
-        [
-            "--endpoint", mock.base_url + "/v1/chat/completions",
-            "--dataset", str(DATASET),
-            "--concurrency", "2",
-            "--warmup", "12",
-            "--cold-start", "none",
-            "--output-dir", str(out),
-            "--quiet", "--no-plots",
-        ]
-    )  # fmt: skip
+    code = main(_args(mock, out, "--concurrency", "2", "--warmup", "12", "--cold-start", "none"))
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     level = summary["levels"][0]
@@ -179,14 +161,10 @@ def test_ctrl_c_with_workers_keeps_every_finished_record_and_stops_them(
     mock = mocker_factory("--ttft-ms", "30", "--itl-ms", "20", "--output-tokens", "20")
     out = tmp_path / "run"
     cmd = [
-        sys.executable, str(ROOT / "dual_round_benchmarker.py"),
-        "--endpoint", mock.base_url + "/v1/chat/completions",
-        "--dataset", str(DATASET),
-        "--concurrency", "2",
-        "--workers", "2",
-        "--output-dir", str(out),
-        "--quiet", "--no-plots",
-    ]  # fmt: skip
+        sys.executable,
+        str(ROOT / "dual_round_benchmarker.py"),
+        *_args(mock, out, "--concurrency", "2", "--workers", "2"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "requests.jsonl"
     workers: set[int] = set()
@@ -253,15 +231,10 @@ def test_a_killed_worker_fails_its_requests_and_the_round_goes_on(
     mock = mocker_factory("--ttft-ms", "200", "--itl-ms", "20", "--output-tokens", "10")
     out = tmp_path / "run"
     cmd = [
-        sys.executable, str(ROOT / "dual_round_benchmarker.py"),
-        "--endpoint", mock.base_url + "/v1/chat/completions",
-        "--dataset", str(DATASET),
-        "--concurrency", "4",
-        "--workers", "2",
-        "--rounds", "1",
-        "--output-dir", str(out),
-        "--quiet", "--no-plots",
-    ]  # fmt: skip
+        sys.executable,
+        str(ROOT / "dual_round_benchmarker.py"),
+        *_args(mock, out, "--concurrency", "4", "--workers", "2", "--rounds", "1"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     workers: set[int] = set()
@@ -294,17 +267,7 @@ def test_two_workers_split_one_open_loop_schedule_and_send_on_time(
 
     mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
     out = tmp_path / "run"
-    code = main(
-        [
-            "--endpoint", mock.base_url + "/v1/chat/completions",
-            "--dataset", str(DATASET),
-            "--request-rate", "40",
-            "--workers", "2",
-            "--seed", "3",
-            "--output-dir", str(out),
-            "--quiet", "--no-plots",
-        ]
-    )  # fmt: skip
+    code = main(_args(mock, out, "--request-rate", "40", "--workers", "2", "--seed", "3"))
     assert code == 0, capsys.readouterr().err
     records = _records(out)
     expected = pacer_for(Level.open(40.0), 10, burstiness=1.0, seed=3, ramp_up_s=0.0)
