@@ -20,7 +20,7 @@ from typing import Any
 
 from drbench import __version__
 from drbench.argparser import OneLineParser
-from drbench.config import OPTIONS, BenchConfig, build_config, flag_label
+from drbench.config import OPTIONS, BenchConfig, build_config, flag_label, int_or_auto
 from drbench.errors import DrbenchError, ExitStatus, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -224,12 +224,10 @@ def _severity(status: int) -> tuple[int, int]:
 
 
 def _int_or_auto(text: str) -> int | str:
-    if text.strip() == "auto":
-        return "auto"
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
+        return int_or_auto(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _ARG_TYPES: dict[str, Any] = {

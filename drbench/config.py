@@ -31,6 +31,7 @@ __all__ = [
     "build_config",
     "coerce",
     "flag_label",
+    "int_or_auto",
     "redacted",
 ]
 
@@ -645,13 +646,26 @@ def _to_list(option: Option, v: Any, item: Callable[[Any], Any]) -> tuple[Any, .
     return tuple(item(x) for x in v)
 
 
+def int_or_auto(v: Any) -> int | str:
+    """``--workers``' value: an integer, or "auto"; ValueError names what was expected."""
+    if isinstance(v, str):
+        text = v.strip()
+        if text == "auto":
+            return "auto"
+        if text.lstrip("+-").isdigit():
+            return int(text)
+    elif isinstance(v, int) and not isinstance(v, bool):
+        return v
+    elif isinstance(v, float) and v.is_integer():
+        return int(v)
+    raise ValueError(f"expected an integer or 'auto', got {v!r}")
+
+
 def _to_int_or_auto(option: Option, v: Any) -> int | str:
-    if str(v).strip() == "auto":
-        return "auto"
     try:
-        return _to_number(option, v, int)
-    except ValueError:
-        raise ValueError(f"{option.name}: expected an integer or 'auto', got {v!r}") from None
+        return int_or_auto(v)
+    except ValueError as exc:
+        raise ValueError(f"{option.name}: {exc}") from None
 
 
 def _to_choice(option: Option, v: Any) -> str:

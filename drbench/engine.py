@@ -149,6 +149,7 @@ class _Dispatcher:
         self.deadline_ns = (
             ctx.start_ns + int(max_duration_s * 1e9) if max_duration_s is not None else None
         )
+        self.deadline_s = max_duration_s  # the deadline in seconds from the round's start
         self.records: list[RequestRecord | None] = [None] * len(requests)
         self.in_flight = 0
         self.released = 0
@@ -221,9 +222,7 @@ class _Dispatcher:
             cap = self.pacer.cap_at(now_s)
             if cap is None or self.in_flight < cap:
                 return True
-            waits = [t for t in (self.pacer.cap_grows_at(now_s),) if t is not None]
-            if self.deadline_ns is not None:
-                waits.append((self.deadline_ns - self.ctx.start_ns) / 1e9)
+            waits = [t for t in (self.pacer.cap_grows_at(now_s), self.deadline_s) if t is not None]
             timeout = max(0.0, min(waits) - now_s) if waits else None
             self.room.clear()
             try:

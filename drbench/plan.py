@@ -11,21 +11,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from drbench.client import Endpoint, PreparedRequest
 from drbench.config import DEFAULT_MAX_TOKENS, BenchConfig
 from drbench.dataset import cold_prefix, with_prefix
 from drbench.records import Prompt, RequestRecord
+from drbench.results import ServerRound
 from drbench.slo import SLO
 from drbench.tokens import TokenCounter
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from drbench.runner import MetricsWatcher
-
 __all__ = [
+    "MetricsWatcher",
     "RunPlan",
     "WatcherFactory",
     "continue_requests",
@@ -34,8 +34,29 @@ __all__ = [
     "warmup_requests",
 ]
 
+
+class MetricsWatcher(Protocol):
+    """What the runner asks of the server-metrics watcher (``ServerMetricsWatcher``)."""
+
+    async def probe(self) -> list[str]:
+        """Scrape once before the first level; the warnings it has (dead URL, no metric)."""
+        ...
+
+    async def start_round(self) -> None: ...
+
+    async def end_round(self) -> ServerRound:
+        """The closing scrapes; the round's server figures."""
+        ...
+
+    def missing_round(self, reason: str) -> ServerRound:
+        """Figures marked missing, for a round cut short before its closing scrape."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
 #: Builds the watcher on the run's session (one factory, so the runner owns the session).
-WatcherFactory = Callable[["aiohttp.ClientSession"], "MetricsWatcher"]
+WatcherFactory = Callable[["aiohttp.ClientSession"], MetricsWatcher]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from drbench.executors import InProcess, Transport
 from drbench.levels import Level
 from drbench.pacing import pacer_for
 from drbench.plan import (
+    MetricsWatcher,
     RunPlan,
     WatcherFactory,
     continue_requests,
@@ -35,7 +36,7 @@ from drbench.plan import (
     warmup_requests,
 )
 from drbench.records import RequestRecord
-from drbench.results import LevelResult, RoundResult, RunResult, ServerRound
+from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.sanity import RoundFacts, load_warnings, no_usage_warning, round_warnings
 from drbench.selfcheck import client_limit_warning
 
@@ -57,26 +58,6 @@ _MAX_PRECONNECT = 1024  # connections opened ahead of a level, at most
 class RoundProgress(Protocol):
     def update(self, record: RequestRecord) -> None: ...
     def close(self) -> None: ...
-
-
-class MetricsWatcher(Protocol):
-    """What the runner asks of the server-metrics watcher (``ServerMetricsWatcher``)."""
-
-    async def probe(self) -> list[str]:
-        """Scrape once before the first level; the warnings it has (dead URL, no metric)."""
-        ...
-
-    async def start_round(self) -> None: ...
-
-    async def end_round(self) -> ServerRound:
-        """The closing scrapes; the round's server figures."""
-        ...
-
-    def missing_round(self, reason: str) -> ServerRound:
-        """Figures marked missing, for a round cut short before its closing scrape."""
-        ...
-
-    async def stop(self) -> None: ...
 
 
 class RunObserver(Protocol):

@@ -287,10 +287,12 @@ def level_title(level: Level, lang: Lang = "en") -> str:
 
 
 def level_name(level: Level, lang: Lang = "en") -> str:
-    """A level inside a sentence: ``concurrency 5``, ``rate 10 req/s``."""
+    """A level inside a sentence: ``concurrency 5``, ``rate 10 req/s`` (``Level.label``)."""
+    if lang != "zh":
+        return level.label
     if level.kind == "concurrency":
-        return f"并发 {level.concurrency}" if lang == "zh" else level.label
-    return f"{'请求速率' if lang == 'zh' else 'rate'} {_rate_words(level, lang)}"
+        return f"并发 {level.concurrency}"
+    return f"请求速率 {_rate_words(level, lang)}"
 
 
 def _rate_words(level: Level, lang: Lang) -> str:
