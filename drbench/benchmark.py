@@ -23,7 +23,7 @@ import aiohttp
 
 from drbench.client import Endpoint, ModelInfo, check_reset, list_models, make_session, preflight
 from drbench.config import BenchConfig
-from drbench.dataset import load_prompts, select_prompts
+from drbench.dataset import in_schedule_order, load_prompts, select_prompts
 from drbench.errors import DrbenchError, ExitStatus, OutputDirError, PreflightError, UsageError
 from drbench.fdlimit import ensure_fd_limit
 from drbench.gates import evaluate_gates, exit_status
@@ -78,6 +78,8 @@ class Benchmark:
             seed=cfg.seed,
             source=cfg.dataset or "",
         )
+        if cfg.fixed_schedule:
+            prompts = in_schedule_order(prompts, cfg.dataset or "")
         slo = _load_slo(cfg)
         if (cfg.fail_on_slo is not None) and slo is None:
             raise UsageError("--fail-on-slo needs SLO bounds: give --slo-file or --slo")

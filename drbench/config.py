@@ -130,7 +130,7 @@ OPTIONS: tuple[Option, ...] = (
         "dataset",
         "str",
         "workload",
-        "JSONL file (one object a line) or JSON array; a record has 'text', 'messages' or 'prompt', optionally 'max_tokens' and 'followup'.",
+        "JSONL file (one object a line) or JSON array; a record has 'text', 'messages' or 'prompt', optionally 'max_tokens', 'followup' (or 'followups', one per later round), 'prefix_group' (prompts sharing a prefix share their nonce) and 'timestamp' (ms, for --fixed-schedule).",
         metavar="FILE",
     ),
     _o(
@@ -201,6 +201,22 @@ OPTIONS: tuple[Option, ...] = (
         high=1_000_000,
         low_open=True,
         allow_inf=True,
+    ),
+    _o(
+        "fixed_schedule",
+        "bool",
+        "load",
+        "Replay instead of --concurrency or --request-rate: each record is sent at its 'timestamp' (ms; the earliest is time 0), as AIPerf's fixed schedule; records without one are refused.",
+    ),
+    _o(
+        "speedup",
+        "float_list",
+        "load",
+        "--fixed-schedule levels: replay speeds, in order (2 sends the trace in half its time); default 1.",
+        metavar="X",
+        low=0,
+        high=10_000,
+        low_open=True,
     ),
     _o(
         "burstiness",
@@ -440,6 +456,8 @@ class BenchConfig:
     tokenizer: str | None = None
     concurrency: tuple[int, ...] = (5,)  # () when --request-rate gives the levels
     request_rate: tuple[float, ...] = ()
+    fixed_schedule: bool = False
+    speedup: tuple[float, ...] = ()  # () is 1x (see ``speedups``)
     burstiness: float = 1.0
     max_concurrency: int | None = None
     warmup: int = 0
@@ -477,10 +495,18 @@ class BenchConfig:
 
     @property
     def levels(self) -> tuple[Level, ...]:
-        """The run's levels, in order: rates when --request-rate is given, else concurrencies."""
+        """The run's levels, in order: trace speeds under --fixed-schedule, rates when
+        --request-rate is given, else concurrencies."""
+        if self.fixed_schedule:
+            return tuple(Level.trace(s, self.max_concurrency) for s in self.speedups)
         if self.request_rate:
             return tuple(Level.open(r, self.max_concurrency) for r in self.request_rate)
         return tuple(Level.closed(c) for c in self.concurrency)
+
+    @property
+    def speedups(self) -> tuple[float, ...]:
+        """--speedup's values, 1x when none is given."""
+        return self.speedup or (1.0,)
 
     @property
     def worker_count(self) -> int:
@@ -525,11 +551,18 @@ def build_config(
     environ = os.environ if environ is None else environ
     if not values.get("api_key") and environ.get("OPENAI_API_KEY"):
         values["api_key"] = environ["OPENAI_API_KEY"]
-    for name in ("concurrency", "request_rate", "prometheus_url", "prometheus_metrics", "slo"):
+    for name in (
+        "concurrency",
+        "request_rate",
+        "speedup",
+        "prometheus_url",
+        "prometheus_metrics",
+        "slo",
+    ):
         if name in values:
             values[name] = tuple(values[name])
-    if values.get("request_rate") and "concurrency" not in values:
-        values["concurrency"] = ()  # the rates are the levels
+    if (values.get("request_rate") or values.get("fixed_schedule")) and "concurrency" not in values:
+        values["concurrency"] = ()  # the rates, or the trace's timestamps, are the levels
     for opt in OPTIONS:  # " http://host:8000/v1 " from a pasted line or a quoted variable
         if opt.url and isinstance(values.get(opt.name), str):
             values[opt.name] = values[opt.name].strip()
@@ -556,25 +589,41 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
                 "loop (concurrencies); cap a rate level's requests in flight with --max-concurrency",
             )
         )
-    if not c.concurrency and not c.request_rate:
+    if c.fixed_schedule and (c.concurrency or c.request_rate):
+        other = "--concurrency" if c.concurrency else "--request-rate"
+        out.append(
+            (
+                "fixed_schedule",
+                f"and {other} both say when requests go: --fixed-schedule sends each record at "
+                "its timestamp (cap what is in flight with --max-concurrency, change the pace "
+                f"with --speedup); drop one of them",
+            )
+        )
+    if c.speedup and not c.fixed_schedule:
+        out.append(("speedup", "sets the pace of --fixed-schedule, which is not given"))
+    if not c.concurrency and not c.request_rate and not c.fixed_schedule:
         out.append(("concurrency", "needs at least one level"))
-    for name in ("concurrency", "request_rate"):
+    for name in ("concurrency", "request_rate", "speedup"):
         values: tuple[float, ...] = getattr(c, name)
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             shown = ", ".join(format_rate(v) for v in repeated)
             out.append((name, f"lists {shown} twice: give each level once"))
-    if c.max_concurrency is not None and not c.request_rate:
+    if c.max_concurrency is not None and not (c.request_rate or c.fixed_schedule):
         out.append(
             (
                 "max_concurrency",
-                "caps a --request-rate level; a --concurrency level already keeps at most C in "
-                "flight",
+                "caps a --request-rate or --fixed-schedule level; a --concurrency level already "
+                "keeps at most C in flight",
             )
         )
-    if c.ramp_up and c.request_rate:
+    if c.ramp_up and (c.request_rate or c.fixed_schedule):
         out.append(
-            ("ramp_up", "spreads a closed loop's start; a --request-rate level has its schedule")
+            (
+                "ramp_up",
+                "spreads a closed loop's start; a --request-rate or --fixed-schedule level has "
+                "its schedule",
+            )
         )
     for opt in OPTIONS:
         value = getattr(c, opt.name)

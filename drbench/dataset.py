@@ -1,7 +1,8 @@
 """Read benchmark prompts from a JSONL file or a JSON array, choose N of them, make round 1 cold.
 
 A record is a JSON object with ``text``, ``messages`` (chat format) or ``prompt``, and optionally
-``max_tokens``, ``followup``, ``source`` and ``id``; other keys (answers, metadata) are ignored.
+``max_tokens``, ``followup``, ``followups``, ``prefix_group``, ``timestamp``, ``source`` and ``id``
+(docs/benchmarker_guide.md); other keys (answers, metadata) are ignored.
 Every problem is a ``DatasetError`` naming the file and the line (jsonfile.py reads the file).
 No network and no clock here; the nonce's randomness is passed in by the caller.
 """
@@ -9,6 +10,7 @@ No network and no clock here; the nonce's randomness is passed in by the caller.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import string
 from collections.abc import Sequence
@@ -21,6 +23,7 @@ from drbench.records import Prompt
 
 __all__ = [
     "cold_prefix",
+    "in_schedule_order",
     "load_prompts",
     "parse_record",
     "select_prompts",
@@ -61,9 +64,20 @@ def validate_record(obj: Any) -> list[str]:
     mt = obj.get("max_tokens")
     if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt < 1):
         problems.append(f"'max_tokens' must be a positive integer, got {mt!r}")
-    for key in ("followup", "source"):
+    for key in ("followup", "source", "prefix_group"):
         if obj.get(key) is not None and not isinstance(obj[key], str):
             problems.append(f"'{key}' must be a string, got {type(obj[key]).__name__}")
+    followups = obj.get("followups")
+    if followups is not None and (
+        not isinstance(followups, list)
+        or not all(isinstance(f, str) and f.strip() for f in followups)
+    ):
+        problems.append("'followups' must be a list of non-empty strings (round 2's turn first)")
+    ts = obj.get("timestamp")
+    if ts is not None and (
+        isinstance(ts, bool) or not isinstance(ts, (int, float)) or not 0 <= ts < math.inf
+    ):
+        problems.append(f"'timestamp' must be a number of milliseconds >= 0, got {ts!r}")
     return problems
 
 
@@ -81,6 +95,9 @@ def parse_record(obj: Any, *, where: str, default_id: str) -> Prompt:
         max_tokens=obj.get("max_tokens"),
         followup=obj.get("followup"),
         source=obj.get("source"),
+        group=obj.get("prefix_group"),
+        followups=tuple(obj.get("followups") or ()),
+        timestamp_ms=float(obj["timestamp"]) if obj.get("timestamp") is not None else None,
     )
 
 
@@ -103,6 +120,19 @@ def select_prompts(
     if shuffle:
         return random.Random(seed).sample(list(prompts), n)
     return list(prompts[:n])
+
+
+def in_schedule_order(prompts: Sequence[Prompt], source: str) -> list[Prompt]:
+    """``--fixed-schedule``'s prompts: each needs a timestamp, and they go in timestamp order
+    (a stable sort, so records of one instant keep the file's order)."""
+    missing = next((p for p in prompts if p.timestamp_ms is None), None)
+    if missing is not None:
+        raise DatasetError(
+            f"{source}: record '{missing.id}' has no 'timestamp'; --fixed-schedule sends each "
+            "record at its timestamp (ms from the start): give every record one, or use "
+            "--concurrency or --request-rate"
+        )
+    return sorted(prompts, key=lambda p: p.timestamp_ms or 0.0)
 
 
 _NONCE_LETTERS = string.ascii_letters

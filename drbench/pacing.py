@@ -5,20 +5,30 @@ A pacer answers two questions for the dispatcher (``engine.py``): how early requ
 (``cap_at``).  A closed loop has no schedule, only a cap of C (reached over ``--ramp-up`` seconds);
 an open loop has a schedule of gamma-distributed arrivals and, optionally, a cap
 (``--max-concurrency``).  The schedule is computed once per level from the seed and the level, so
-round 2 replays round 1's exactly and the two rounds differ only by the cache.  Pure: no clock,
-no loop.
+round 2 replays round 1's exactly and the two rounds differ only by the cache.  A trace level
+(``--fixed-schedule``) is an open loop whose schedule is the records' own timestamps.  Pure: no
+clock, no loop.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from drbench.levels import Level
 
-__all__ = ["ClosedLoop", "OpenLoop", "Pacer", "arrival_offsets", "pacer_for"]
+__all__ = [
+    "ClosedLoop",
+    "OpenLoop",
+    "Pacer",
+    "arrival_offsets",
+    "busiest_second",
+    "pacer_for",
+    "trace_offsets",
+]
 
 
 class Pacer(Protocol):
@@ -115,9 +125,47 @@ def arrival_offsets(n: int, rate: float, burstiness: float, seed: str) -> tuple[
     return tuple(out)
 
 
-def pacer_for(level: Level, n: int, *, burstiness: float, seed: int, ramp_up_s: float) -> Pacer:
-    """The pacer of a level of ``n`` requests."""
+def trace_offsets(timestamps_ms: Sequence[float], n: int, speedup: float) -> tuple[float, ...]:
+    """``n`` release times (seconds from the round's start) replaying ``timestamps_ms`` (in
+    order) at ``speedup``: the first timestamp is time 0, as AIPerf's fixed schedule with its
+    auto offset.  Past the end (warm-up requests cycle the prompts) the trace starts over one
+    mean gap after its last request, so a longer warm-up keeps the trace's pace."""
+    if n <= 0 or not timestamps_ms:
+        return ()
+    first, m = timestamps_ms[0], len(timestamps_ms)
+    span = timestamps_ms[-1] - first
+    period = span + (span / (m - 1) if m > 1 else 0.0)
+    return tuple(
+        (timestamps_ms[i % m] - first + (i // m) * period) / 1000.0 / speedup for i in range(n)
+    )
+
+
+def busiest_second(offsets_s: Sequence[float]) -> int:
+    """The most releases of a sorted schedule within any one second (at least 1)."""
+    most, lo = 1 if offsets_s else 0, 0
+    for hi, t in enumerate(offsets_s):
+        while t - offsets_s[lo] >= 1.0:
+            lo += 1
+        most = max(most, hi - lo + 1)
+    return most
+
+
+def pacer_for(
+    level: Level,
+    n: int,
+    *,
+    burstiness: float,
+    seed: int,
+    ramp_up_s: float,
+    timestamps_ms: Sequence[float] = (),
+) -> Pacer:
+    """The pacer of a level of ``n`` requests (``timestamps_ms``: the trace of a trace level)."""
     if level.kind == "concurrency":
         return ClosedLoop(level.concurrency or 1, ramp_up_s)
+    if level.kind == "trace":
+        offsets = trace_offsets(timestamps_ms, n, level.speedup or 1.0)
+        if len(offsets) < n:
+            raise ValueError(f"a trace level of {n} requests needs their timestamps")
+        return OpenLoop(offsets, level.max_concurrency)
     offsets = arrival_offsets(n, level.rate or math.inf, burstiness, f"{seed}:{level.key}")
     return OpenLoop(offsets, level.max_concurrency)

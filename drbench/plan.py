@@ -31,6 +31,7 @@ __all__ = [
     "continue_requests",
     "level_requests",
     "max_tokens_for",
+    "prefix_groups",
     "warmup_requests",
 ]
 
@@ -78,15 +79,36 @@ class RunPlan:
         None  # the server profile's reason for a cache that reused nothing
     )
 
+    @property
+    def timestamps_ms(self) -> tuple[float, ...]:
+        """The prompts' send times under --fixed-schedule (in order; empty without one)."""
+        return tuple(p.timestamp_ms for p in self.prompts if p.timestamp_ms is not None)
+
 
 def level_requests(plan: RunPlan, index: int) -> list[PreparedRequest]:
-    """Round 1 of level ``index``: every prompt, with its nonce under ``--cold-start nonce``."""
-    n = len(plan.prompts)
+    """Round 1 of level ``index``: every prompt, with its nonce under ``--cold-start nonce``.
+
+    Prompts of one ``prefix_group`` share their nonce (each other prompt has its own), so a
+    workload's shared prefix stays shared inside round 1 while no block is shared with another
+    level, another group or an earlier run.
+    """
     if plan.config.cold_start != "nonce":
         return [_prepare(plan, p) for p in plan.prompts]
+    groups = prefix_groups(plan.prompts)
+    n = max(groups, default=-1) + 1
     return [
-        _prepare(plan, with_prefix(_as_sent(plan, p), cold_prefix(plan.run_token, index, i, n)))
-        for i, p in enumerate(plan.prompts)
+        _prepare(plan, with_prefix(_as_sent(plan, p), cold_prefix(plan.run_token, index, g, n)))
+        for p, g in zip(plan.prompts, groups, strict=True)
+    ]
+
+
+def prefix_groups(prompts: Sequence[Prompt]) -> list[int]:
+    """Each prompt's group number, counted in order of first appearance; a prompt without a
+    ``prefix_group`` is a group of its own."""
+    numbers: dict[object, int] = {}
+    return [
+        numbers.setdefault(p.group if p.group is not None else (i,), len(numbers))
+        for i, p in enumerate(prompts)
     ]
 
 
@@ -113,8 +135,12 @@ def continue_requests(
     prompts: Sequence[Prompt],
     default_followup: str,
     tokenizer: TokenCounter | None = None,
+    *,
+    round: int = 2,
 ) -> tuple[list[PreparedRequest], int]:
-    """Round k+1 of a conversation: round k's request, its real answer, then a follow-up turn.
+    """Round ``round`` of a conversation: the previous round's request, its real answer, then
+    the record's follow-up turn for that round (``followups``, else ``followup``, else
+    ``default_followup``).
 
     A prompt whose previous request failed has no answer to continue from; it is resent as it
     was (and counted, so the report can say so).  One that was never sent (a round truncated by
@@ -122,7 +148,7 @@ def continue_requests(
     """
     answers = {r.prompt_id: r.output_text for r in records if r.ok}
     sent = {r.prompt_id for r in records}
-    followups = {p.id: p.followup for p in prompts}
+    by_id = {p.id: p for p in prompts}
     out, failed = [], 0
     for req in previous:
         answer = answers.get(req.prompt_id)
@@ -130,7 +156,8 @@ def continue_requests(
             out.append(req)
             failed += req.prompt_id in sent
             continue
-        followup = followups.get(req.prompt_id) or default_followup
+        prompt = by_id.get(req.prompt_id)
+        followup = prompt.followup_for(round, default_followup) if prompt else default_followup
         payload = dict(req.payload)
         if "messages" in payload:
             payload["messages"] = [

@@ -59,7 +59,14 @@ class ErrorKind(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """One dataset record, validated: exactly one of ``text`` / ``messages`` is set."""
+    """One dataset record, validated: exactly one of ``text`` / ``messages`` is set.
+
+    ``group`` (the record's ``prefix_group``) names the prompts that share a prefix on purpose
+    (a workload's system prompt or document): they share their cold-start nonce, so the nonce
+    keeps round 1 cold without cutting the sharing inside it.  ``followups`` are the user turns
+    of rounds 2, 3, ... under ``--round2-mode continue``; ``timestamp_ms`` the send time under
+    ``--fixed-schedule``.
+    """
 
     id: str
     text: str | None = None
@@ -67,6 +74,15 @@ class Prompt:
     max_tokens: int | None = None
     followup: str | None = None
     source: str | None = None
+    group: str | None = None
+    followups: tuple[str, ...] = ()
+    timestamp_ms: float | None = None
+
+    def followup_for(self, round: int, default: str) -> str:
+        """The user turn that continues the conversation in ``round`` (2 or later)."""
+        if 0 <= round - 2 < len(self.followups):
+            return self.followups[round - 2]
+        return self.followup or default
 
     def as_messages(self) -> list[dict[str, Any]]:
         """The prompt as chat messages (a plain text becomes one user turn)."""

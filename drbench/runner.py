@@ -25,7 +25,7 @@ from drbench.client import PreparedRequest, make_session, open_connections, post
 from drbench.engine import Executor, RoundRun, run_round
 from drbench.executors import InProcess, Transport
 from drbench.levels import Level
-from drbench.pacing import pacer_for
+from drbench.pacing import busiest_second, pacer_for, trace_offsets
 from drbench.plan import (
     MetricsWatcher,
     RunPlan,
@@ -139,7 +139,7 @@ async def _run_level(
     cfg = plan.config
     if cfg.warmup:
         await _warm_up(plan, executor, level, index)
-    await executor.open_connections(_connections_for(level.level, len(plan.prompts)))
+    await executor.open_connections(_connections_for(level.level, plan))
     if cfg.cold_start == "reset" and cfg.cache_reset_url:
         problem = await post_reset(session, cfg.cache_reset_url)
         if problem:
@@ -165,6 +165,7 @@ async def _run_level(
                     plan.prompts,
                     cfg.followup_text,
                     plan.tokenizer,
+                    round=rnd,
                 )
                 _drop_texts(level.rounds[-1].records)
                 if failed:
@@ -218,7 +219,12 @@ async def _warm_up(plan: RunPlan, executor: Executor, level: LevelResult, index:
     cfg = plan.config
     requests = warmup_requests(plan, index, cfg.warmup)
     pacer = pacer_for(
-        level.level, len(requests), burstiness=cfg.burstiness, seed=cfg.seed, ramp_up_s=0.0
+        level.level,
+        len(requests),
+        burstiness=cfg.burstiness,
+        seed=cfg.seed,
+        ramp_up_s=0.0,
+        timestamps_ms=plan.timestamps_ms,
     )
     done = await run_round(
         requests,
@@ -259,6 +265,7 @@ async def _run_round(
         burstiness=cfg.burstiness,
         seed=cfg.seed,
         ramp_up_s=cfg.ramp_up,
+        timestamps_ms=plan.timestamps_ms,
     )
     seen: list[RequestRecord] = []
 
@@ -328,11 +335,15 @@ def _keep_round(
     return result
 
 
-def _connections_for(level: Level, prompts: int) -> int:
-    """How many connections to open before a level: what it may have in flight (for a rate
-    level without a cap, about a second's worth of requests), at most ``_MAX_PRECONNECT``."""
+def _connections_for(level: Level, plan: RunPlan) -> int:
+    """How many connections to open before a level: what it may have in flight (for a rate or
+    trace level without a cap, about a second's worth of requests: the trace's busiest second),
+    at most ``_MAX_PRECONNECT``."""
+    prompts = len(plan.prompts)
     cap = level.in_flight_cap
-    if cap is None:
+    if cap is None and level.kind == "trace":
+        cap = busiest_second(trace_offsets(plan.timestamps_ms, prompts, level.speedup or 1.0))
+    elif cap is None:
         rate = level.rate or math.inf
         cap = prompts if math.isinf(rate) else math.ceil(rate)
     return min(cap, prompts, _MAX_PRECONNECT)

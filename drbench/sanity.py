@@ -207,12 +207,14 @@ def load_warnings(
     if cap is not None and load.concurrency_peak is not None and load.concurrency_peak >= cap:
         out.append(
             f"{where}: requests waited for room under --max-concurrency {cap} ({figures}): the "
-            "server did not keep up with the rate at that cap (queueing in the client, by design)"
+            "server did not keep up with the schedule at that cap (queueing in the client, by "
+            "design)"
         )
     else:
         out.append(
             f"{where}: the client fell behind its schedule ({figures}), so the server got less "
-            "than the rate asked: lower the rate, or send from more processes (--workers)"
+            "than the schedule asked: lower the rate (or --speedup), or send from more processes "
+            "(--workers)"
         )
     return out
 

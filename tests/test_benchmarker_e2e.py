@@ -81,7 +81,13 @@ def test_every_output_file_and_the_summary_contract(fast_mocker, tmp_path: Path)
     assert s["config"]["api_key"] == "***" and s["config"]["model"] == "mock-llm"
     assert [lv["concurrency"] for lv in s["levels"]] == [2, 4]
     assert [lv["level"] for lv in s["levels"]] == [
-        {"kind": "concurrency", "concurrency": c, "request_rate": None, "max_concurrency": None}
+        {
+            "kind": "concurrency",
+            "concurrency": c,
+            "request_rate": None,
+            "max_concurrency": None,
+            "speedup": None,
+        }
         for c in (2, 4)
     ]
     for lv in s["levels"]:

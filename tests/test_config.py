@@ -66,6 +66,7 @@ NUMBERS = [o for o in OPTIONS if o.kind in ("int", "float", "int_list", "float_l
 COMPANIONS = {
     "request_rate": {"concurrency": ()},
     "max_concurrency": {"request_rate": (10.0,), "concurrency": ()},
+    "speedup": {"fixed_schedule": True, "concurrency": ()},
 }
 
 

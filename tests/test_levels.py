@@ -47,6 +47,15 @@ finite_rates = st.floats(min_value=1e-9, max_value=1e9, allow_nan=False, allow_i
             "R=inf",
             math.inf,
         ),
+        (Level.trace(1), "trace=1x", "trace_1x", "trace at 1x speed", "T=1x", 1.0),
+        (
+            Level.trace(2.5, max_concurrency=8),
+            "trace=2.5x",
+            "trace_2.5x",
+            "trace at 2.5x speed (at most 8 in flight)",
+            "T=2.5x",
+            2.5,
+        ),
     ],
 )
 def test_names_of_a_level(level: Level, key: str, slug: str, label: str, short: str, x: float):
@@ -66,6 +75,14 @@ def test_kinds_and_in_flight_caps() -> None:
     assert Level.open(5).in_flight_cap is None
     assert Level.open(5, max_concurrency=7).in_flight_cap == 7
     assert Level.open(5).concurrency is None and Level.closed(3).rate is None
+    assert Level.trace(2).kind == "trace" and Level.trace(2).in_flight_cap is None
+    assert Level.trace(2, max_concurrency=3).in_flight_cap == 3
+
+
+@pytest.mark.parametrize("speedup", [0, -1, math.inf, math.nan])
+def test_a_trace_level_needs_a_finite_positive_speedup(speedup: float) -> None:
+    with pytest.raises(ValueError, match="a trace level needs a finite speed-up > 0"):
+        Level.trace(speedup)
 
 
 def test_open_stores_the_rate_as_a_float() -> None:
@@ -91,15 +108,38 @@ def test_levels_are_hashable_values() -> None:
                 "concurrency": 5,
                 "request_rate": None,
                 "max_concurrency": None,
+                "speedup": None,
             },
         ),
         (
             Level.open(2.5, 8),
-            {"kind": "rate", "concurrency": None, "request_rate": 2.5, "max_concurrency": 8},
+            {
+                "kind": "rate",
+                "concurrency": None,
+                "request_rate": 2.5,
+                "max_concurrency": 8,
+                "speedup": None,
+            },
         ),
         (
             Level.open(math.inf),
-            {"kind": "rate", "concurrency": None, "request_rate": "inf", "max_concurrency": None},
+            {
+                "kind": "rate",
+                "concurrency": None,
+                "request_rate": "inf",
+                "max_concurrency": None,
+                "speedup": None,
+            },
+        ),
+        (
+            Level.trace(2, 4),
+            {
+                "kind": "trace",
+                "concurrency": None,
+                "request_rate": None,
+                "max_concurrency": 4,
+                "speedup": 2.0,
+            },
         ),
     ],
 )
@@ -119,12 +159,18 @@ def test_to_dict_is_strict_json_and_reads_back(level: Level, expected: dict[str,
             finite_rates | st.just(math.inf),
             st.none() | st.integers(min_value=1, max_value=10**6),
         ),
+        st.builds(
+            Level.trace,
+            st.floats(min_value=1e-6, max_value=1e4),
+            st.none() | st.integers(min_value=1, max_value=10**6),
+        ),
     )
 )
 def test_every_level_survives_json_and_its_key(level: Level) -> None:
     assert Level.from_dict(json.loads(json.dumps(level.to_dict(), allow_nan=False))) == level
-    # the key leaves out a rate level's cap, and only that
-    assert Level.from_key(level.key) == Level(level.kind, level.concurrency, level.rate)
+    # the key leaves out a rate or trace level's cap, and only that
+    uncapped = Level(level.kind, level.concurrency, level.rate, speedup=level.speedup)
+    assert Level.from_key(level.key) == uncapped
     assert level.slug == level.key.replace("=", "_")
 
 

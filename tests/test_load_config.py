@@ -89,8 +89,8 @@ def test_request_rate_with_concurrency_is_one_line_naming_both(capsys) -> None:
 def test_max_concurrency_needs_a_request_rate(capsys) -> None:
     err = refused(capsys, "--max-concurrency", "4")
     assert err == (
-        "drbench: --max-concurrency caps a --request-rate level; a --concurrency level "
-        "already keeps at most C in flight"
+        "drbench: --max-concurrency caps a --request-rate or --fixed-schedule level; a "
+        "--concurrency level already keeps at most C in flight"
     )
     assert refused(capsys, "--max-concurrency", "4", "--concurrency", "2") == err
     cfg = dry_run(capsys, "--request-rate", "10", "--max-concurrency", "4")
@@ -100,7 +100,8 @@ def test_max_concurrency_needs_a_request_rate(capsys) -> None:
 def test_ramp_up_is_for_a_closed_loop_only(capsys) -> None:
     err = refused(capsys, "--request-rate", "5", "--ramp-up", "2")
     assert err == (
-        "drbench: --ramp-up spreads a closed loop's start; a --request-rate level has its schedule"
+        "drbench: --ramp-up spreads a closed loop's start; a --request-rate or --fixed-schedule "
+        "level has its schedule"
     )
     assert dry_run(capsys, "--concurrency", "4", "--ramp-up", "2")["ramp_up"] == 2.0
     # zero is "no ramp-up", so it does not conflict
@@ -234,7 +235,8 @@ def test_a_flag_rate_clears_the_default_concurrency_under_a_recipe(tmp_path, cap
         ),
         (
             "max_concurrency: 3\n",
-            "--max-concurrency (recipe key 'max_concurrency' in {r}) caps a --request-rate level",
+            "--max-concurrency (recipe key 'max_concurrency' in {r}) caps a --request-rate or "
+            "--fixed-schedule level",
         ),
         (
             "request_rate: [5]\nramp_up: 1\n",
@@ -282,8 +284,20 @@ def test_recipe_rate_levels_run_against_the_mock(tmp_path, mocker_factory, capsy
     assert summary["schema_version"] == 2
     levels = summary["levels"]
     assert [lv["level"] for lv in levels] == [
-        {"kind": "rate", "concurrency": None, "request_rate": 20.0, "max_concurrency": None},
-        {"kind": "rate", "concurrency": None, "request_rate": "inf", "max_concurrency": None},
+        {
+            "kind": "rate",
+            "concurrency": None,
+            "request_rate": 20.0,
+            "max_concurrency": None,
+            "speedup": None,
+        },
+        {
+            "kind": "rate",
+            "concurrency": None,
+            "request_rate": "inf",
+            "max_concurrency": None,
+            "speedup": None,
+        },
     ]
     assert [lv["concurrency"] for lv in levels] == [None, None]
     for lv in levels:

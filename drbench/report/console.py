@@ -280,9 +280,11 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
 
 
 def level_title(level: Level, lang: Lang = "en") -> str:
-    """A round block's title: ``Concurrency: 5``, ``Request rate: 10 req/s``."""
+    """A round block's title: ``Concurrency: 5``, ``Request rate: 10 req/s``, ``Trace: 2x``."""
     if level.kind == "concurrency":
         return f"{'并发' if lang == 'zh' else 'Concurrency'}: {level.concurrency}"
+    if level.kind == "trace":
+        return f"{'轨迹回放' if lang == 'zh' else 'Trace replay'}: {_trace_words(level, lang)}"
     return f"{'请求速率' if lang == 'zh' else 'Request rate'}: {_rate_words(level, lang)}"
 
 
@@ -292,7 +294,15 @@ def level_name(level: Level, lang: Lang = "en") -> str:
         return level.label
     if level.kind == "concurrency":
         return f"并发 {level.concurrency}"
+    if level.kind == "trace":
+        return f"轨迹回放 {_trace_words(level, lang)}"
     return f"请求速率 {_rate_words(level, lang)}"
+
+
+def _trace_words(level: Level, lang: Lang) -> str:
+    speed = format_rate(level.speedup)
+    text = f"{speed} 倍速" if lang == "zh" else f"{speed}x speed"
+    return text + _cap_words(level, lang)
 
 
 def _rate_words(level: Level, lang: Lang) -> str:
@@ -301,10 +311,14 @@ def _rate_words(level: Level, lang: Lang) -> str:
         text = "inf (一次全部发出)" if lang == "zh" else "inf (all at once)"
     else:
         text = f"{format_rate(rate)} req/s"
-    if level.max_concurrency is not None:
-        cap = level.max_concurrency
-        text += f" (最多 {cap} 个并发)" if lang == "zh" else f" (at most {cap} in flight)"
-    return text
+    return text + _cap_words(level, lang)
+
+
+def _cap_words(level: Level, lang: Lang) -> str:
+    cap = level.max_concurrency
+    if cap is None:
+        return ""
+    return f" (最多 {cap} 个并发)" if lang == "zh" else f" (at most {cap} in flight)"
 
 
 def _change(ch: Change, unit: str = "") -> str:

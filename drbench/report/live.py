@@ -142,9 +142,13 @@ class LiveReporter:
 
 
 def _levels_words(cfg: BenchConfig) -> str:
-    """``concurrency 1 5`` or ``request rate 2 4 inf req/s (burstiness 1, at most 32 in flight)``."""
+    """``concurrency 1 5``, ``request rate 2 4 inf req/s (burstiness 1, at most 32 in flight)``
+    or ``the trace's timestamps at 1x 2x speed``."""
+    cap = f", at most {cfg.max_concurrency} in flight" if cfg.max_concurrency else ""
+    if cfg.fixed_schedule:
+        speeds = " ".join(f"{format_rate(s)}x" for s in cfg.speedups)
+        return f"the records' timestamps at {speeds} speed{cap}"
     if not cfg.request_rate:
         return "concurrency " + " ".join(map(str, cfg.concurrency))
     rates = " ".join(format_rate(r) for r in cfg.request_rate)
-    cap = f", at most {cfg.max_concurrency} in flight" if cfg.max_concurrency else ""
     return f"request rate {rates} req/s (burstiness {cfg.burstiness:g}{cap})"

@@ -36,7 +36,11 @@ def write_plots(out_dir: Path, run: RunResult) -> Path | None:
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")
     conc = [_tick(lv.level) for lv in levels]
-    xlabel = "concurrency" if levels[0].level.kind == "concurrency" else "request rate (req/s)"
+    xlabel = {
+        "concurrency": "concurrency",
+        "rate": "request rate (req/s)",
+        "trace": "trace speed-up",
+    }[levels[0].level.kind]
     n_rounds = max(len(lv.rounds) for lv in levels)
     panels = [
         (axes[0][0], "TTFT p50 (ms)", lambda s: s.metrics["ttft_ms"].p50),
@@ -70,7 +74,11 @@ def write_plots(out_dir: Path, run: RunResult) -> Path | None:
 
 
 def _tick(level: Level) -> str:
-    return str(level.concurrency) if level.kind == "concurrency" else format_rate(level.rate)
+    if level.kind == "concurrency":
+        return str(level.concurrency)
+    if level.kind == "trace":
+        return f"{format_rate(level.speedup)}x"
+    return format_rate(level.rate)
 
 
 def _axis(ax, title: str, conc: list[str], xlabel: str) -> None:
