@@ -55,7 +55,7 @@ class Option:
     help: str
     group: str
     choices: tuple[str, ...] = ()
-    metavar: str | None = None
+    metavar: str | tuple[str, ...] | None = None  # a pair for NAME [KEY=VALUE ...]
     secret: bool = False
     low: float | None = None  # numbers (and every item of an int_list) must be >= low ...
     high: float | None = None  # ... and <= high; NaN and infinities never pass
@@ -131,6 +131,20 @@ OPTIONS: tuple[Option, ...] = (
         "str",
         "workload",
         "JSONL file (one object a line) or JSON array; a record has 'text', 'messages' or 'prompt', optionally 'max_tokens', 'followup' (or 'followups', one per later round), 'prefix_group' (prompts sharing a prefix share their nonce) and 'timestamp' (ms, for --fixed-schedule).",
+        metavar="FILE",
+    ),
+    _o(
+        "workload",
+        "str_list",
+        "workload",
+        "Generate the prompts instead of --dataset: a workload NAME, then its KEY=VALUE settings, e.g. --workload shared-prefix groups=8 prompts=4 prefix=2000. Workloads: shared-prefix, sessions, long-doc, mooncake (docs/workloads.md has every key and default).",
+        metavar=("NAME", "KEY=VALUE"),
+    ),
+    _o(
+        "write_workload",
+        "str",
+        "workload",
+        "Write the --workload's records to FILE (benchmark JSONL, usable as --dataset) and exit without sending anything.",
         metavar="FILE",
     ),
     _o(
@@ -448,6 +462,8 @@ class BenchConfig:
     api_key: str | None = field(default=None, repr=False)
     timeout: float = 300.0
     dataset: str | None = None
+    workload: tuple[str, ...] = ()  # NAME, then KEY=VALUE settings
+    write_workload: str | None = None
     num_samples: int | None = None
     shuffle: bool = False
     seed: int = 0
@@ -555,6 +571,7 @@ def build_config(
         "concurrency",
         "request_rate",
         "speedup",
+        "workload",
         "prometheus_url",
         "prometheus_metrics",
         "slo",
@@ -589,6 +606,10 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
                 "loop (concurrencies); cap a rate level's requests in flight with --max-concurrency",
             )
         )
+    if c.workload and c.dataset:
+        out.append(("workload", "and --dataset both give the prompts: drop one of them"))
+    if c.write_workload and not c.workload:
+        out.append(("write_workload", "writes a --workload's records, and none is given"))
     if c.fixed_schedule and (c.concurrency or c.request_rate):
         other = "--concurrency" if c.concurrency else "--request-rate"
         out.append(
