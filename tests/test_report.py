@@ -290,3 +290,16 @@ def test_summary_json_and_tables_of_three_rounds(tmp_path: Path) -> None:
     windows = list(csv.DictReader((rate / "ttft_over_time.csv").open()))
     assert len(windows) == 20 and windows[0]["level_request_rate"] == "10.0"
     assert (windows[0]["round"], windows[0]["start_s"], windows[0]["started"]) == ("1", "0.0", "1")
+
+
+def test_plots_get_a_row_of_ttft_over_time_at_a_rate_level(tmp_path: Path) -> None:
+    from drbench.report.plots import write_plots  # noqa: PLC0415 - matplotlib (requirements-dev)
+
+    def height(run: RunResult, name: str) -> int:
+        out = tmp_path / name
+        out.mkdir()
+        png = write_plots(out, run).read_bytes()  # IHDR: width, then height, big-endian
+        return int.from_bytes(png[20:24], "big")
+
+    assert height(session_run(2), "closed") == 800  # two rows of panels at 100 dpi
+    assert height(session_run(2, kind="rate"), "rate") == 1200  # and the over-time row
