@@ -340,7 +340,15 @@ def format_turns(level: LevelResult, lang: Lang = "en") -> str:
 
 def _comparisons_table(level: LevelResult, lang: Lang) -> str:
     """A row per comparison (k vs 1, k vs k-1): TTFT p50/p90 change, ratio, cached, hit rate."""
-    headers = ("Round", "vs", "TTFT p50", "TTFT p90", "TTFT ratio geomean", "Cached", "Hit rate")
+    headers = (
+        "Round",
+        "vs",
+        "TTFT p50",
+        "TTFT p90",
+        "TTFT ratio geomean [95% CI]",
+        "Cached",
+        "Hit rate",
+    )
     rows = [
         [
             rc.round,
