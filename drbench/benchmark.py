@@ -37,6 +37,7 @@ from drbench.report.files import (
     strict_json,
     write_csv,
     write_summary,
+    write_tables,
 )
 from drbench.report.live import LiveReporter
 from drbench.results import RunResult
@@ -199,9 +200,9 @@ class Benchmark:
     def _write_reports(
         self, result: RunResult, reporter: LiveReporter, *, failed: bool
     ) -> list[OutputDirError]:
-        """Write CSV, summary.json and plots, print the overview; returns the writes that failed."""
+        """Write the CSVs, summary.json and plots, print the overview; returns the writes that failed."""
         problems: list[OutputDirError] = []
-        for write in (write_csv, write_summary):
+        for write in (write_csv, write_tables, write_summary):
             try:
                 write(self.out_dir, result)
             except OutputDirError as exc:

@@ -16,9 +16,10 @@ from drbench.records import ColdStart, RequestRecord, Round2Mode
 from drbench.redact import redact_text
 
 if TYPE_CHECKING:  # stats imports numpy: not before a run has something to summarise
+    from drbench.breakdown import ContextBucket, TurnRow
     from drbench.gates import GateResult
     from drbench.selfcheck import ProcessLoad
-    from drbench.stats import Comparison, RoundSummary
+    from drbench.stats import Comparison, RoundComparison, RoundSummary
 
 __all__ = ["SCHEMA_VERSION", "LevelResult", "RoundResult", "RunResult", "ServerRound"]
 
@@ -72,12 +73,16 @@ class RoundResult:
 
 @dataclass
 class LevelResult:
-    """All rounds at one level, and round 2 compared with round 1."""
+    """All rounds at one level, each later round compared with earlier ones, and TTFT by turn
+    and by context length (filled by the runner once the level's rounds are done)."""
 
     level: Level
     cold_start: ColdStart
     rounds: list[RoundResult] = field(default_factory=list)
-    comparison: Comparison | None = None
+    comparison: Comparison | None = None  # round 2 vs round 1: schema 2's ``comparison``
+    comparisons: list[RoundComparison] = field(default_factory=list)  # stats.round_pairs order
+    by_turn: list[TurnRow] = field(default_factory=list)
+    by_context: list[ContextBucket] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     effective_concurrency: int | None = None  # at most the number of prompts
     round2_mode: Round2Mode = "repeat"
@@ -98,6 +103,9 @@ class LevelResult:
             "round2_mode": self.round2_mode,
             "rounds": [r.to_dict() for r in self.rounds],
             "comparison": self.comparison.to_dict() if self.comparison else None,
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "by_turn": [row.to_dict() for row in self.by_turn],
+            "by_context": [row.to_dict() for row in self.by_context],
             "warnings": [redact_text(w) for w in self.warnings],
         }
 

@@ -200,18 +200,21 @@ async def _run_level(
         for line in lines:
             level.warnings.append(line)
             observer.warning(line)
-    if len(level.rounds) >= 2:
-        from drbench.stats import compare_rounds  # noqa: PLC0415 - numpy, after the rounds
+    _compare(level, cfg.seed)
 
-        r1, r2 = level.rounds[0], level.rounds[1]
-        level.comparison = compare_rounds(
-            r1.records,
-            r2.records,
-            r1.summary,
-            r2.summary,
-            hit_rates=(r1.server_hit_rate, r2.server_hit_rate),
-            seed=cfg.seed,
-        )
+
+def _compare(level: LevelResult, seed: int) -> None:
+    """Once a level's rounds are done: every later round against round 1 and the one before
+    (``levels[].comparisons``, round 2 vs 1 also as ``comparison``), TTFT by turn and by
+    context length."""
+    from drbench.breakdown import ttft_by_context, ttft_by_turn  # noqa: PLC0415 - numpy
+    from drbench.stats import RoundData, compare_all  # noqa: PLC0415 - numpy, after the rounds
+
+    data = [RoundData(r.records, r.summary, r.server_hit_rate) for r in level.rounds]
+    level.comparisons = compare_all(data, seed=seed)
+    level.comparison = level.comparisons[0].comparison if level.comparisons else None
+    level.by_turn = ttft_by_turn([r.records for r in level.rounds])
+    level.by_context = ttft_by_context(r.records for r in level.rounds)
 
 
 async def _warm_up(plan: RunPlan, executor: Executor, level: LevelResult, index: int) -> None:

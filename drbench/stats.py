@@ -1,4 +1,4 @@
-"""Statistics of a round, its goodput, and the comparison of round 2 with round 1.
+"""Statistics of a round, its goodput, and the comparison of each later round with earlier ones.
 
 Pure functions over ``RequestRecord`` lists (numpy inside): no I/O, no printing, no clock.
 Definitions follow docs/benchmarker_guide.md and vLLM's ``bench serve`` where they agree:
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from drbench.breakdown import TimeWindow, ttft_over_time
 from drbench.gaps import Gaps
 from drbench.levels import Level
 from drbench.records import RequestRecord
@@ -29,10 +30,14 @@ __all__ = [
     "Comparison",
     "Distribution",
     "Goodput",
+    "RoundComparison",
+    "RoundData",
     "RoundSummary",
     "Throughput",
+    "compare_all",
     "compare_rounds",
     "paired_ttft_ratios",
+    "round_pairs",
     "summarize_round",
 ]
 
@@ -196,6 +201,7 @@ class RoundSummary:
     goodput: Goodput | None = None  # None when no SLO was given
     errors: list[tuple[str, str, int]] = field(default_factory=list)  # (kind, message, count)
     load: AppliedLoad | None = None
+    ttft_over_time: list[TimeWindow] = field(default_factory=list)  # breakdown.ttft_over_time
 
     def to_dict(self) -> dict[str, Any]:
         """One entry of summary.json's ``levels[].rounds[]``."""
@@ -217,6 +223,7 @@ class RoundSummary:
             "cache": self.cache.to_dict(),
             "errors": [{"kind": k, "message": m, "count": n} for k, m, n in self.errors],
             "load": self.load.to_dict() if self.load else None,
+            "ttft_over_time": [w.to_dict() for w in self.ttft_over_time],
         }
 
 
@@ -254,32 +261,40 @@ def summarize_round(
         goodput=_goodput(records, slo, duration_s),
         errors=_top_errors(records),
         load=AppliedLoad.of(records),
+        ttft_over_time=ttft_over_time(records),
     )
 
 
 @dataclass(frozen=True)
 class Change:
-    """One figure in both rounds; ``change`` is round2 - round1, ``change_percent`` relative."""
+    """One figure in two rounds: ``before`` the earlier (the baseline), ``after`` the later.
 
-    round1: float | None
-    round2: float | None
+    ``change`` is after - before, ``change_percent`` relative to before.  Which rounds these are
+    is the caller's to say: ``levels[].comparison`` names them ``round1``/``round2`` in JSON (as
+    schema 2 always did), ``levels[].comparisons[]`` names them ``before``/``after`` beside
+    ``against``/``round``.
+    """
+
+    before: float | None
+    after: float | None
 
     @property
     def change(self) -> float | None:
-        if self.round1 is None or self.round2 is None:
+        if self.before is None or self.after is None:
             return None
-        return self.round2 - self.round1
+        return self.after - self.before
 
     @property
     def change_percent(self) -> float | None:
-        if self.change is None or not self.round1:
+        if self.change is None or not self.before:
             return None
-        return 100.0 * self.change / self.round1
+        return 100.0 * self.change / self.before
 
-    def to_dict(self) -> dict[str, float | None]:
+    def to_dict(self, names: tuple[str, str] = ("round1", "round2")) -> dict[str, float | None]:
+        """``names`` are the JSON keys of before and after."""
         return {
-            "round1": self.round1,
-            "round2": self.round2,
+            names[0]: self.before,
+            names[1]: self.after,
             "change": self.change,
             "change_percent": self.change_percent,
         }
@@ -287,12 +302,15 @@ class Change:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Round 2 against round 1 at one level: paired per-prompt TTFT ratios and both rounds' figures.
+    """A later round against an earlier one at one level: paired per-prompt TTFT ratios and both
+    rounds' figures (round 2 against round 1 unless the caller pairs others).
 
-    The ratio is TTFT(round 2) / TTFT(round 1) of the same prompt, so values under 1 mean the
-    warm round was faster.  The geometric mean is the natural average of ratios (the mean of
-    log-ratios, exponentiated); its 95% CI is a percentile bootstrap over prompts.  ``share_faster``
-    is a fraction in [0, 1].  Hit rates are the server's (Prometheus), as given by the caller.
+    The ratio is TTFT(later) / TTFT(earlier) of the same prompt id, so values under 1 mean the
+    later round was faster; in ``--round2-mode continue`` a prompt id is one conversation, so
+    the pair is the same session at two turns.  The geometric mean is the natural average of
+    ratios (the mean of log-ratios, exponentiated); its 95% CI is a percentile bootstrap over
+    prompts.  ``share_faster`` is a fraction in [0, 1].  Hit rates are the server's
+    (Prometheus), as given by the caller.
     """
 
     n_pairs: int
@@ -307,8 +325,8 @@ class Comparison:
     client_cached_share: Change
     server_hit_rate: Change
 
-    def to_dict(self) -> dict[str, Any]:
-        """summary.json's ``levels[].comparison``."""
+    def to_dict(self, names: tuple[str, str] = ("round1", "round2")) -> dict[str, Any]:
+        """summary.json's ``levels[].comparison``; ``names`` are each Change's keys."""
         ci = self.ratio_geomean_ci95
         return {
             "n_pairs": self.n_pairs,
@@ -318,15 +336,73 @@ class Comparison:
                 "geomean_ci95": list(ci) if ci is not None else None,
                 "share_faster": self.share_faster,
             },
-            "ttft_ms": {name: change.to_dict() for name, change in self.ttft_ms.items()},
+            "ttft_ms": {name: change.to_dict(names) for name, change in self.ttft_ms.items()},
             "throughput": {
-                "output_tokens_per_s": self.output_tokens_per_s.to_dict(),
-                "requests_per_s": self.requests_per_s.to_dict(),
+                "output_tokens_per_s": self.output_tokens_per_s.to_dict(names),
+                "requests_per_s": self.requests_per_s.to_dict(names),
             },
-            "goodput_percent": self.goodput_percent.to_dict(),
-            "client_cached_share": self.client_cached_share.to_dict(),
-            "server_hit_rate": self.server_hit_rate.to_dict(),
+            "goodput_percent": self.goodput_percent.to_dict(names),
+            "client_cached_share": self.client_cached_share.to_dict(names),
+            "server_hit_rate": self.server_hit_rate.to_dict(names),
         }
+
+
+@dataclass(frozen=True)
+class RoundComparison:
+    """Round ``round`` against round ``against`` (the earlier one, the Comparison's before)."""
+
+    round: int
+    against: int
+    comparison: Comparison
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of summary.json's ``levels[].comparisons``: before is ``against``."""
+        return {
+            "round": self.round,
+            "against": self.against,
+            **self.comparison.to_dict(("before", "after")),
+        }
+
+
+@dataclass(frozen=True)
+class RoundData:
+    """What comparing a round needs: its records, its summary, the server's hit rate."""
+
+    records: Sequence[RequestRecord]
+    summary: RoundSummary
+    server_hit_rate: float | None = None
+
+
+def round_pairs(n_rounds: int) -> list[tuple[int, int]]:
+    """(round, against) for every comparison of ``n_rounds`` rounds: each round k >= 2 against
+    round 1 (what the cache bought since the cold round) and against round k - 1 (what the
+    last turn added); for k = 2 those are one comparison, listed once."""
+    pairs: list[tuple[int, int]] = []
+    for k in range(2, n_rounds + 1):
+        pairs.append((k, 1))
+        if k - 1 != 1:
+            pairs.append((k, k - 1))
+    return pairs
+
+
+def compare_all(
+    rounds: Sequence[RoundData], *, seed: int = 0, n_boot: int = 2000
+) -> list[RoundComparison]:
+    """``compare_rounds`` for every pair of ``round_pairs`` (rounds numbered from 1 in order)."""
+    out = []
+    for k, j in round_pairs(len(rounds)):
+        before, after = rounds[j - 1], rounds[k - 1]
+        comparison = compare_rounds(
+            before.records,
+            after.records,
+            before.summary,
+            after.summary,
+            hit_rates=(before.server_hit_rate, after.server_hit_rate),
+            seed=seed,
+            n_boot=n_boot,
+        )
+        out.append(RoundComparison(k, j, comparison))
+    return out
 
 
 def compare_rounds(
@@ -339,7 +415,8 @@ def compare_rounds(
     seed: int = 0,
     n_boot: int = 2000,
 ) -> Comparison:
-    """Pair the successful requests of both rounds by prompt id and compare (see ``Comparison``)."""
+    """Pair the successful requests of both rounds by prompt id and compare (see ``Comparison``);
+    ``r1``/``s1`` are the earlier round (before), ``r2``/``s2`` the later (after)."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     ratios = paired_ttft_ratios(r1, r2)

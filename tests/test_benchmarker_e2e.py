@@ -157,6 +157,71 @@ def test_round_two_is_faster_and_cached(mocker_factory, tmp_path: Path) -> None:
     assert cmp["ttft_ratio"]["share_faster"] >= 0.8 and cmp["ttft_ratio"]["median"] < 1
 
 
+def test_three_turns_hit_the_history_and_show_every_comparison(
+    mocker_factory, tmp_path: Path, capsys
+) -> None:
+    mock = mocker_factory(*FAST)
+    out = tmp_path / "turns"
+    argv = [
+        "--endpoint",
+        mock.base_url + "/v1/chat/completions",
+        "--dataset",
+        str(DATASET),
+        "--output-dir",
+        str(out),
+        "--no-plots",
+        "--concurrency",
+        "2",
+        "--num-samples",
+        "4",
+        "--rounds",
+        "3",
+        "--round2-mode",
+        "continue",
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    level = load_summary(out)["levels"][0]
+    turns = level["by_turn"]
+    assert [t["round"] for t in turns] == [1, 2, 3]
+    # Later turns resend the conversation so far: a longer context, mostly cached.
+    assert turns[2]["context_tokens_mean"] > turns[1]["context_tokens_mean"]
+    assert turns[0]["cached_share"] == 0 and turns[2]["cached_share"] > 0.5
+    assert turns[2]["cached_share"] > turns[0]["cached_share"]
+    assert [(c["round"], c["against"]) for c in level["comparisons"]] == [(2, 1), (3, 1), (3, 2)]
+    assert level["comparisons"][1]["n_pairs"] == 4  # a session pairs with itself across turns
+    assert sum(b["requests"] for b in level["by_context"]) == 12
+    assert text.count("Round 2 vs round 1 | concurrency 2") == 1
+    assert "Every round against round 1 and against the round before:" in text
+    assert "TTFT by turn | concurrency 2" in text and "TTFT by context length" in text
+    assert "Round 3 vs round 1 | concurrency 2: TTFT p50" in text  # the overview's line
+    assert "TTFT over time" not in text  # a closed loop
+    assert (out / "ttft_by_turn.csv").exists() and (out / "ttft_by_context.csv").exists()
+    assert not (out / "ttft_over_time.csv").exists()
+
+
+def test_a_rate_level_shows_ttft_over_time(fast_mocker, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "rate"
+    argv = ["--request-rate", "40", "--num-samples", "4", "--output-dir", str(out), "--no-plots"]
+    assert (
+        main(
+            [
+                "--endpoint",
+                fast_mocker.base_url + "/v1/chat/completions",
+                "--dataset",
+                str(DATASET),
+                *argv,
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert text.count("TTFT over time (requests by when each was due") == 2  # each round
+    windows = rounds_of(load_summary(out))[0]["ttft_over_time"]
+    assert sum(w["started"] for w in windows) == 4 and windows[0]["start_s"] == 0
+    assert (out / "ttft_over_time.csv").exists() and not (out / "ttft_by_turn.csv").exists()
+
+
 @pytest.mark.slow
 def test_nonce_makes_round_one_cold_on_a_second_run(fast_mocker, tmp_path: Path) -> None:
     mock = fast_mocker

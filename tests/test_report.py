@@ -6,14 +6,21 @@ import csv
 import json
 from pathlib import Path
 
+from drbench.breakdown import ttft_by_context, ttft_by_turn
 from drbench.config import BenchConfig
 from drbench.levels import Level
 from drbench.records import ErrorKind, RequestRecord, TokenSource
-from drbench.report.console import format_comparison, format_overview, format_round, format_server
-from drbench.report.files import csv_rows, write_csv, write_round, write_summary
+from drbench.report.console import (
+    format_comparison,
+    format_overview,
+    format_round,
+    format_server,
+    format_turns,
+)
+from drbench.report.files import csv_rows, write_csv, write_round, write_summary, write_tables
 from drbench.results import LevelResult, RoundResult, RunResult
 from drbench.slo import SLO
-from drbench.stats import compare_rounds, summarize_round
+from drbench.stats import RoundData, compare_all, compare_rounds, summarize_round
 
 
 def record(pid: str, rnd: int, ttft: float, ok: bool = True) -> RequestRecord:
@@ -146,3 +153,153 @@ def test_csv_and_json_files(tmp_path: Path) -> None:
         and len(per_round["records"]) == 4
     )
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave nothing behind
+
+
+# --- more than two rounds: conversations, and a rate level's TTFT over time -------------------------
+
+
+def session_run(n_rounds: int = 3, *, kind: str = "concurrency") -> RunResult:
+    """Three conversations over ``n_rounds`` turns: turn k's TTFT is turn 1's / k, its context
+    grows by 100 tokens a turn, and all but the newest 100 tokens are cached."""
+    lv = Level.closed(3) if kind == "concurrency" else Level.open(10.0)
+    level = LevelResult(level=lv, cold_start="nonce", round2_mode="continue")
+    for rnd in range(1, n_rounds + 1):
+        recs = []
+        for i, ttft in enumerate((300.0, 600.0, 900.0)):
+            r = record(f"p{i}", rnd, ttft / rnd)
+            r.level, r.scheduled_ms, r.start_ms = lv.key, 100.0 * i, 100.0 * i
+            r.prompt_tokens, r.cached_tokens = 100 * rnd, 100 * (rnd - 1)
+            recs.append(r)
+        summary = summarize_round(recs, level=lv, round=rnd)
+        level.rounds.append(RoundResult(summary, recs))
+    data = [RoundData(r.records, r.summary, r.server_hit_rate) for r in level.rounds]
+    level.comparisons = compare_all(data, n_boot=20)
+    level.comparison = level.comparisons[0].comparison if level.comparisons else None
+    level.by_turn = ttft_by_turn([r.records for r in level.rounds])
+    level.by_context = ttft_by_context(r.records for r in level.rounds)
+    return RunResult(config=BenchConfig(rounds=n_rounds), started_at="t0", levels=[level])
+
+
+def test_three_rounds_print_the_round_2_block_then_one_table_of_every_comparison() -> None:
+    level = session_run(3).levels[0]
+    text = format_comparison(level)
+    assert text.count("Round 2 vs round 1 |") == 1  # the block as it was
+    assert "TTFT p50  600.00 ms -> 300.00 ms (-50.0%)" in text
+    table = text.split("Every round against round 1 and against the round before:")[1]
+    rows = [line.split() for line in table.splitlines() if line.strip()[:1].isdigit()]
+    # Round, vs, p50 change, p90 change, ratio geomean, its CI: 2 vs 1 once, then 3 vs 1 and 3 vs 2.
+    assert [r[:4] for r in rows] == [
+        ["2", "1", "-50.0%", "-50.0%"],
+        ["3", "1", "-66.7%", "-66.7%"],
+        ["3", "2", "-33.3%", "-33.3%"],
+    ]
+    assert [r[4] for r in rows] == ["0.500", "0.333", "0.667"]
+    assert rows[1][6:] == ["0.0%", "->", "66.7%", "-", "->", "-"]  # cached share, hit rate
+    zh = format_comparison(level, "zh")
+    assert "各轮与第 1 轮及与前一轮的对比:" in zh and "第 2 轮 vs 第 1 轮" in zh
+    two = session_run(2).levels[0]
+    assert "Every round against" not in format_comparison(two)  # one comparison: the block
+
+
+def test_turn_and_context_tables_for_a_conversation_level() -> None:
+    level = session_run(3).levels[0]
+    text = format_turns(level)
+    assert "TTFT by turn | concurrency 3" in text
+    turns = text.split("TTFT by turn")[1].split("TTFT by context length")[0]
+    rows = [line.split() for line in turns.splitlines() if line.strip()[:1].isdigit()]
+    # Turn, OK, mean context, TTFT p50, p90, p99, cached share
+    assert [r[:4] + r[-1:] for r in rows] == [
+        ["1", "3", "100", "600.00", "0.0%"],
+        ["2", "3", "200", "300.00", "50.0%"],
+        ["3", "3", "300", "200.00", "66.7%"],
+    ]
+    contexts = text.split("TTFT by context length | concurrency 3 | prompt tokens, every round")[1]
+    assert [line.split()[:2] for line in contexts.splitlines()[3:]] == [
+        ["64-127", "3"],
+        ["128-255", "3"],
+        ["256-511", "3"],
+    ]
+    assert "按轮次的 TTFT | 并发 3" in format_turns(level, "zh")
+    assert format_turns(session_run(1).levels[0]) == ""  # one turn: nothing to break down
+    repeat = session_run(3).levels[0]
+    repeat.round2_mode = "repeat"
+    assert format_turns(repeat) == ""  # a repeat is not a later turn
+
+
+def test_overview_adds_the_last_round_against_round_1_after_two_rounds() -> None:
+    three = format_overview(session_run(3))
+    assert (
+        "Round 3 vs round 1 | concurrency 3: TTFT p50 600.00 ms -> 200.00 ms (-66.7%) | "
+        "TTFT p90 840.00 ms -> 280.00 ms (-66.7%) | TTFT ratio geomean 0.333" in three
+    )
+    assert "Cached 0.0% -> 66.7% | Hit rate - -> -" in three
+    assert "第 3 轮 vs 第 1 轮 | 并发 3" in format_overview(session_run(3), "zh")
+    assert "vs round 1" not in format_overview(session_run(2))
+
+
+def test_over_time_shows_at_a_rate_level_only() -> None:
+    rate = session_run(2, kind="rate").levels[0].rounds[0]
+    text = format_round(rate)
+    assert "TTFT over time (requests by when each was due, 0.02 s windows):" in text
+    after = text.split("0.02 s windows):")[1].splitlines()
+    assert after[3].split() == ["0-0.02", "1", "0", "300.00", "300.00"]
+    assert "TTFT 随时间变化" in format_round(rate, "zh")
+    closed = session_run(2).levels[0].rounds[0]
+    assert "TTFT over time" not in format_round(closed)
+
+
+def test_summary_json_and_tables_of_three_rounds(tmp_path: Path) -> None:
+    run = session_run(3)
+    level = json.loads(write_summary(tmp_path, run).read_text())["levels"][0]
+    assert level["comparison"]["ttft_ms"]["p50"]["round1"] == 600.0  # schema 2's, unchanged
+    assert [(c["round"], c["against"]) for c in level["comparisons"]] == [(2, 1), (3, 1), (3, 2)]
+    assert level["comparisons"][2]["ttft_ms"]["p50"] == {
+        "before": 300.0,
+        "after": 200.0,
+        "change": -100.0,
+        "change_percent": -100 / 3,
+    }
+    assert level["comparisons"][0]["ttft_ratio"] == level["comparison"]["ttft_ratio"]
+    assert [(t["round"], t["context_tokens_mean"]) for t in level["by_turn"]] == [
+        (1, 100.0),
+        (2, 200.0),
+        (3, 300.0),
+    ]
+    assert [(b["low_tokens"], b["high_tokens"]) for b in level["by_context"]] == [
+        (64, 128),
+        (128, 256),
+        (256, 512),
+    ]
+    assert len(level["rounds"][0]["ttft_over_time"]) == 10
+    written = write_tables(tmp_path, run)
+    assert sorted(p.name for p in written) == ["ttft_by_context.csv", "ttft_by_turn.csv"]
+    turns = list(csv.DictReader((tmp_path / "ttft_by_turn.csv").open()))
+    assert [(t["level_kind"], t["round"], t["ttft_ms_p50"]) for t in turns] == [
+        ("concurrency", "1", "600.0"),
+        ("concurrency", "2", "300.0"),
+        ("concurrency", "3", "200.0"),
+    ]
+    assert "ttft_over_time" not in "".join(csv_rows(run.levels)[0])  # a table of its own
+    rate = tmp_path / "rate"
+    rate.mkdir()
+    assert [p.name for p in write_tables(rate, session_run(2, kind="rate"))] == [
+        "ttft_by_turn.csv",
+        "ttft_by_context.csv",
+        "ttft_over_time.csv",
+    ]
+    windows = list(csv.DictReader((rate / "ttft_over_time.csv").open()))
+    assert len(windows) == 20 and windows[0]["level_request_rate"] == "10.0"
+    assert (windows[0]["round"], windows[0]["start_s"], windows[0]["started"]) == ("1", "0.0", "1")
+
+
+def test_plots_get_a_row_of_ttft_over_time_at_a_rate_level(tmp_path: Path) -> None:
+    from drbench.report.plots import write_plots  # noqa: PLC0415 - matplotlib (requirements-dev)
+
+    def height(run: RunResult, name: str) -> int:
+        out = tmp_path / name
+        out.mkdir()
+        png = write_plots(out, run).read_bytes()  # IHDR: width, then height, big-endian
+        return int.from_bytes(png[20:24], "big")
+
+    assert height(session_run(2), "closed") == 800  # two rows of panels at 100 dpi
+    assert height(session_run(2, kind="rate"), "rate") == 1200  # and the over-time row

@@ -165,8 +165,17 @@ def test_overwrite_removes_the_previous_runs_files_and_nothing_else(
         "requests.jsonl",
         "plots.png",
         "summary.json.tmp",
+        "ttft_by_turn.csv",
+        "ttft_by_context.csv",
+        "ttft_over_time.csv.tmp",
     ]
-    mine = ["README.md", "concurrency_9_round_1.json.bak", "summary.json.old", ".gitkeep"]
+    mine = [
+        "README.md",
+        "concurrency_9_round_1.json.bak",
+        "summary.json.old",
+        ".gitkeep",
+        "ttft_by_day.csv",
+    ]
     for name in old + mine:
         (out / name).write_text("old\n")
     (out / "notes" / "summary.json").write_text("mine\n")  # a subdirectory is never touched
@@ -178,6 +187,7 @@ def test_overwrite_removes_the_previous_runs_files_and_nothing_else(
     assert {"concurrency_2_round_1.json", "concurrency_2_round_2.json", "summary.json"} <= names
     assert set(mine) <= names and (out / "notes" / "summary.json").read_text() == "mine\n"
     assert "summary.json.tmp" not in names
+    assert not names & {"ttft_by_turn.csv", "ttft_by_context.csv", "ttft_over_time.csv.tmp"}
     records = (out / "requests.jsonl").read_text().splitlines()
     assert len(records) == 4 and all(json.loads(r)["level"] == "concurrency=2" for r in records)
 

@@ -12,7 +12,16 @@ import pytest
 from drbench.levels import Level
 from drbench.records import ErrorKind, RequestRecord
 from drbench.slo import SLO
-from drbench.stats import Change, Distribution, compare_rounds, summarize_round
+from drbench.stats import (
+    Change,
+    Distribution,
+    RoundComparison,
+    RoundData,
+    compare_all,
+    compare_rounds,
+    round_pairs,
+    summarize_round,
+)
 
 SEVEN = {"avg", "p50", "p90", "p99", "min", "max", "stddev"}
 
@@ -391,7 +400,7 @@ def test_round_figures_and_changes():
     c, s1, s2 = compare(*paired_rounds(), slo=SLO(ttft_ms=150), hit_rates=(0.0, 0.8))
     # Round 1 TTFT [100, 200, 400, 100, 100, 100]: mean 1000/6; round 2 [200, 50, 100, 400]: 187.5.
     avg = c.ttft_ms["avg"]
-    assert close(avg.round1, 1000 / 6) and avg.round2 == 187.5
+    assert close(avg.before, 1000 / 6) and avg.after == 187.5
     assert close(avg.change, 187.5 - 1000 / 6)
     assert close(avg.change_percent, 100 * (187.5 - 1000 / 6) / (1000 / 6))
     # p50: round 1 sorted [100, 100, 100, 100, 200, 400] -> 100; round 2 [50, 100, 200, 400] -> 150.
@@ -403,9 +412,9 @@ def test_round_figures_and_changes():
     }
     assert set(c.ttft_ms) == {"avg", "p50", "p90", "p99"}
     # Goodput TTFT <= 150: round 1 p1 p4 p5 p6, four of six; round 2 p1 p2 of five (p5 failed).
-    assert close(c.goodput_percent.round1, 400 / 6) and c.goodput_percent.round2 == 40.0
-    assert c.output_tokens_per_s.round1 == s1.throughput.output_tokens_per_s
-    assert c.requests_per_s.round2 == s2.throughput.requests_per_s
+    assert close(c.goodput_percent.before, 400 / 6) and c.goodput_percent.after == 40.0
+    assert c.output_tokens_per_s.before == s1.throughput.output_tokens_per_s
+    assert c.requests_per_s.after == s2.throughput.requests_per_s
     assert c.server_hit_rate.to_dict() == {
         "round1": 0.0,
         "round2": 0.8,
@@ -464,3 +473,92 @@ def test_change_none_safety():
     assert Change(None, 5.0).change is None and Change(None, 5.0).change_percent is None
     assert Change(0.0, 5.0).change == 5.0 and Change(0.0, 5.0).change_percent is None
     assert Change(200.0, 150.0).change_percent == -25.0
+
+
+# --- every round against round 1 and the one before ----------------------------------------------
+
+
+def test_round_pairs_list_k_vs_1_and_k_vs_k_minus_1_once_each():
+    assert round_pairs(1) == []
+    assert round_pairs(2) == [(2, 1)]  # 2 vs 1 is also 2 vs the one before: listed once
+    assert round_pairs(3) == [(2, 1), (3, 1), (3, 2)]
+    assert round_pairs(4) == [(2, 1), (3, 1), (3, 2), (4, 1), (4, 3)]
+
+
+def sessions(n_rounds: int) -> list[RoundData]:
+    """Four conversations; turn k's TTFT is turn 1's times FACTORS[k-1] and it reports
+    CACHED[k-1] of its 10 prompt tokens cached; the server's hit rate is HITS[k-1]."""
+    base = (100.0, 200.0, 400.0, 800.0)
+    rounds = []
+    for k in range(1, n_rounds + 1):
+        recs = [
+            ok(f"p{i}", ttft=t * FACTORS[k - 1], rnd=k, prompt=10, cached=CACHED[k - 1])
+            for i, t in enumerate(base)
+        ]
+        summary = summarize_round(recs, level=Level.closed(4), round=k)
+        rounds.append(RoundData(recs, summary, HITS[k - 1]))
+    return rounds
+
+
+FACTORS = (1.0, 0.5, 0.25, 0.2)
+CACHED = (0, 5, 8, 9)
+HITS = (0.0, 0.4, 0.7, None)
+
+
+@pytest.mark.parametrize("n_rounds", [3, 4])
+def test_compare_all_is_compare_rounds_for_every_pair(n_rounds):
+    data = sessions(n_rounds)
+    got = compare_all(data, seed=7, n_boot=50)
+    assert [(c.round, c.against) for c in got] == round_pairs(n_rounds)
+    for c in got:
+        before, after = data[c.against - 1], data[c.round - 1]
+        by_hand = compare_rounds(
+            before.records,
+            after.records,
+            before.summary,
+            after.summary,
+            hit_rates=(before.server_hit_rate, after.server_hit_rate),
+            seed=7,
+            n_boot=50,
+        )
+        assert c.comparison == by_hand
+        # Every prompt's ratio is the same factor: the geometric mean is that factor exactly.
+        factor = FACTORS[c.round - 1] / FACTORS[c.against - 1]
+        assert close(c.comparison.ratio_geomean, factor) and c.comparison.n_pairs == 4
+        assert c.comparison.client_cached_share == Change(
+            CACHED[c.against - 1] / 10, CACHED[c.round - 1] / 10
+        )
+        assert c.comparison.server_hit_rate == Change(HITS[c.against - 1], HITS[c.round - 1])
+
+
+def test_three_rounds_by_hand():
+    three = {(c.round, c.against): c.comparison for c in compare_all(sessions(3), n_boot=20)}
+    assert set(three) == {(2, 1), (3, 1), (3, 2)}
+    # p50 of turn 1 [100, 200, 400, 800] is 300; turn 2 halves it (150), turn 3 quarters it (75).
+    assert three[(3, 1)].ttft_ms["p50"] == Change(300.0, 75.0)
+    assert three[(3, 1)].ttft_ms["p50"].change_percent == -75.0
+    assert three[(3, 2)].ttft_ms["p50"] == Change(150.0, 75.0)
+    assert three[(3, 2)].ttft_ms["p50"].change_percent == -50.0
+    assert three[(3, 2)].share_faster == 1.0
+
+
+def test_a_later_comparison_names_its_rounds_before_and_after_in_json():
+    c = compare_all(sessions(3), n_boot=20)[2]
+    d = json.loads(json.dumps(c.to_dict()))
+    assert (d["round"], d["against"]) == (3, 2)
+    assert d["ttft_ms"]["p50"] == {
+        "before": 150.0,
+        "after": 75.0,
+        "change": -75.0,
+        "change_percent": -50.0,
+    }
+    assert d["client_cached_share"]["before"] == 0.5 and d["server_hit_rate"]["after"] == 0.7
+    assert {"n_pairs", "ttft_ratio", "throughput", "goodput_percent"} <= set(d)
+    # The round 2 vs 1 comparison keeps schema 2's keys where it always was.
+    assert set(c.comparison.to_dict()["ttft_ms"]["p50"]) == {
+        "round1",
+        "round2",
+        "change",
+        "change_percent",
+    }
+    assert isinstance(c, RoundComparison)

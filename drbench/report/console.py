@@ -15,9 +15,16 @@ from drbench.levels import Level, format_rate
 from drbench.records import Lang
 from drbench.redact import redact_text
 from drbench.results import LevelResult, RoundResult, RunResult
-from drbench.stats import METRICS, Change, Comparison
+from drbench.stats import METRICS, Change, Comparison, RoundComparison
 
-__all__ = ["LABELS", "format_comparison", "format_overview", "format_round", "format_server"]
+__all__ = [
+    "LABELS",
+    "format_comparison",
+    "format_overview",
+    "format_round",
+    "format_server",
+    "format_turns",
+]
 
 RULE = 120
 _STATS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
@@ -59,6 +66,11 @@ LABELS: dict[Lang, dict[str, str]] = {
         "lag": "  Send lag behind the schedule (ms): p50 {p50} | p99 {p99} | max {max}",
         "truncated": "  Truncated by --max-round-duration: {unsent} requests not sent",
         "client": "  Client: {procs}",
+        "over_time": "TTFT over time (requests by when each was due, {w} s windows):",
+        "rounds_table": "Every round against round 1 and against the round before:",
+        "vs_first": "Round {k} vs round 1 | {level}: {figures}",
+        "turns": "TTFT by turn | {level} | round k = turn k of every conversation",
+        "contexts": "TTFT by context length | {level} | prompt tokens, every round",
     },
     "zh": {
         "title": "{level} | 第 {r} 轮性能指标",
@@ -89,6 +101,11 @@ LABELS: dict[Lang, dict[str, str]] = {
         "lag": "  相对计划的发送延迟 (ms): p50 {p50} | p99 {p99} | 最大 {max}",
         "truncated": "  被 --max-round-duration 截断: {unsent} 个请求未发送",
         "client": "  客户端: {procs}",
+        "over_time": "TTFT 随时间变化 (按每个请求的计划发送时间, 窗口 {w} 秒):",
+        "rounds_table": "各轮与第 1 轮及与前一轮的对比:",
+        "vs_first": "第 {k} 轮 vs 第 1 轮 | {level}: {figures}",
+        "turns": "按轮次的 TTFT | {level} | 第 k 轮 = 每个对话的第 k 轮",
+        "contexts": "按上下文长度的 TTFT | {level} | 输入 tokens, 所有轮次",
     },
 }
 
@@ -123,6 +140,8 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
             L["good_rates"].format(rps=_num(g.requests_per_s), tps=_num(g.output_tokens_per_s))
         )
     lines += ["", *_load_lines(result, lang)]
+    if s.level.kind != "concurrency" and s.ttft_over_time:  # open loop, trace: load varies
+        lines += ["", *_over_time_lines(result, lang)]
     lines += ["", L["cache"], L["client_share"].format(v=_pct(s.cache.client_cached_share))]
     lines.append(L["server_rate"].format(v=_pct(result.server_hit_rate)))
     if s.errors:
@@ -224,11 +243,13 @@ def format_comparison(level: LevelResult, lang: Lang = "en") -> str:
     )
     lines.append(f"  {L['cmp_tokens']:<16} {_change(c.output_tokens_per_s)}")
     lines.append(f"  {L['cmp_requests']:<16} {_change(c.requests_per_s)}")
-    if c.goodput_percent.round1 is not None or c.goodput_percent.round2 is not None:
+    if c.goodput_percent.before is not None or c.goodput_percent.after is not None:
         lines.append(f"  {L['cmp_goodput']:<16} {_change(c.goodput_percent)}")
     share, hit = c.client_cached_share, c.server_hit_rate
-    lines.append(f"  {L['cmp_cached']:<16} {_pct(share.round1)} -> {_pct(share.round2)}")
-    lines.append(f"  {L['cmp_hit']:<16} {_pct(hit.round1)} -> {_pct(hit.round2)}")
+    lines.append(f"  {L['cmp_cached']:<16} {_pct(share.before)} -> {_pct(share.after)}")
+    lines.append(f"  {L['cmp_hit']:<16} {_pct(hit.before)} -> {_pct(hit.after)}")
+    if len(level.comparisons) > 1:  # 3+ rounds: every round against round 1 and the one before
+        lines += ["", L["rounds_table"], _indent(_comparisons_table(level, lang))]
     lines.extend(f"  ! {redact_text(w)}" for w in level.warnings)
     return "\n".join(lines)
 
@@ -270,13 +291,124 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
         "Hit rate",
     )
     title = LABELS[lang]["overview"] + (" (interrupted)" if run.interrupted else "")
-    return "\n".join(
+    lines = [
+        "=" * RULE,
+        title,
+        tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
+    ]
+    return "\n".join(lines + _last_vs_first_lines(run, lang))
+
+
+def format_turns(level: LevelResult, lang: Lang = "en") -> str:
+    """TTFT by turn and by context length, for a level of conversations (``--round2-mode
+    continue`` with 2+ rounds); empty otherwise (a repeat is not a later turn)."""
+    if level.round2_mode != "continue" or len(level.rounds) < 2 or not level.by_turn:
+        return ""
+    L, name = LABELS[lang], level_name(level.level, lang)
+    turns = [
         [
-            "=" * RULE,
-            title,
-            tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
+            row.round,
+            row.requests,
+            _num(row.context_tokens_mean, 0),
+            _num(row.ttft_p50_ms),
+            _num(row.ttft_p90_ms),
+            _num(row.ttft_p99_ms),
+            _pct(row.cached_share),
         ]
+        for row in level.by_turn
+    ]
+    contexts = [
+        [
+            f"{b.low_tokens}-{b.high_tokens - 1}",
+            b.requests,
+            _num(b.context_tokens_mean, 0),
+            _num(b.ttft_p50_ms),
+            _num(b.ttft_p90_ms),
+            _num(b.ttft_p99_ms),
+            _pct(b.cached_share),
+        ]
+        for b in level.by_context
+    ]
+    tail = ("TTFT p50", "TTFT p90", "TTFT p99", "Cached")
+    lines = ["-" * RULE, L["turns"].format(level=name)]
+    lines.append(_indent(_table(turns, ("Turn", "OK", "Context (tokens)", *tail))))
+    if contexts:
+        lines += [L["contexts"].format(level=name)]
+        lines.append(_indent(_table(contexts, ("Context (tokens)", "OK", "Mean", *tail))))
+    return "\n".join(lines)
+
+
+def _comparisons_table(level: LevelResult, lang: Lang) -> str:
+    """A row per comparison (k vs 1, k vs k-1): TTFT p50/p90 change, ratio, cached, hit rate."""
+    headers = (
+        "Round",
+        "vs",
+        "TTFT p50",
+        "TTFT p90",
+        "TTFT ratio geomean [95% CI]",
+        "Cached",
+        "Hit rate",
     )
+    rows = [
+        [
+            rc.round,
+            rc.against,
+            _pct_change(rc.comparison.ttft_ms["p50"]),
+            _pct_change(rc.comparison.ttft_ms["p90"]),
+            _ratio(rc.comparison),
+            _shares(rc.comparison.client_cached_share),
+            _shares(rc.comparison.server_hit_rate),
+        ]
+        for rc in level.comparisons
+    ]
+    return _table(rows, headers)
+
+
+def _last_vs_first_lines(run: RunResult, lang: Lang) -> list[str]:
+    """The overview's closing lines when a level ran more than 2 rounds: its last round
+    against round 1 (the table above has each round's own figures)."""
+    lines = []
+    for level in run.levels:
+        last = _last_vs_first(level)
+        if last is None:
+            continue
+        c = last.comparison
+        figures = (
+            f"TTFT p50 {_change(c.ttft_ms['p50'], ' ms')} | TTFT p90 "
+            f"{_change(c.ttft_ms['p90'], ' ms')} | TTFT ratio geomean {_ratio(c)} | "
+            f"Cached {_shares(c.client_cached_share)} | Hit rate {_shares(c.server_hit_rate)}"
+        )
+        lines.append(
+            LABELS[lang]["vs_first"].format(
+                k=last.round, level=level_name(level.level, lang), figures=figures
+            )
+        )
+    return lines
+
+
+def _last_vs_first(level: LevelResult) -> RoundComparison | None:
+    if len(level.rounds) <= 2:
+        return None
+    last = len(level.rounds)
+    return next((c for c in level.comparisons if c.round == last and c.against == 1), None)
+
+
+def _over_time_lines(result: RoundResult, lang: Lang) -> list[str]:
+    """The round's requests in time windows: how many were due, failed, and their TTFT."""
+    windows = result.summary.ttft_over_time
+    width = windows[0].end_s - windows[0].start_s
+    rows = [
+        [
+            f"{w.start_s:g}-{w.end_s:g}",
+            w.started,
+            w.failed,
+            _num(w.ttft_p50_ms),
+            _num(w.ttft_p90_ms),
+        ]
+        for w in windows
+    ]
+    headers = ("Window (s)", "Started", "Failed", "TTFT p50", "TTFT p90")
+    return [LABELS[lang]["over_time"].format(w=f"{width:g}"), _indent(_table(rows, headers))]
 
 
 def level_title(level: Level, lang: Lang = "en") -> str:
@@ -324,7 +456,31 @@ def _cap_words(level: Level, lang: Lang) -> str:
 def _change(ch: Change, unit: str = "") -> str:
     pct = ch.change_percent
     tail = f" ({pct:+.1f}%)" if pct is not None else ""
-    return f"{_num(ch.round1)}{unit} -> {_num(ch.round2)}{unit}{tail}"
+    return f"{_num(ch.before)}{unit} -> {_num(ch.after)}{unit}{tail}"
+
+
+def _pct_change(ch: Change) -> str:
+    pct = ch.change_percent
+    return "-" if pct is None else f"{pct:+.1f}%"
+
+
+def _ratio(c: Comparison) -> str:
+    """The TTFT ratio's geometric mean with its 95% CI: ``0.512 [0.480-0.550]``."""
+    ci = c.ratio_geomean_ci95
+    tail = f" [{_num(ci[0], 3)}-{_num(ci[1], 3)}]" if ci else ""
+    return _num(c.ratio_geomean, 3) + tail
+
+
+def _shares(ch: Change) -> str:
+    return f"{_pct(ch.before)} -> {_pct(ch.after)}"
+
+
+def _table(rows: list[list[Any]], headers: tuple[str, ...]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
 
 
 def _num(v: float | None, digits: int = 2) -> str:

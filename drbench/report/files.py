@@ -45,10 +45,14 @@ __all__ = [
     "write_json",
     "write_round",
     "write_summary",
+    "write_tables",
 ]
 
 REQUESTS_LOG = "requests.jsonl"
 CSV_NAME = "metrics_summary.csv"
+BY_TURN_NAME = "ttft_by_turn.csv"
+BY_CONTEXT_NAME = "ttft_by_context.csv"
+OVER_TIME_NAME = "ttft_over_time.csv"
 SUMMARY_NAME = "summary.json"
 PLOT_NAME = "plots.png"
 GOODPUT_KEYS = ("good", "total", "percent", "requests_per_s", "output_tokens_per_s")
@@ -56,7 +60,7 @@ _DISTRIBUTION_KEYS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
 # Every file name a run writes (and its temporary twin): what --overwrite removes, and only that.
 OUTPUT_FILE = re.compile(
     r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+-]+|inf))_round_\d+\.json|metrics_summary\.csv|summary\.json"
-    r"|plots\.png)(?:\.tmp)?"
+    r"|plots\.png|ttft_by_(?:turn|context)\.csv|ttft_over_time\.csv)(?:\.tmp)?"
 )
 _HINTS = {
     errno.ENOSPC: "free space or pick --output-dir",
@@ -217,6 +221,7 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             d = result.to_dict()
             d.pop("errors", None)
             d.pop("server_metrics", None)
+            d.pop("ttft_over_time", None)  # a table of its own: ttft_over_time.csv
             d["client"] = _client_columns(d.get("client") or [])
             if d.get("goodput") is None:  # keep the columns stable whether or not an SLO is set
                 d["goodput"] = dict.fromkeys(GOODPUT_KEYS)
@@ -227,6 +232,33 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             row.update(finite(_flatten(d)))
             rows.append(row)
     return rows
+
+
+def write_tables(out_dir: Path, run: RunResult) -> list[Path]:
+    """The breakdown tables the console shows, as CSV (summary.json has them all, always):
+    ttft_by_turn.csv and ttft_by_context.csv when a level ran conversations (``--round2-mode
+    continue``, 2+ rounds), ttft_over_time.csv when a level is not a closed loop."""
+    sessions = [lv for lv in run.levels if lv.round2_mode == "continue" and len(lv.rounds) >= 2]
+    timed = [lv for lv in run.levels if lv.level.kind != "concurrency" and lv.rounds]
+    tables = [
+        (BY_TURN_NAME, [_level_row(lv, t.to_dict()) for lv in sessions for t in lv.by_turn]),
+        (BY_CONTEXT_NAME, [_level_row(lv, b.to_dict()) for lv in sessions for b in lv.by_context]),
+        (
+            OVER_TIME_NAME,
+            [
+                _level_row(lv, {"round": r.summary.round, **w.to_dict()})
+                for lv in timed
+                for r in lv.rounds
+                for w in r.summary.ttft_over_time
+            ],
+        ),
+    ]
+    return [_write_rows(out_dir / name, rows) for name, rows in tables if rows]
+
+
+def _level_row(level: LevelResult, row: dict[str, Any]) -> dict[str, Any]:
+    """A table row led by its level's columns (as metrics_summary.csv names them)."""
+    return finite(_flatten({"level": level.level.to_dict(), **row}))
 
 
 def _client_columns(processes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -244,7 +276,11 @@ def _client_columns(processes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_csv(out_dir: Path, run: RunResult) -> Path:
-    rows = csv_rows(run.levels)
+    return _write_rows(out_dir / CSV_NAME, csv_rows(run.levels))
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """A CSV of dict rows; the columns are every key in order of first appearance."""
     buf = io.StringIO()
     fieldnames: list[str] = []
     for row in rows:
@@ -252,7 +288,6 @@ def write_csv(out_dir: Path, run: RunResult) -> Path:
     writer = csv.DictWriter(buf, fieldnames=fieldnames, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    path = out_dir / CSV_NAME
     _atomic_write(path, buf.getvalue())
     return path
 

@@ -1,8 +1,9 @@
 """The run's live side: progress bars, per-round tables and files written as rounds finish.
 
 ``LiveReporter`` is the RunObserver the CLI hands to the runner.  It appends every finished request
-to requests.jsonl, writes each round's JSON as soon as the round ends, and prints the round table
-and the level comparison (unless quiet), so an interrupted run keeps everything it measured.
+to requests.jsonl, writes each round's JSON as soon as the round ends, and prints the round table,
+the level comparison and its TTFT by turn (unless quiet), so an interrupted run keeps everything
+it measured.
 It is also the one voice of a run on the terminal: the start line, notes, warnings, failed gates
 and the overview all go through it (benchmark.py prints nothing itself), so ``--quiet`` and the
 progress bars are handled in one place.  Tables go to stdout, every ``drbench:`` line to stderr.
@@ -95,10 +96,15 @@ class LiveReporter:
             self._print(format_round(result, self._lang))
 
     def level_done(self, level: LevelResult) -> None:
-        if not self._quiet and level.comparison is not None:
-            from drbench.report.console import format_comparison  # noqa: PLC0415
+        """The level's comparison (with 3+ rounds, its table of every round) and, for
+        conversations, TTFT by turn and by context length."""
+        if self._quiet:
+            return
+        from drbench.report.console import format_comparison, format_turns  # noqa: PLC0415
 
-            self._print(format_comparison(level, self._lang))
+        for text in (format_comparison(level, self._lang), format_turns(level, self._lang)):
+            if text:
+                self._print(text)
 
     def warning(self, message: str) -> None:
         self._line(f"warning: {message}")

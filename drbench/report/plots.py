@@ -1,4 +1,5 @@
-"""plots.png: round 1 against round 2 across concurrency levels, drawn with matplotlib.
+"""plots.png: round 1 against round 2 across concurrency levels, drawn with matplotlib; with a
+level that is not a closed loop (its load varies over a round), TTFT over time too.
 
 matplotlib is optional (``pip install matplotlib``): without it no plot is drawn and the caller
 says so once.  Pure apart from writing the one file (atomically, like every report).
@@ -25,7 +26,8 @@ def plots_available() -> bool:
 
 
 def write_plots(out_dir: Path, run: RunResult) -> Path | None:
-    """Four panels: TTFT p50, TTFT p99, output tokens/s per level and round; r2/r1 TTFT ratios."""
+    """Four panels: TTFT p50, TTFT p99, output tokens/s per level and round; r2/r1 TTFT ratios;
+    and two more, TTFT p50 and p90 over each round's time, when a level is not a closed loop."""
     levels = [lv for lv in run.levels if lv.rounds]
     if not levels:
         return None
@@ -34,7 +36,9 @@ def write_plots(out_dir: Path, run: RunResult) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")
+    timed = [lv for lv in levels if lv.level.kind != "concurrency"]
+    rows = 3 if timed else 2
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows), layout="constrained")
     conc = [_tick(lv.level) for lv in levels]
     xlabel = {
         "concurrency": "concurrency",
@@ -59,6 +63,9 @@ def write_plots(out_dir: Path, run: RunResult) -> Path | None:
             )
         _axis(ax, title, conc, xlabel)
     _ratio_panel(axes[1][1], levels, conc, xlabel)
+    if timed:
+        _over_time_panel(axes[2][0], timed, "p50")
+        _over_time_panel(axes[2][1], timed, "p90")
     n = len(run.levels[0].rounds[0].records) if run.levels and run.levels[0].rounds else 0
     fig.suptitle(
         f"drbench: {run.model or ''}  cold start: {run.config.cold_start}  "
@@ -103,3 +110,18 @@ def _ratio_panel(ax, levels, conc: list[str], xlabel: str) -> None:
     ax.set_xticks(range(len(conc)), conc)
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
+
+
+def _over_time_panel(ax, levels, key: str) -> None:
+    """TTFT p50 or p90 of each time window (at its middle), a line per level and round."""
+    for lv in levels:
+        for r in lv.rounds:
+            windows = r.summary.ttft_over_time
+            xs = [(w.start_s + w.end_s) / 2 for w in windows]
+            ys = [getattr(w, f"ttft_{key}_ms") for w in windows]
+            ys = [float("nan") if y is None else y for y in ys]
+            ax.plot(xs, ys, marker=".", label=f"{lv.level.short} round {r.summary.round}")
+    ax.set_title(f"TTFT {key} (ms) over the round, by when requests were due")
+    ax.set_xlabel("time from the round's start (s)")
+    ax.grid(alpha=0.3)
+    ax.legend()
