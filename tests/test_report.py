@@ -136,6 +136,7 @@ def test_csv_and_json_files(tmp_path: Path) -> None:
         "concurrency": 5,
         "request_rate": None,
         "max_concurrency": None,
+        "speedup": None,
     }
     assert summary["levels"][0]["concurrency"] == 5 and summary["levels"][0]["warmup"] is None
     assert (

@@ -297,6 +297,7 @@ def test_round_to_dict_shape():
         "concurrency": 4,
         "request_rate": None,
         "max_concurrency": None,
+        "speedup": None,
     }
     assert (d["concurrency"], d["round"]) == (4, 1)  # schema 1's key is kept
     assert d["requests"] == {"total": 5, "succeeded": 4, "failed": 1}
