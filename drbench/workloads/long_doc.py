@@ -71,4 +71,3 @@ def generate(p: LongDocParams, *, counter: TokenCounter, seed: int) -> Workload:
             f"tokens, {p.order} order"
         ),
     )
-

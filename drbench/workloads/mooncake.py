@@ -182,7 +182,9 @@ def _parse(item: Item) -> TraceRequest:
         raise DatasetError(f"{item.where}: 'timestamp' must be a number of ms >= 0, got {ts!r}")
     for key in ("input_length", "output_length"):
         if not _positive_int(obj[key]):
-            raise DatasetError(f"{item.where}: '{key}' must be a positive integer, got {obj[key]!r}")
+            raise DatasetError(
+                f"{item.where}: '{key}' must be a positive integer, got {obj[key]!r}"
+            )
     ids = obj["hash_ids"]
     if not isinstance(ids, list):
         raise DatasetError(f"{item.where}: 'hash_ids' must be a list of integers, got {ids!r}")

@@ -63,7 +63,9 @@ def parse_workload(name: str, items: Sequence[str]) -> WorkloadParams:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"{FLAG} {name}: {item!r} is not key=value; write e.g. {_example(cls)}")
+            raise UsageError(
+                f"{FLAG} {name}: {item!r} is not key=value; write e.g. {_example(cls)}"
+            )
         if key not in fields:
             raise UsageError(f"{FLAG} {name}: unknown key {key!r}; {_hint(key, list(fields))}")
         if key in values:

@@ -62,4 +62,3 @@ def generate(p: SharedPrefixParams, *, counter: TokenCounter, seed: int) -> Work
             f"tokens, {p.order} order"
         ),
     )
-

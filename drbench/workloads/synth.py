@@ -132,8 +132,9 @@ class Synth:
         """``head`` + the first k of ``words`` (k <= ``cap``), k chosen so the whole counts
         exactly ``total``; one UsageError when the tokenizer makes that impossible."""
         k = total - (self.counter.count(head) if head else 0)
+        most = 2 * total + 16 if cap is None else cap  # words may merge: k can pass total
         tried: set[int] = set()
-        while 0 <= k <= (total if cap is None else cap) and k not in tried and len(tried) < 32:
+        while 0 <= k <= most and k not in tried and len(tried) < 64:
             tried.add(k)
             text = head + words.text(k)
             found = self.counter.count(text)
