@@ -34,7 +34,8 @@ ESTIMATE = EstimateCounter()
 @pytest.fixture(scope="module")
 def bpe(tmp_path_factory: pytest.TempPathFactory) -> TokenizerCounter:
     """A byte-level BPE (GPT-2 style pre-tokenizer) trained on random 3-letter words."""
-    tokenizers = pytest.importorskip("tokenizers")
+    import tokenizers
+
     rng = random.Random(1)
     triples = ["".join(t) for t in itertools.product(string.ascii_lowercase, repeat=3)]
     words = rng.sample(triples, 500) + "the quick brown fox jumps over lazy dog water".split()

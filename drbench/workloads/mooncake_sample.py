@@ -5,17 +5,26 @@ Poisson arrivals (about 10 a second, 200 in about 20 s), prompts of 1 to 8 block
 (input lengths 512..4096), and a few hash-id trees: system prompts of 1, 2, 3 and 4 blocks that
 many requests start with, conversations that grow by extending an earlier request's blocks, and
 some requests that share nothing.  ``sample_text()`` is the file's exact content; a test checks
-that the shipped file equals it.  No I/O except ``write_sample``.
+that the shipped file equals it.  No I/O except ``write_sample`` and ``main``, the command
+datasets/README.md regenerates the file with (``python -m drbench.workloads.mooncake_sample``).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SAMPLE_SEED", "make_sample", "sample_text", "write_sample"]
+from drbench.argparser import OneLineParser
+from drbench.convert.cli import run
+from drbench.errors import UsageError
+
+__all__ = ["SAMPLE_SEED", "main", "make_sample", "sample_text", "write_sample"]
+
+_DEFAULT_OUTPUT = "datasets/mooncake_sample.jsonl"
 
 SAMPLE_SEED = 0
 _BLOCK = 512
@@ -34,7 +43,9 @@ def make_sample(seed: int = SAMPLE_SEED, requests: int = 200) -> list[dict[str, 
         return list(range(next_id - n, next_id))
 
     roots = [fresh(n) for n in _ROOTS]
-    earlier: list[list[list[int]]] = [[] for _ in roots]  # each tree's earlier prompts (full blocks)
+    earlier: list[list[list[int]]] = [
+        [] for _ in roots
+    ]  # each tree's earlier prompts (full blocks)
     lines: list[dict[str, Any]] = []
     t_ms = 0.0
     for _ in range(requests):
@@ -70,4 +81,29 @@ def sample_text(seed: int = SAMPLE_SEED, requests: int = 200) -> str:
 
 def write_sample(path: str | Path, seed: int = SAMPLE_SEED) -> None:
     """Write the sample to ``path`` (how datasets/mooncake_sample.jsonl was made)."""
-    Path(path).write_text(sample_text(seed), encoding="utf-8")
+    try:
+        Path(path).write_text(sample_text(seed), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--output {path}: cannot write: {exc.strerror or exc}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m drbench.workloads.mooncake_sample``; the exit status."""
+    return run("mooncake_sample", lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = OneLineParser(
+        prog="python -m drbench.workloads.mooncake_sample",
+        description="Write the small Mooncake-format sample trace (docs/workloads.md).",
+    )
+    parser.add_argument("--output", default=_DEFAULT_OUTPUT, metavar="FILE",
+                        help=f"output JSONL (default {_DEFAULT_OUTPUT})")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=SAMPLE_SEED, help="seed (default 0)")
+    args = parser.parse_args(argv)
+    write_sample(args.output, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
