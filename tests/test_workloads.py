@@ -504,6 +504,8 @@ def test_every_record_parses_as_a_dataset_record():
         ("sessions", ["rounds=1"], "rounds=1 is out of range; give an integer from 2 to 1000"),
         ("mooncake", [], "needs trace=... (the trace JSONL"),
         ("mooncake", ["trace=t", "start=x"], "start=x: expected a number"),
+        ("mooncake", ["trace=t", "start=-1"], "start=-1.0 is out of range; give a number >= 0"),
+        ("mooncake", ["trace=t", "limit=0"], "limit=0 is out of range; give an integer >= 1"),
         ("mooncake", ["trace=t", "start=5", "end=2"], "end=2.0 is not after start=5.0"),
         ("mooncake", ["trace="], "trace=: expected a file path"),
     ],

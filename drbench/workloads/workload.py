@@ -83,8 +83,7 @@ def check_ranges(params: Any, name: str) -> None:
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             kind = "an integer" if isinstance(value, int) else "a number"
             raise UsageError(
-                f"{FLAG} {name}: {f.name}={value} is out of range; "
-                f"give {kind} from {_num(lo)} to {_num(hi)}"
+                f"{FLAG} {name}: {f.name}={value} is out of range; give {kind} {_span(lo, hi)}"
             )
 
 
@@ -102,7 +101,11 @@ def order_records(
     return records
 
 
+def _span(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"from {_num(lo)} to {_num(hi)}"
+    return f">= {_num(lo)}" if lo is not None else f"<= {_num(hi)}"
+
+
 def _num(value: float | None) -> str:
-    if value is None:
-        return "any"
-    return str(int(value)) if float(value).is_integer() else str(value)
+    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
