@@ -219,6 +219,8 @@ def test_shared_prefix_structure_and_lengths(counter_name: str, request: pytest.
         assert counter.count(prefix) == 60
         prefixes.append(prefix)
     assert len({p.split(" ")[1] for p in prefixes}) == 4  # groups share no leading word
+    bodies = {r["text"][len(prefixes[int(r["id"][1])]) :].split(" ", 2)[2] for r in w.records}
+    assert len(bodies) == 12  # each suffix draws its own words, not only its own first word
     assert w.implied == {}
     assert w.offered_round1 == pytest.approx(4 * 2 * 60 / (12 * 69))
     tokens = words if counter_name == "estimate" else counter.encode
