@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from drbench.convert import longbench, mix, sharegpt
+from drbench.workloads import mooncake_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- regenerate:"
@@ -14,6 +15,7 @@ ENTRY_POINTS = {
     ("python", "process_sharegpt.py"): sharegpt.main,
     ("python", "convert_longbench.py"): longbench.main,
     ("python", "-m", "drbench.convert.mix"): mix.main,
+    ("python", "-m", "drbench.workloads.mooncake_sample"): mooncake_sample.main,
 }
 
 
@@ -30,7 +32,7 @@ def _output(argv: list[str]) -> str:
 
 def test_readme_commands_reproduce_the_shipped_files(tmp_path, monkeypatch, capsys) -> None:
     commands = _commands()
-    assert len(commands) == 3
+    assert len(commands) == 4
     for folder in ("LongBench", "ShareGPT"):
         shutil.copytree(ROOT / "datasets" / folder, tmp_path / "datasets" / folder)
     monkeypatch.chdir(tmp_path)
