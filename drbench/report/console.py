@@ -42,6 +42,11 @@ LABELS: dict[Lang, dict[str, str]] = {
         "good": "  Requests meeting the SLO: {good} / {total} ({pct}%)",
         "good_rates": "  Good requests/sec: {rps} | Good output tokens/sec: {tps}",
         "cache": "Cache:",
+        "offered": "  Offered prefix share (an unlimited cache; {unit}, blocks of {block} from {source}): {v}",
+        "source_server": "the server's metrics",
+        "source_default": "vLLM's GPU default",
+        "unit_tokens": "tokens",
+        "unit_estimated tokens": "estimated tokens",
         "client_share": "  Cached prompt tokens (usage): {v}",
         "server_rate": "  Server prefix-cache hit rate (counter deltas): {v}",
         "errors": "Failed requests (most common errors):",
@@ -50,6 +55,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cmp_tokens": "Output tokens/s",
         "cmp_requests": "Requests/s",
         "cmp_goodput": "Goodput %",
+        "cmp_offered": "Offered share",
         "cmp_cached": "Cached share",
         "cmp_hit": "Server hit rate",
         "overview": "Summary",
@@ -72,6 +78,11 @@ LABELS: dict[Lang, dict[str, str]] = {
         "good": "  满足 SLO 的请求数: {good} / {total} ({pct}%)",
         "good_rates": "  有效请求吞吐量: {rps} requests/sec | 有效输出 tokens: {tps} tokens/sec",
         "cache": "缓存:",
+        "offered": "  可复用的前缀占比 (无限容量缓存; {unit}, 块大小 {block}, 来自 {source}): {v}",
+        "source_server": "服务端指标",
+        "source_default": "vLLM GPU 默认值",
+        "unit_tokens": "tokens",
+        "unit_estimated tokens": "估算 tokens",
         "client_share": "  缓存命中的输入 tokens (usage): {v}",
         "server_rate": "  服务端前缀缓存命中率 (计数器差值): {v}",
         "errors": "失败请求 (最常见的错误):",
@@ -80,6 +91,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cmp_tokens": "输出 tokens/s",
         "cmp_requests": "请求/s",
         "cmp_goodput": "Goodput %",
+        "cmp_offered": "可复用前缀",
         "cmp_cached": "缓存命中 tokens",
         "cmp_hit": "服务端命中率",
         "overview": "汇总",
@@ -123,7 +135,8 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
             L["good_rates"].format(rps=_num(g.requests_per_s), tps=_num(g.output_tokens_per_s))
         )
     lines += ["", *_load_lines(result, lang)]
-    lines += ["", L["cache"], L["client_share"].format(v=_pct(s.cache.client_cached_share))]
+    lines += ["", L["cache"], *_offered_lines(result, lang)]
+    lines.append(L["client_share"].format(v=_pct(s.cache.client_cached_share)))
     lines.append(L["server_rate"].format(v=_pct(result.server_hit_rate)))
     if s.errors:
         lines += ["", L["errors"]]
@@ -131,6 +144,21 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
     if result.server is not None:
         lines += ["", L["server"], format_server(result.server.to_dict())]
     return "\n".join(lines)
+
+
+def _offered_lines(result: RoundResult, lang: Lang) -> list[str]:
+    """The reuse the round's prompts offered, first: the yardstick for the measured lines."""
+    L, offer = LABELS[lang], result.offered
+    if offer is None:
+        return []
+    return [
+        L["offered"].format(
+            unit=L[f"unit_{offer.unit}"],
+            block=offer.block_size,
+            source=L[f"source_{offer.block_source}"],
+            v=_pct(offer.share),
+        )
+    ]
 
 
 def _load_lines(result: RoundResult, lang: Lang) -> list[str]:
@@ -227,6 +255,9 @@ def format_comparison(level: LevelResult, lang: Lang = "en") -> str:
     if c.goodput_percent.round1 is not None or c.goodput_percent.round2 is not None:
         lines.append(f"  {L['cmp_goodput']:<16} {_change(c.goodput_percent)}")
     share, hit = c.client_cached_share, c.server_hit_rate
+    offers = [r.offered_share for r in level.rounds[:2]]
+    if any(v is not None for v in offers):
+        lines.append(f"  {L['cmp_offered']:<16} {_pct(offers[0])} -> {_pct(offers[-1])}")
     lines.append(f"  {L['cmp_cached']:<16} {_pct(share.round1)} -> {_pct(share.round2)}")
     lines.append(f"  {L['cmp_hit']:<16} {_pct(hit.round1)} -> {_pct(hit.round2)}")
     lines.extend(f"  ! {redact_text(w)}" for w in level.warnings)
@@ -252,6 +283,7 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
                     _pct(s.goodput.percent / 100)
                     if s.goodput and s.goodput.percent is not None
                     else "-",
+                    _pct(r.offered_share),
                     _pct(s.cache.client_cached_share),
                     _pct(r.server_hit_rate),
                 ]
@@ -266,6 +298,7 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
         "Lat p50",
         "Out tok/s",
         "Goodput",
+        "Offered",
         "Cached",
         "Hit rate",
     )
