@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from drbench.tokens import WIDE_CHARS, TokenCounter, TokenizerCounter
@@ -76,7 +76,7 @@ class Units(Protocol):
     @property
     def count(self) -> int: ...
 
-    def blocks(self, block_size: int) -> Iterator[Hashable]:
+    def blocks(self, block_size: int) -> Iterable[Hashable]:
         """The content of each full block, in order (the hashing is ``chain_hashes``')."""
         ...
 
@@ -91,10 +91,11 @@ class TokenUnits:
     def count(self) -> int:
         return len(self.ids)
 
-    def blocks(self, block_size: int) -> Iterator[Hashable]:
+    def blocks(self, block_size: int) -> list[Hashable]:
         ids = self.ids
-        for start in range(0, len(ids) - block_size + 1, block_size):
-            yield tuple(ids[start : start + block_size])
+        return [
+            tuple(ids[i : i + block_size]) for i in range(0, len(ids) - block_size + 1, block_size)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +122,13 @@ class TextUnits:
     def count(self) -> int:
         return sum(self._units())
 
-    def blocks(self, block_size: int) -> Iterator[Hashable]:
+    def blocks(self, block_size: int) -> list[Hashable]:
         text = self.text
         if len(self.runs) == 1:  # no CJK: every unit is 4 characters
             size = block_size * ESTIMATE_CHARS
-            yield from (text[i : i + size] for i in range(0, len(text) - size + 1, size))
-            return
-        begin = 0
-        for end in self._block_ends(block_size):
-            yield text[begin:end]
-            begin = end
+            return [text[i : i + size] for i in range(0, len(text) - size + 1, size)]
+        ends = self._block_ends(block_size)
+        return [text[begin:end] for begin, end in pairwise([0, *ends])]
 
     def _units(self) -> list[int]:
         """Units per run: a run of other characters is cut into 4-character pieces."""
@@ -138,17 +136,19 @@ class TextUnits:
         units[0::2] = [-(-n // ESTIMATE_CHARS) for n in units[0::2]]
         return units
 
-    def _block_ends(self, block_size: int) -> Iterator[int]:
+    def _block_ends(self, block_size: int) -> list[int]:
         """Where each full block ends in the text; a short last piece completes no block."""
         units = self._units()
         done = list(accumulate(units))  # units up to the end of each run
+        before = [0, *done]  # units before each run
         chars = [0, *accumulate(self.runs)]  # where each run starts
-        complete = done[-1] - (len(units) % 2 == 1 and self.runs[-1] % ESTIMATE_CHARS != 0)
-        for target in range(block_size, complete + 1, block_size):
-            i = bisect_left(done, target)  # the run holding the block's last unit
-            before = done[i - 1] if i else 0
-            width = ESTIMATE_CHARS if i % 2 == 0 else 1
-            yield min(chars[i] + (target - before) * width, chars[i + 1])
+        width = [ESTIMATE_CHARS, 1] * (len(units) // 2) + [ESTIMATE_CHARS]
+        complete = done[-1] - (self.runs[-1] % ESTIMATE_CHARS != 0)  # the last run: not CJK
+        return [
+            min(chars[i] + (target - before[i]) * width[i], chars[i + 1])
+            for target in range(block_size, complete + 1, block_size)
+            for i in (bisect_left(done, target),)  # the run holding the block's last unit
+        ]
 
 
 class BlockCache(Protocol):
