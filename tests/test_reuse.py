@@ -285,6 +285,47 @@ def test_round_one_is_not_called_warm_for_reuse_its_own_prompts_offer() -> None:
     assert not_cold(0.50, 0.28)
 
 
+# --- the reports --------------------------------------------------------------------------------
+
+
+def test_the_reports_show_the_offer_beside_the_measured_shares(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from drbench.report.console import format_comparison, format_overview, format_round
+    from drbench.report.files import csv_rows
+    from tests.test_report import run_result
+
+    run = run_result()
+    level = run.levels[0]
+    level.rounds[0].offered = Reuse(0, 400)
+    level.rounds[1].offered = Reuse(288, 400, 32, "tokens", "server")
+    en = format_round(level.rounds[1], "en")
+    cache = en[en.index("Cache:") :].splitlines()
+    assert cache[1:4] == [
+        "  Offered prefix share (an unlimited cache; tokens, blocks of 32 from the server's "
+        "metrics): 72.0%",
+        "  Cached prompt tokens (usage): 96.0%",
+        "  Server prefix-cache hit rate (counter deltas): -",
+    ]
+    zh = format_round(level.rounds[0], "zh")
+    assert (
+        "可复用的前缀占比 (无限容量缓存; 估算 tokens, 块大小 16, 来自 vLLM GPU 默认值): 0.0%" in zh
+    )
+    assert "  Offered share    0.0% -> 72.0%" in format_comparison(level)
+    assert "  可复用前缀            0.0% -> 72.0%" in format_comparison(level, "zh")
+    overview = format_overview(run).splitlines()
+    assert overview[2].split()[-5:] == ["Goodput", "Offered", "Cached", "Hit", "rate"]
+    assert overview[5].split()[-3:] == ["72.0%", "96.0%", "-"]
+    rows = csv_rows(run.levels)
+    assert [r["offered_prefix_share"] for r in rows] == [0.0, 0.72]
+    assert rows[1]["cache_offered_block_size_source"] == "server"
+    assert "cache_offered_share" not in rows[1]  # one column for it, under its own name
+    level.rounds[1] = replace(level.rounds[1], offered=None)  # a round without it: same columns
+    assert list(csv_rows(run.levels)[1]) == list(rows[1])
+    assert csv_rows(run.levels)[1]["offered_prefix_share"] is None
+    assert "Offered prefix share" not in format_round(level.rounds[1])
+
+
 # --- end to end on the mocker -------------------------------------------------------------------
 
 
