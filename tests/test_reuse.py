@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from drbench.cli import main
 from drbench.client import PreparedRequest
 from drbench.levels import Level
 from drbench.records import RequestRecord, TokenSource
+from drbench.report.console import format_comparison, format_overview, format_round
+from drbench.report.files import csv_rows
 from drbench.reuse import (
     DEFAULT_BLOCK_SIZE,
     LevelReuse,
@@ -33,6 +36,7 @@ from drbench.reuse import (
 )
 from drbench.sanity import RoundFacts, round_warnings
 from drbench.tokens import EstimateCounter, TokenizerCounter
+from tests.test_report import run_result
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "examples" / "example_dataset.json"
@@ -289,12 +293,6 @@ def test_round_one_is_not_called_warm_for_reuse_its_own_prompts_offer() -> None:
 
 
 def test_the_reports_show_the_offer_beside_the_measured_shares(tmp_path: Path) -> None:
-    from dataclasses import replace
-
-    from drbench.report.console import format_comparison, format_overview, format_round
-    from drbench.report.files import csv_rows
-    from tests.test_report import run_result
-
     run = run_result()
     level = run.levels[0]
     level.rounds[0].offered = Reuse(0, 400)
