@@ -18,6 +18,7 @@ from drbench.redact import redact_text
 if TYPE_CHECKING:  # stats imports numpy: not before a run has something to summarise
     from drbench.breakdown import ContextBucket, TurnRow
     from drbench.gates import GateResult
+    from drbench.reuse import Reuse
     from drbench.selfcheck import ProcessLoad
     from drbench.stats import Comparison, RoundComparison, RoundSummary
 
@@ -53,6 +54,11 @@ class RoundResult:
     truncated: bool = False  # --max-round-duration stopped it before every request was sent
     unsent: int = 0  # requests the truncation left unsent
     client: list[ProcessLoad] = field(default_factory=list)  # self-check: main process first
+    offered: Reuse | None = None  # what an unlimited prefix cache could reuse of the round
+
+    @property
+    def offered_share(self) -> float | None:
+        return self.offered.share if self.offered is not None else None
 
     @property
     def server_hit_rate(self) -> float | None:
@@ -63,7 +69,12 @@ class RoundResult:
         for error in d.get("errors") or []:  # a message may quote a URL with its password
             if error.get("message"):
                 error["message"] = redact_text(error["message"])
-        d["cache"] = {**(d.get("cache") or {}), "server_hit_rate": self.server_hit_rate}
+        d["cache"] = {
+            **(d.get("cache") or {}),
+            "server_hit_rate": self.server_hit_rate,
+            "offered_share": self.offered_share,
+            "offered": self.offered.to_dict() if self.offered is not None else None,
+        }
         d["server_metrics"] = self.server.to_dict() if self.server is not None else None
         d["truncated"] = self.truncated
         d["unsent"] = self.unsent

@@ -37,6 +37,7 @@ from drbench.plan import (
 )
 from drbench.records import RequestRecord
 from drbench.results import LevelResult, RoundResult, RunResult
+from drbench.reuse import LevelReuse, Reuse
 from drbench.sanity import RoundFacts, load_warnings, no_usage_warning, round_warnings
 from drbench.selfcheck import client_limit_warning
 
@@ -154,26 +155,32 @@ async def _run_level(
             f"{c} or more to load it)"
         )
         observer.warning(level.warnings[-1])
+    reuse = LevelReuse.for_server(plan.block_size, plan.tokenizer)  # the level starts cold
     for rnd in range(1, cfg.rounds + 1):
         if rnd > 1:
             if cfg.round_pause:
                 await asyncio.sleep(cfg.round_pause)
             if cfg.round2_mode == "continue":
+                previous = requests
                 requests, failed = continue_requests(
-                    requests,
+                    previous,
                     level.rounds[-1].records,
                     plan.prompts,
                     cfg.followup_text,
                     plan.tokenizer,
                     round=rnd,
                 )
+                reuse.answered(previous, level.rounds[-1].records)  # the server cached them
                 _drop_texts(level.rounds[-1].records)
                 if failed:
                     level.warnings.append(
                         f"{failed} prompt(s) failed in round {rnd - 1}; round {rnd} resent "
                         "their previous request instead of continuing the conversation"
                     )
-        result = await _run_round(plan, watcher, executor, requests, level, rnd, observer)
+        offered = reuse.round(r.payload for r in requests)  # before the round: no request waits
+        result = await _run_round(
+            plan, watcher, executor, requests, level, rnd, observer, offered=offered
+        )
         if cfg.round2_mode != "continue" or rnd == cfg.rounds:
             _drop_texts(result.records)  # logged and in the round's file: not needed again
         facts = RoundFacts(
@@ -187,6 +194,7 @@ async def _run_level(
             capacity_tokens=plan.capacity_tokens,
             cache_off_cause=plan.cache_off_cause,
             estimates={r.prompt_id: r.prompt_tokens for r in requests},
+            offered_share=offered.share,
         )
         lines = round_warnings(facts)
         if index == 0 and rnd == 1 and (line := no_usage_warning(result.records)):
@@ -252,6 +260,8 @@ async def _run_round(
     level: LevelResult,
     rnd: int,
     observer: RunObserver,
+    *,
+    offered: Reuse | None = None,
 ) -> RoundResult:
     """One round; it is appended to ``level`` as soon as its last request ends.
 
@@ -294,10 +304,10 @@ async def _run_round(
         progress.close()
         if done is None and len(seen) == len(requests):  # Ctrl-C after the last record
             done = RoundRun(sorted(seen, key=_order(requests)), False, 0, [])
-            result = _keep_round(plan, level, done, rnd, watcher)
+            result = _keep_round(plan, level, done, rnd, watcher, offered)
             observer.round_done(level, result)
         elif done is not None:
-            result = _keep_round(plan, level, done, rnd, watcher)
+            result = _keep_round(plan, level, done, rnd, watcher, offered)
     assert result is not None  # run_round returned: every sent request has its record
     if watcher is not None:
         try:
@@ -320,6 +330,7 @@ def _keep_round(
     done: RoundRun,
     rnd: int,
     watcher: MetricsWatcher | None,
+    offered: Reuse | None = None,
 ) -> RoundResult:
     """Summarise a round whose requests all ended and append it to its level at once."""
     from drbench.stats import summarize_round  # noqa: PLC0415 - numpy: not before the first send
@@ -333,6 +344,7 @@ def _keep_round(
         truncated=done.truncated,
         unsent=done.unsent,
         client=list(done.client),
+        offered=offered,
     )
     level.rounds.append(result)
     return result

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # numpy: sanity is imported before the first send
 
 __all__ = [
     "COLD_MAX_SHARE",
+    "OFFERED_MIN_SHARE",
     "SEND_LAG_WARN_MS",
     "WARM_MIN_SHARE",
     "RoundFacts",
@@ -36,6 +37,7 @@ __all__ = [
 SEND_LAG_WARN_MS = 10.0  # an open loop whose send lag p99 is above this fell behind
 COLD_MAX_SHARE = 0.05  # a round 1 more cached than this was not cold
 WARM_MIN_SHARE = 0.01  # a later round less cached than this reused (almost) nothing
+OFFERED_MIN_SHARE = 0.5  # from this offered prefix share on, getting under half of it is told
 _EVENTS_PER_TOKEN = (0.5, 1.5)  # outside this, ITL is not a per-token figure
 
 
@@ -54,6 +56,7 @@ class RoundFacts:
     capacity_tokens: int | None = None  # the server's cache capacity, when it says
     cache_off_cause: str | None = None  # the server profile's words for "caching is off"
     # (None: the generic profile's, which names vLLM's and SGLang's switches)
+    offered_share: float | None = None  # what an unlimited cache could reuse (reuse.py)
 
 
 def round_warnings(f: RoundFacts) -> list[str]:
@@ -63,6 +66,7 @@ def round_warnings(f: RoundFacts) -> list[str]:
     cache = _not_cold(f, where) if f.round == 1 else _not_warm(f, where, ok)
     return [
         *cache,
+        *([] if cache else _below_offered(f, where)),
         *_implausible_usage(f, where, ok),
         *_ignored_limits(where, ok),
         *_events_per_token(where, ok),
@@ -77,7 +81,8 @@ def _shares(f: RoundFacts) -> list[str]:
 
 def _not_cold(f: RoundFacts, where: str) -> list[str]:
     shares = [v for v in (f.client_cached_share, f.server_hit_rate) if v is not None]
-    if not shares or max(shares) <= COLD_MAX_SHARE:
+    # Prompts that share prefixes among themselves (a workload) are cached within round 1.
+    if not shares or max(shares) <= COLD_MAX_SHARE + (f.offered_share or 0.0):
         return []
     cause = {
         "none": "--cold-start none sends prompts the server may have cached before (an earlier "
@@ -113,6 +118,21 @@ def _not_warm(f: RoundFacts, where: str, ok: Sequence[RequestRecord]) -> list[st
     return [
         f"{where} reused almost nothing ({', '.join(_shares(f))}), so it does not measure "
         f"what the cache buys. Likely cause: {cause}"
+    ]
+
+
+def _below_offered(f: RoundFacts, where: str) -> list[str]:
+    """The server got less than half the reuse the round's prompts offered (from 50% on)."""
+    shares = [v for v in (f.client_cached_share, f.server_hit_rate) if v is not None]
+    offer = f.offered_share
+    if not shares or offer is None or offer < OFFERED_MIN_SHARE or max(shares) >= offer / 2:
+        return []
+    off = f.cache_off_cause or GENERIC.cache_off
+    return [
+        f"{where} reused less than half of what its prompts offered ({', '.join(_shares(f))}; "
+        f"offered prefix share {100 * offer:.1f}%). Likely cause: {off}, the cache holds less "
+        "than the round's working set (evicted before reuse), a router spreads the shared "
+        "prefixes over replicas, or requests sharing a prefix ran together before it was cached"
     ]
 
 

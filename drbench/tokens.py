@@ -21,13 +21,22 @@ from typing import Any
 
 from drbench.errors import UsageError
 
-__all__ = ["EstimateCounter", "TokenCounter", "TokenizerCounter", "load_counter", "wide_chars"]
+__all__ = [
+    "WIDE_CHARS",
+    "EstimateCounter",
+    "TokenCounter",
+    "TokenizerCounter",
+    "load_counter",
+    "wide_chars",
+]
 
 # Characters the estimate counts as one token each: kana, CJK ideographs, Hangul, CJK punctuation
 # and full-width forms.  A regex keeps counting at C speed on 100k-character LongBench contexts.
-_WIDE = re.compile(
+# (The class is public so that reuse.py cuts the same characters into units of their own.)
+WIDE_CHARS = (
     "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]"
 )
+_WIDE = re.compile(WIDE_CHARS)
 
 
 def wide_chars(text: str) -> int:

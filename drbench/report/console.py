@@ -49,6 +49,11 @@ LABELS: dict[Lang, dict[str, str]] = {
         "good": "  Requests meeting the SLO: {good} / {total} ({pct}%)",
         "good_rates": "  Good requests/sec: {rps} | Good output tokens/sec: {tps}",
         "cache": "Cache:",
+        "offered": "  Offered prefix share (an unlimited cache; {unit}, blocks of {block} from {source}): {v}",
+        "source_server": "the server's metrics",
+        "source_default": "vLLM's GPU default",
+        "unit_tokens": "tokens",
+        "unit_estimated tokens": "estimated tokens",
         "client_share": "  Cached prompt tokens (usage): {v}",
         "server_rate": "  Server prefix-cache hit rate (counter deltas): {v}",
         "errors": "Failed requests (most common errors):",
@@ -57,6 +62,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cmp_tokens": "Output tokens/s",
         "cmp_requests": "Requests/s",
         "cmp_goodput": "Goodput %",
+        "cmp_offered": "Offered share",
         "cmp_cached": "Cached share",
         "cmp_hit": "Server hit rate",
         "overview": "Summary",
@@ -84,6 +90,11 @@ LABELS: dict[Lang, dict[str, str]] = {
         "good": "  满足 SLO 的请求数: {good} / {total} ({pct}%)",
         "good_rates": "  有效请求吞吐量: {rps} requests/sec | 有效输出 tokens: {tps} tokens/sec",
         "cache": "缓存:",
+        "offered": "  可复用的前缀占比 (无限容量缓存; {unit}, 块大小 {block}, 来自 {source}): {v}",
+        "source_server": "服务端指标",
+        "source_default": "vLLM GPU 默认值",
+        "unit_tokens": "tokens",
+        "unit_estimated tokens": "估算 tokens",
         "client_share": "  缓存命中的输入 tokens (usage): {v}",
         "server_rate": "  服务端前缀缓存命中率 (计数器差值): {v}",
         "errors": "失败请求 (最常见的错误):",
@@ -92,6 +103,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cmp_tokens": "输出 tokens/s",
         "cmp_requests": "请求/s",
         "cmp_goodput": "Goodput %",
+        "cmp_offered": "可复用前缀",
         "cmp_cached": "缓存命中 tokens",
         "cmp_hit": "服务端命中率",
         "overview": "汇总",
@@ -142,7 +154,8 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
     lines += ["", *_load_lines(result, lang)]
     if s.level.kind != "concurrency" and s.ttft_over_time:  # open loop, trace: load varies
         lines += ["", *_over_time_lines(result, lang)]
-    lines += ["", L["cache"], L["client_share"].format(v=_pct(s.cache.client_cached_share))]
+    lines += ["", L["cache"], *_offered_lines(result, lang)]
+    lines.append(L["client_share"].format(v=_pct(s.cache.client_cached_share)))
     lines.append(L["server_rate"].format(v=_pct(result.server_hit_rate)))
     if s.errors:
         lines += ["", L["errors"]]
@@ -150,6 +163,21 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
     if result.server is not None:
         lines += ["", L["server"], format_server(result.server.to_dict())]
     return "\n".join(lines)
+
+
+def _offered_lines(result: RoundResult, lang: Lang) -> list[str]:
+    """The reuse the round's prompts offered, first: the yardstick for the measured lines."""
+    L, offer = LABELS[lang], result.offered
+    if offer is None:
+        return []
+    return [
+        L["offered"].format(
+            unit=L[f"unit_{offer.unit}"],
+            block=offer.block_size,
+            source=L[f"source_{offer.block_source}"],
+            v=_pct(offer.share),
+        )
+    ]
 
 
 def _load_lines(result: RoundResult, lang: Lang) -> list[str]:
@@ -246,6 +274,9 @@ def format_comparison(level: LevelResult, lang: Lang = "en") -> str:
     if c.goodput_percent.before is not None or c.goodput_percent.after is not None:
         lines.append(f"  {L['cmp_goodput']:<16} {_change(c.goodput_percent)}")
     share, hit = c.client_cached_share, c.server_hit_rate
+    offers = [r.offered_share for r in level.rounds[:2]]
+    if any(v is not None for v in offers):
+        lines.append(f"  {L['cmp_offered']:<16} {_pct(offers[0])} -> {_pct(offers[-1])}")
     lines.append(f"  {L['cmp_cached']:<16} {_pct(share.before)} -> {_pct(share.after)}")
     lines.append(f"  {L['cmp_hit']:<16} {_pct(hit.before)} -> {_pct(hit.after)}")
     if len(level.comparisons) > 1:  # 3+ rounds: every round against round 1 and the one before
@@ -273,6 +304,7 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
                     _pct(s.goodput.percent / 100)
                     if s.goodput and s.goodput.percent is not None
                     else "-",
+                    _pct(r.offered_share),
                     _pct(s.cache.client_cached_share),
                     _pct(r.server_hit_rate),
                 ]
@@ -287,6 +319,7 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
         "Lat p50",
         "Out tok/s",
         "Goodput",
+        "Offered",
         "Cached",
         "Hit rate",
     )

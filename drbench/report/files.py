@@ -26,6 +26,7 @@ from drbench.errors import OutputDirError
 from drbench.records import RequestRecord
 from drbench.redact import redact_text
 from drbench.results import SCHEMA_VERSION, LevelResult, RoundResult, RunResult
+from drbench.reuse import Reuse
 
 __all__ = [
     "OUTPUT_FILE",
@@ -57,6 +58,7 @@ SUMMARY_NAME = "summary.json"
 PLOT_NAME = "plots.png"
 GOODPUT_KEYS = ("good", "total", "percent", "requests_per_s", "output_tokens_per_s")
 _DISTRIBUTION_KEYS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
+_OFFERED_KEYS = tuple(Reuse(0, 0).to_dict())  # the columns of cache.offered
 # Every file name a run writes (and its temporary twin): what --overwrite removes, and only that.
 OUTPUT_FILE = re.compile(
     r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+-]+|inf))_round_\d+\.json|metrics_summary\.csv|summary\.json"
@@ -228,8 +230,13 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             load = d.get("load") or {}
             if load.get("send_lag_ms") is None:  # a closed loop has no schedule to lag behind
                 d["load"] = {**load, "send_lag_ms": dict.fromkeys(_DISTRIBUTION_KEYS)}
+            cache = d.get("cache") or {}
+            if cache.get("offered") is None:  # stable columns whether or not it was computed
+                cache["offered"] = dict.fromkeys(_OFFERED_KEYS)
             row: dict[str, Any] = {"cold_start": level.cold_start}
             row.update(finite(_flatten(d)))
+            # the prefix share the round offered, beside cache_client_cached_share
+            row["offered_prefix_share"] = row.pop("cache_offered_share", None)
             rows.append(row)
     return rows
 
