@@ -44,6 +44,8 @@ from drbench.results import RunResult
 from drbench.runner import run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
 from drbench.tokens import EstimateCounter, TokenCounter, load_counter
+from drbench.workload_run import WORKLOAD_FILE, workload_prompts, workload_summary, write_workload
+from drbench.workloads import Workload
 
 if TYPE_CHECKING:  # imported when metrics are asked for (prometheus_client): --help stays fast
     from drbench.prometheus import MetricSelector, ServerProfile
@@ -63,6 +65,7 @@ class Benchmark:
     out_dir: Path
     tokenizer: TokenCounter | None = None
     created_out_dir: bool = False  # only a directory the tool created is ever removed
+    workload: Workload | None = None  # --workload: what was generated
 
     @classmethod
     def prepare(cls, cfg: BenchConfig) -> Benchmark:
@@ -72,26 +75,30 @@ class Benchmark:
     @classmethod
     def _prepare(cls, cfg: BenchConfig) -> Benchmark:
         endpoint = Endpoint.parse(cfg.endpoint or "", cfg.api_key)
+        tokenizer = load_counter(cfg.tokenizer) if cfg.tokenizer else None
+        workload = None
+        if cfg.workload:
+            workload, records = workload_prompts(cfg, tokenizer)
+            source = f"--workload {cfg.workload[0]}"
+        else:
+            records, source = load_prompts(cfg.dataset or ""), cfg.dataset or ""
         prompts = select_prompts(
-            load_prompts(cfg.dataset or ""),
-            cfg.num_samples,
-            shuffle=cfg.shuffle,
-            seed=cfg.seed,
-            source=cfg.dataset or "",
+            records, cfg.num_samples, shuffle=cfg.shuffle, seed=cfg.seed, source=source
         )
         if cfg.fixed_schedule:
-            prompts = in_schedule_order(prompts, cfg.dataset or "")
+            prompts = in_schedule_order(prompts, source)
         slo = _load_slo(cfg)
         if (cfg.fail_on_slo is not None) and slo is None:
             raise UsageError("--fail-on-slo needs SLO bounds: give --slo-file or --slo")
         selectors = _selectors(cfg)
-        tokenizer = load_counter(cfg.tokenizer) if cfg.tokenizer else None
         in_flight = max((lv.in_flight_cap or len(prompts)) for lv in cfg.levels)
         ensure_fd_limit(in_flight, len(cfg.prometheus_url), len(prompts))
         out_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
         created = not out_dir.exists()
         prepare_output_dir(out_dir, overwrite=cfg.overwrite)
-        return cls(cfg, endpoint, prompts, slo, selectors, out_dir, tokenizer, created)
+        if workload is not None:  # the exact prompts, to rerun or inspect (--dataset FILE)
+            write_workload(str(out_dir / WORKLOAD_FILE), workload)
+        return cls(cfg, endpoint, prompts, slo, selectors, out_dir, tokenizer, created, workload)
 
     def execute(self) -> ExitStatus:
         with _redacted_errors():
@@ -100,6 +107,8 @@ class Benchmark:
     def _execute(self) -> ExitStatus:
         cfg = self.config
         result = RunResult(config=cfg, started_at=_now(), run_token=secrets.token_hex(4))
+        if self.workload is not None:
+            result.workload = workload_summary(self.workload, cfg.workload, len(self.prompts))
         result.max_tokens_sources = dict(
             Counter(max_tokens_for(p, cfg.max_tokens)[1] for p in self.prompts)
         )
@@ -176,7 +185,12 @@ class Benchmark:
             capacity_tokens=server.capacity_tokens if server else None,
             cache_off_cause=server.profile.cache_off if server else None,
         )
-        reporter.run_started(cfg, prompts=len(self.prompts), model=model)
+        reporter.run_started(
+            cfg,
+            prompts=len(self.prompts),
+            model=model,
+            workload=self.workload.describe() if self.workload else None,
+        )
         try:
             await run(plan, result, reporter)
         finally:

@@ -146,17 +146,37 @@ def run_config(cfg: BenchConfig, label: Any = flag_label) -> int:
     from drbench.benchmark import Benchmark  # noqa: PLC0415 - keeps --help fast (numpy, aiohttp)
 
     cfg.check(label)
+    if cfg.write_workload:
+        return _write_workload(cfg)
     if not cfg.endpoint:
         raise UsageError("--endpoint URL is required (or try --demo)")
-    if not cfg.dataset:
-        raise UsageError("--dataset FILE is required (or try --demo)")
+    if not cfg.dataset and not cfg.workload:
+        raise UsageError("--dataset FILE or --workload NAME is required (or try --demo)")
     return int(Benchmark.prepare(cfg).execute())
+
+
+def _write_workload(cfg: BenchConfig) -> int:
+    """--write-workload FILE: generate, write the JSONL, say what it holds; nothing is sent."""
+    from drbench.tokens import load_counter  # noqa: PLC0415
+    from drbench.workload_run import workload_prompts, write_workload  # noqa: PLC0415
+
+    counter = load_counter(cfg.tokenizer) if cfg.tokenizer else None
+    workload, _ = workload_prompts(cfg, counter)
+    write_workload(cfg.write_workload or "", workload)
+    print(f"drbench: wrote {cfg.write_workload}: {workload.describe()}", file=sys.stderr)
+    hints = " ".join(
+        flag_label(k) if v is True else f"{flag_label(k)} {_show(v)}"
+        for k, v in workload.implied.items()
+    )
+    if hints:
+        print(f"drbench: as --dataset, run it with {hints} to keep the workload", file=sys.stderr)
+    return int(ExitStatus.OK)
 
 
 def _run_demo(flags: dict[str, Any]) -> int:
     from drbench.mocker.process import MockerProcess  # noqa: PLC0415
 
-    if not EXAMPLE_DATASET.exists() and not flags.get("dataset"):
+    if not EXAMPLE_DATASET.exists() and not flags.get("dataset") and not flags.get("workload"):
         raise UsageError(
             f"--demo needs {EXAMPLE_DATASET} (it ships with the repository checkout); "
             "run from a checkout or pass --dataset FILE"
@@ -171,7 +191,11 @@ def _run_demo(flags: dict[str, Any]) -> int:
             "slo_file": str(EXAMPLE_SLO) if EXAMPLE_SLO.exists() else None,
             "output_dir": f"results/demo-{datetime.now():%Y%m%d-%H%M%S}",
         }
-        cfg = build_config({k: v for k, v in flags.items() if v is not None}, demo)
+        typed = {k: v for k, v in flags.items() if v is not None}
+        if typed.get("workload"):  # the workload gives the prompts, and maybe its own pace
+            demo.pop("dataset")
+            demo.pop("concurrency")
+        cfg = _with_workload(build_config(typed, demo), set(typed) | set(demo))
         if cfg.endpoint != endpoint:
             cfg = replace(cfg, endpoint=endpoint)
         print(f"drbench: demo against the bundled mock server at {mock.base_url}", file=sys.stderr)
@@ -191,8 +215,9 @@ def _run_named(name: str, cfg: BenchConfig, label: Any) -> int:
 
 def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[str, BenchConfig]]:
     """(name, config) of every run: one without a recipe, one per entry of the recipe's runs:."""
+    typed = {k for k, v in flags.items() if v is not None}
     if recipe_path is None:
-        return [("", build_config(flags))]
+        return [("", _with_workload(build_config(flags), typed))]
     from drbench.recipe import load_recipe  # noqa: PLC0415
 
     recipe = load_recipe(recipe_path)
@@ -200,7 +225,7 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
         _err(f"warning: {warning}")
     out = []
     for run in recipe.runs:
-        cfg = build_config(flags, run.values)
+        cfg = _with_workload(build_config(flags, run.values), typed | set(run.values))
         if len(recipe.runs) > 1 or run.name:
             from drbench.report.files import default_output_dir  # noqa: PLC0415
 
@@ -208,6 +233,15 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
             cfg = replace(cfg, output_dir=str(base / run.name) if run.name else str(base))
         out.append((run.name, cfg))
     return out
+
+
+def _with_workload(cfg: BenchConfig, given: set[str]) -> BenchConfig:
+    """The settings a --workload implies, unless ``given`` (imported only with a workload)."""
+    if not cfg.workload:
+        return cfg
+    from drbench.workload_run import with_workload_settings  # noqa: PLC0415
+
+    return with_workload_settings(cfg, given)
 
 
 def _label_for(recipe_path: str | None) -> Any:

@@ -137,6 +137,7 @@ class RunResult:
     max_tokens_sources: dict[str, int] = field(default_factory=dict)  # flag/dataset/default
     gates: list[GateResult] = field(default_factory=list)  # once the run ended
     server_profile: dict[str, Any] | None = None  # prometheus ServerSetup.to_dict(), if scraped
+    workload: dict[str, Any] | None = None  # --workload: workload_run.workload_summary
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +157,7 @@ class RunResult:
                 "timing": dict(self.timing),
                 "server_profile": self.server_profile,
             },
+            "workload": self.workload,
             "levels": [lv.to_dict() for lv in self.levels if lv.rounds],
             "gates": [g.to_dict() for g in self.gates],
         }

@@ -487,7 +487,13 @@ def test_load_recipe_errors_name_the_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["recipe_example.yaml", "recipe_dual_round.yaml", "recipe_env_test.yaml"]
+    "name",
+    [
+        "recipe_example.yaml",
+        "recipe_dual_round.yaml",
+        "recipe_env_test.yaml",
+        "recipe_workloads.yaml",
+    ],
 )
 def test_example_recipes_load_with_no_warnings(name):
     env = {"DRB_OUTPUT_DIR": "results/ci"}

@@ -61,7 +61,8 @@ _DISTRIBUTION_KEYS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
 _OFFERED_KEYS = tuple(Reuse(0, 0).to_dict())  # the columns of cache.offered
 # Every file name a run writes (and its temporary twin): what --overwrite removes, and only that.
 OUTPUT_FILE = re.compile(
-    r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+-]+|inf))_round_\d+\.json|metrics_summary\.csv|summary\.json"
+    r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+-]+|inf)|trace_[\d.e+-]+x)_round_\d+\.json"
+    r"|metrics_summary\.csv|summary\.json|workload\.jsonl"
     r"|plots\.png|ttft_by_(?:turn|context)\.csv|ttft_over_time\.csv)(?:\.tmp)?"
 )
 _HINTS = {
@@ -191,8 +192,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_round(out_dir: Path, result: RoundResult) -> Path:
-    """concurrency_{C}_round_{R}.json (rate_{R}_round_{R}.json for a rate level): the round's
-    summary and every request record."""
+    """concurrency_{C}_round_{R}.json (rate_{R}_round_{R}.json for a rate level,
+    trace_{X}x_round_{R}.json for a trace): the round's summary and every request record."""
     s = result.summary
     path = out_dir / f"{s.level.slug}_round_{s.round}.json"
     write_json(

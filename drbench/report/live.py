@@ -109,10 +109,14 @@ class LiveReporter:
     def warning(self, message: str) -> None:
         self._line(f"warning: {message}")
 
-    def run_started(self, cfg: BenchConfig, *, prompts: int, model: str) -> None:
+    def run_started(
+        self, cfg: BenchConfig, *, prompts: int, model: str, workload: str | None = None
+    ) -> None:
         """What is about to be measured, against what, and where the results go (unless quiet)."""
         if self._quiet:
             return
+        if workload:
+            self._line(f"workload {workload}")
         self._line(
             f"{prompts} prompts x {cfg.rounds} rounds at {_levels_words(cfg)} against {redact_url(cfg.endpoint or '')} "
             f"(model {model}, cold start: {cfg.cold_start}); results in {self.out_dir}"

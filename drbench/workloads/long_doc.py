@@ -45,6 +45,11 @@ class LongDocParams:
     def __post_init__(self) -> None:
         check_ranges(self, NAME)
 
+    @property
+    def implied(self) -> dict[str, Any]:
+        """The run settings this workload needs (applied unless the user set them)."""
+        return {}
+
 
 def generate(p: LongDocParams, *, counter: TokenCounter, seed: int) -> Workload:
     """The D x K records in the chosen order; offered share D(K-1)T / (DK(T+Q))."""
@@ -64,7 +69,7 @@ def generate(p: LongDocParams, *, counter: TokenCounter, seed: int) -> Workload:
     return Workload(
         name=NAME,
         records=order_records(records, p.docs, p.questions, p.order, f"{seed}:{NAME}:order"),
-        implied={},
+        implied=p.implied,
         offered_round1=offered,
         detail=(
             f"{p.docs} documents of {p.doc} tokens x {p.questions} questions of {p.question} "

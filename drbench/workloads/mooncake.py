@@ -40,6 +40,11 @@ class MooncakeParams:
 
     def __post_init__(self) -> None:
         check_ranges(self, NAME)
+
+    @property
+    def implied(self) -> dict[str, Any]:
+        """The run settings this workload needs (applied unless the user set them)."""
+        return {"fixed_schedule": True}
         if self.end is not None and self.end <= self.start:
             raise UsageError(
                 f"{FLAG} {NAME}: end={self.end} is not after start={self.start}; "
@@ -80,7 +85,7 @@ def generate(p: MooncakeParams, *, counter: TokenCounter, seed: int) -> Workload
     return Workload(
         name=NAME,
         records=records,
-        implied={"fixed_schedule": True},
+        implied=p.implied,
         offered_round1=offered_share(requests, p.block),
         detail=f"trace {p.trace}, {len(requests)} requests over {span_s:.1f} s, block {p.block}",
     )

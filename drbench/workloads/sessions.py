@@ -36,6 +36,11 @@ class SessionsParams:
     def __post_init__(self) -> None:
         check_ranges(self, NAME)
 
+    @property
+    def implied(self) -> dict[str, Any]:
+        """The run settings this workload needs (applied unless the user set them)."""
+        return {"rounds": self.rounds, "round2_mode": "continue"}
+
 
 def generate(p: SessionsParams, *, counter: TokenCounter, seed: int) -> Workload:
     """One record per user; offered share in round 1 (U-1)A / (U(A+H+Q))."""
@@ -65,7 +70,7 @@ def generate(p: SessionsParams, *, counter: TokenCounter, seed: int) -> Workload
     return Workload(
         name=NAME,
         records=records,
-        implied={"rounds": p.rounds, "round2_mode": "continue"},
+        implied=p.implied,
         offered_round1=offered,
         detail=(
             f"{p.users} users x {p.rounds} rounds, system {p.system} (shared) + history "

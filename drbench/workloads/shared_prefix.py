@@ -36,6 +36,11 @@ class SharedPrefixParams:
     def __post_init__(self) -> None:
         check_ranges(self, NAME)
 
+    @property
+    def implied(self) -> dict[str, Any]:
+        """The run settings this workload needs (applied unless the user set them)."""
+        return {}
+
 
 def generate(p: SharedPrefixParams, *, counter: TokenCounter, seed: int) -> Workload:
     """The G x Q records in the chosen order; offered share G(Q-1)P / (GQ(P+S))."""
@@ -55,7 +60,7 @@ def generate(p: SharedPrefixParams, *, counter: TokenCounter, seed: int) -> Work
     return Workload(
         name=NAME,
         records=order_records(records, p.groups, p.prompts, p.order, f"{seed}:{NAME}:order"),
-        implied={},
+        implied=p.implied,
         offered_round1=offered,
         detail=(
             f"{p.groups} groups x {p.prompts} prompts, prefix {p.prefix} + suffix {p.suffix} "
