@@ -40,16 +40,16 @@ class MooncakeParams:
 
     def __post_init__(self) -> None:
         check_ranges(self, NAME)
-
-    @property
-    def implied(self) -> dict[str, Any]:
-        """The run settings this workload needs (applied unless the user set them)."""
-        return {"fixed_schedule": True}
         if self.end is not None and self.end <= self.start:
             raise UsageError(
                 f"{FLAG} {NAME}: end={self.end} is not after start={self.start}; "
                 "give an end later than the start"
             )
+
+    @property
+    def implied(self) -> dict[str, Any]:
+        """The run settings this workload needs (applied unless the user set them)."""
+        return {"fixed_schedule": True}
 
 
 @dataclass(frozen=True, slots=True)
