@@ -56,15 +56,9 @@ def generate(p: LongDocParams, *, counter: TokenCounter, seed: int) -> Workload:
     total = p.docs * p.questions
     synth = Synth.create(counter, workload=NAME, seed=seed, blocks=p.docs + total)
     synth.check_size(total * (p.doc + p.question), "lower docs=, doc= or questions=")
-    records: list[dict[str, Any]] = []
-    for d in range(p.docs):
-        document = synth.block(f"doc-d{d}", d, p.doc)
-        for k in range(p.questions):
-            index = p.docs + d * p.questions + k
-            text = synth.extend(document, f"question-d{d}-q{k}", index, p.doc + p.question)
-            records.append(
-                {"id": f"d{d}-q{k}", "text": text, "max_tokens": p.answer, "prefix_group": f"d{d}"}
-            )
+    records = synth.grouped(
+        p.docs, p.questions, ("doc", "d", p.doc), ("question", "q", p.question), p.answer
+    )
     offered = p.docs * (p.questions - 1) * p.doc / (total * (p.doc + p.question))
     return Workload(
         name=NAME,

@@ -47,15 +47,9 @@ def generate(p: SharedPrefixParams, *, counter: TokenCounter, seed: int) -> Work
     total = p.groups * p.prompts
     synth = Synth.create(counter, workload=NAME, seed=seed, blocks=p.groups + total)
     synth.check_size(total * (p.prefix + p.suffix), "lower groups=, prompts=, prefix= or suffix=")
-    records: list[dict[str, Any]] = []
-    for g in range(p.groups):
-        prefix = synth.block(f"prefix-g{g}", g, p.prefix)
-        for q in range(p.prompts):
-            index = p.groups + g * p.prompts + q
-            text = synth.extend(prefix, f"suffix-g{g}-p{q}", index, p.prefix + p.suffix)
-            records.append(
-                {"id": f"g{g}-p{q}", "text": text, "max_tokens": p.output, "prefix_group": f"g{g}"}
-            )
+    records = synth.grouped(
+        p.groups, p.prompts, ("prefix", "g", p.prefix), ("suffix", "p", p.suffix), p.output
+    )
     offered = p.groups * (p.prompts - 1) * p.prefix / (total * (p.prefix + p.suffix))
     return Workload(
         name=NAME,

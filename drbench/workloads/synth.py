@@ -23,6 +23,7 @@ import itertools
 import random
 import string
 from dataclasses import dataclass
+from typing import Any
 
 from drbench.errors import UsageError
 from drbench.tokens import EstimateCounter, TokenCounter
@@ -127,6 +128,36 @@ class Synth:
     def extend(self, head: str, part: str, index: int, total: int) -> str:
         """``head`` plus a unique tail (block ``index``) so the whole text is ``total`` tokens."""
         return self.fit(head, self.words(part, index), total, part=part)
+
+    def grouped(
+        self,
+        groups: int,
+        members: int,
+        shared: tuple[str, str, int],
+        unique: tuple[str, str, int],
+        max_tokens: int,
+    ) -> list[dict[str, Any]]:
+        """Records made group by group: each group's shared block (``shared``: its part name,
+        id letter and tokens, e.g. ``("prefix", "g", 2048)``) followed by each member's own
+        tail (``unique``, e.g. ``("suffix", "p", 128)``); ids ``g3-p7``, ``prefix_group``
+        ``g3``.  The shape of shared-prefix and long-doc alike."""
+        (s_part, s_id, s_tokens), (u_part, u_id, u_tokens) = shared, unique
+        records: list[dict[str, Any]] = []
+        for g in range(groups):
+            head = self.block(f"{s_part}-{s_id}{g}", g, s_tokens)
+            for k in range(members):
+                index = groups + g * members + k
+                name = f"{s_id}{g}-{u_id}{k}"
+                text = self.extend(head, f"{u_part}-{name}", index, s_tokens + u_tokens)
+                records.append(
+                    {
+                        "id": name,
+                        "text": text,
+                        "max_tokens": max_tokens,
+                        "prefix_group": f"{s_id}{g}",
+                    }
+                )
+        return records
 
     def fit(self, head: str, words: Words, total: int, *, part: str, cap: int | None = None) -> str:
         """``head`` + the first k of ``words`` (k <= ``cap``), k chosen so the whole counts
