@@ -335,7 +335,13 @@ def _keep_round(
     """Summarise a round whose requests all ended and append it to its level at once."""
     from drbench.stats import summarize_round  # noqa: PLC0415 - numpy: not before the first send
 
-    summary = summarize_round(done.records, level=level.level, round=rnd, slo=plan.slo)
+    summary = summarize_round(
+        done.records,
+        level=level.level,
+        round=rnd,
+        slo=plan.slo,
+        percentiles=plan.config.percentiles,
+    )
     server = watcher.missing_round(_NO_CLOSING_SCRAPE) if watcher is not None else None
     result = RoundResult(
         summary=summary,

@@ -15,7 +15,7 @@ from drbench.levels import Level, format_rate
 from drbench.records import Lang
 from drbench.redact import redact_text
 from drbench.results import LevelResult, RoundResult, RunResult
-from drbench.stats import METRICS, Change, Comparison, RoundComparison
+from drbench.stats import METRICS, Change, Comparison, RoundComparison, RoundSummary
 
 __all__ = [
     "LABELS",
@@ -27,8 +27,6 @@ __all__ = [
 ]
 
 RULE = 120
-_STATS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
-_HEADERS = ("Metric", "Avg", "P50", "P90", "P99", "Min", "Max", "Stddev")
 _ROW_NAMES = {
     "ttft_ms": "TTFT (ms)",
     "itl_ms": "ITL (ms)",
@@ -48,6 +46,10 @@ LABELS: dict[Lang, dict[str, str]] = {
         "goodput": "Goodput (SLO):",
         "good": "  Requests meeting the SLO: {good} / {total} ({pct}%)",
         "good_rates": "  Good requests/sec: {rps} | Good output tokens/sec: {tps}",
+        "slo_bound": "  SLO {metric} {pct} <= {bound} ms: {value} ms ({verdict})",
+        "met": "met",
+        "missed": "missed",
+        "no_value": "no value",
         "cache": "Cache:",
         "offered": "  Offered prefix share (an unlimited cache; {unit}, blocks of {block} from {source}): {v}",
         "source_server": "the server's metrics",
@@ -89,6 +91,10 @@ LABELS: dict[Lang, dict[str, str]] = {
         "goodput": "Goodput (SLO):",
         "good": "  满足 SLO 的请求数: {good} / {total} ({pct}%)",
         "good_rates": "  有效请求吞吐量: {rps} requests/sec | 有效输出 tokens: {tps} tokens/sec",
+        "slo_bound": "  SLO {metric} {pct} <= {bound} ms: {value} ms ({verdict})",
+        "met": "达标",
+        "missed": "未达标",
+        "no_value": "无数据",
         "cache": "缓存:",
         "offered": "  可复用的前缀占比 (无限容量缓存; {unit}, 块大小 {block}, 来自 {source}): {v}",
         "source_server": "服务端指标",
@@ -135,8 +141,10 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
         L["tokens"].format(inp=_num(s.input_tokens_avg, 1), out=_num(s.output_tokens_avg, 1))
     )
     lines.append("-" * RULE)
-    rows = [[_ROW_NAMES[m], *(_num(getattr(s.metrics[m], k)) for k in _STATS)] for m in METRICS]
-    lines.append(tabulate(rows, headers=_HEADERS, tablefmt="simple_outline", disable_numparse=True))
+    keys = ("avg", *s.metrics["ttft_ms"].keys, "min", "max", "stddev")
+    rows = [[_ROW_NAMES[m], *(_num(s.metrics[m].get(k)) for k in keys)] for m in METRICS]
+    headers = ("Metric", *(k.capitalize() for k in keys))
+    lines.append(tabulate(rows, headers=headers, tablefmt="simple_outline", disable_numparse=True))
     tp = s.throughput
     lines += ["", L["throughput"], L["token_tp"].format(v=_num(tp.output_tokens_per_s))]
     lines += [L["total_tp"].format(v=_num(tp.total_tokens_per_s))]
@@ -151,6 +159,7 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
         lines.append(
             L["good_rates"].format(rps=_num(g.requests_per_s), tps=_num(g.output_tokens_per_s))
         )
+    lines += _bound_lines(s, lang)
     lines += ["", *_load_lines(result, lang)]
     if s.level.kind != "concurrency" and s.ttft_over_time:  # open loop, trace: load varies
         lines += ["", *_over_time_lines(result, lang)]
@@ -163,6 +172,25 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
     if result.server is not None:
         lines += ["", L["server"], format_server(result.server.to_dict())]
     return "\n".join(lines)
+
+
+def _bound_lines(s: RoundSummary, lang: Lang) -> list[str]:
+    """An SLO's percentile bounds: ``SLO TTFT P95 <= 500 ms: 412.30 ms (met)``."""
+    L = LABELS[lang]
+    verdict = {True: L["met"], False: L["missed"], None: L["no_value"]}
+    lines = []
+    for b in s.slo_bounds:
+        metric, _, pct = b.key.removesuffix("_ms").rpartition("_")
+        lines.append(
+            L["slo_bound"].format(
+                metric=_ROW_NAMES[f"{metric}_ms"].split(" (")[0],
+                pct=pct.upper(),
+                bound=_num(b.bound_ms),
+                value=_num(b.value_ms),
+                verdict=verdict[b.met],
+            )
+        )
+    return lines
 
 
 def _offered_lines(result: RoundResult, lang: Lang) -> list[str]:
