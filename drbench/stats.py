@@ -23,8 +23,10 @@ from drbench.records import RequestRecord
 from drbench.slo import SLO
 
 __all__ = [
+    "DEFAULT_PERCENTILES",
     "METRICS",
     "AppliedLoad",
+    "BoundCheck",
     "CacheUsage",
     "Change",
     "Comparison",
@@ -34,8 +36,6 @@ __all__ = [
     "RoundData",
     "RoundSummary",
     "Throughput",
-    "BoundCheck",
-    "DEFAULT_PERCENTILES",
     "compare_all",
     "compare_rounds",
     "paired_ttft_ratios",
@@ -86,7 +86,7 @@ class Distribution:
         wanted = sorted({*DEFAULT_PERCENTILES, *percentiles})
         if arr.size == 0:
             return cls(None, None, None, None, None, None, None, 0, _pick(percentiles, {}))
-        found = dict(zip(wanted, (float(v) for v in np.percentile(arr, wanted))))
+        found = dict(zip(wanted, (float(v) for v in np.percentile(arr, wanted)), strict=False))
         return cls(
             avg=float(arr.mean()),
             p50=found[50.0],
