@@ -425,7 +425,7 @@ OPTIONS: tuple[Option, ...] = (
         "lang",
         "choice",
         "output",
-        "Console report language ('zh' reproduces the original Chinese report).",
+        "Language of every console and stderr line ('zh': Chinese, the original README's labels); result files stay English.",
         choices=get_args(Lang),
     ),
     _o(

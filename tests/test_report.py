@@ -79,8 +79,8 @@ def test_comparison_and_overview() -> None:
     assert "faster in round 2: 100.0% of 3 prompts" in text
     assert "Cached share     0.0% -> 96.0%" in text
     overview = format_overview(run)
-    assert "3/4" in overview and "25.0%" in overview
     header, rows = overview.splitlines()[2], overview.splitlines()[4:6]
+    assert rows[0].split()[2] == "3/4" and "Goodput (%)" in header and "25.0" in rows[0].split()
     assert header.split()[0] == "Level" and [r.split()[:2] for r in rows] == [
         ["C=5", "1"],
         ["C=5", "2"],
