@@ -248,3 +248,11 @@ def test_percentiles_flag_takes_a_comma_list_sorts_it_and_refuses_nonsense() -> 
         build_config({"percentiles": ["95,95"]}).check()
     with pytest.raises(ConfigError, match="--verbose and --quiet"):
         build_config({"verbose": True, "quiet": True}).check()
+
+
+def test_percentiles_from_the_command_line_as_one_comma_list_or_several_words() -> None:
+    for argv in (["--percentiles", "50,90,95,99"], ["--percentiles", "50", "90,95", "99"]):
+        args = vars(build_parser().parse_args(argv))
+        flags = {o.name: args[o.name] for o in OPTIONS}
+        assert build_config(flags).check().percentiles == (50, 90, 95, 99)
+    assert main(["--percentiles", "50,abc", "--dry-run"]) == 2

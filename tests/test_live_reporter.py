@@ -157,7 +157,7 @@ def test_default_prints_each_level_compact_and_verbose_every_round_in_full(
         assert (out / "concurrency_5_round_1.json").exists()  # the files, either way
     default, verbose_text = outs[False], outs[True]
     assert "Concurrency: 5 | cold start: nonce | round 2: repeat | 4 prompts" in default
-    assert "R2 vs R1" in default and "Hit rate (%)" in default
+    assert "R2 vs R1" in default and "Hit rate" in default
     for full in ("Round 1 metrics", "Server metrics (Prometheus):", "Round 2 vs round 1 |"):
         assert full not in default and full in verbose_text
     assert "vllm:prefix_cache_hits" in verbose_text and "vllm:prefix_cache_hits" not in default

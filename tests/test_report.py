@@ -85,8 +85,13 @@ def test_comparison_and_overview() -> None:
     assert "faster in round 2: 100.0% of 3 prompts" in text
     assert "Cached share     0.0% -> 96.0%" in text
     overview = format_overview(run)
-    header, rows = overview.splitlines()[2], overview.splitlines()[4:6]
-    assert rows[0].split()[2] == "3/4" and "Goodput (%)" in header and "25.0" in rows[0].split()
+    header, units, rows = (
+        overview.splitlines()[2],
+        overview.splitlines()[3],
+        overview.splitlines()[5:7],
+    )
+    assert "Goodput" in header and "(%)" in units and "(ms)" in units
+    assert rows[0].split()[2] == "3/4" and "25.0" in rows[0].split()
     assert header.split()[0] == "Level" and [r.split()[:2] for r in rows] == [
         ["C=5", "1"],
         ["C=5", "2"],
@@ -319,6 +324,8 @@ def _tables(text: str) -> list[list[str]]:
     for i, line in enumerate(lines):
         if i and set(line.strip()) == {"-", " "}:  # a dashes row (a rule has no spaces)
             rows = [lines[i - 1], line]
+            if i > 1 and set(_columns(lines[i - 2])) <= set(_columns(line)):
+                rows.insert(0, lines[i - 2])  # a header on two lines: name, then unit
             rows += [x for x in itertools.takewhile(lambda x: x.strip(), lines[i + 1 :])]
             tables.append(rows)
     return tables
@@ -354,10 +361,11 @@ def test_zh_tables_align_by_display_width_not_by_characters() -> None:
         tables = _tables(text)
         assert tables, text
         for table in tables:
-            header, dashes, *rows = table
+            dashes = next(x for x in table if set(x.strip()) == {"-", " "})
+            header, rows = table[: table.index(dashes)], table[table.index(dashes) + 1 :]
             assert rows
             # each cell starts (in display columns) where its column's dashes start
-            for row in [header, *rows]:
+            for row in [*header, *rows]:
                 assert set(_columns(row)) <= set(_columns(dashes)), (row, dashes)
             wide += sum(len(x) != display_width(x) for x in table)  # CJK took 2 columns
     assert wide >= 4  # the test did see Chinese cells
@@ -389,8 +397,8 @@ def test_chosen_percentiles_reach_console_csv_and_json(tmp_path: Path) -> None:
     assert header.split() == ["Metric", "Avg", "P50", "P95", "P99", "Min", "Max", "Stddev"]
     assert "SLO TTFT P95 <= 150.00 ms: 195.00 ms (missed)" in block
     assert "SLO TTFT P95 <= 150.00 ms: 49.00 ms (met)" in format_round(r2)
-    assert "TTFT P95 (ms)" in format_level(level) and "TTFT P90 (ms)" not in format_level(level)
-    assert "TTFT P50 (ms)" in format_overview(run) and "TTFT P99 (ms)" in format_overview(run)
+    assert "TTFT P95" in format_level(level) and "TTFT P90" not in format_level(level)
+    assert "TTFT P50" in format_overview(run) and "TTFT P99" in format_overview(run)
     rows = csv_rows(run.levels)
     assert rows[0]["metrics_ttft_ms_p95"] == pytest.approx(195.0)
     assert rows[0]["metrics_ttft_ms_p90"] == pytest.approx(190.0)  # P90 stays in the files

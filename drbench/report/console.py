@@ -84,6 +84,8 @@ LABELS: dict[Lang, dict[str, str]] = {
         "over_time": "TTFT over time (requests by when each was due, {w} s windows):",
         "rounds_table": "Every round against round 1 and against the round before:",
         "vs_first": "Round {k} vs round 1 | {level}: {figures}",
+        "vs_first_figures": "TTFT p50 {p50} | TTFT p90 {p90} | TTFT ratio geomean {ratio} | "
+        "Cached {cached} | Hit rate {hit}",
         "turns": "TTFT by turn | {level} | round k = turn k of every conversation",
         "contexts": "TTFT by context length | {level} | prompt tokens, every round",
     },
@@ -132,6 +134,8 @@ LABELS: dict[Lang, dict[str, str]] = {
         "over_time": "TTFT 随时间变化 (按每个请求的计划发送时间, 窗口 {w} 秒):",
         "rounds_table": "各轮与第 1 轮及与前一轮的对比:",
         "vs_first": "第 {k} 轮 vs 第 1 轮 | {level}: {figures}",
+        "vs_first_figures": "TTFT p50 {p50} | TTFT p90 {p90} | TTFT 比值几何平均 {ratio} | "
+        "缓存命中 {cached} | 命中率 {hit}",
         "turns": "按轮次的 TTFT | {level} | 第 k 轮 = 每个对话的第 k 轮",
         "contexts": "按上下文长度的 TTFT | {level} | 输入 tokens, 所有轮次",
     },
@@ -165,6 +169,16 @@ H: dict[Lang, dict[str, str]] = {
         "offered_pct": "Offered (%)",
         "cached_pct": "Cached (%)",
         "hit_pct": "Hit rate (%)",
+        "turn": "Turn",
+        "context": "Context (tokens)",
+        "context_mean": "Mean (tokens)",
+        "cached": "Cached",
+        "hit": "Hit rate",
+        "vs": "vs",
+        "ratio_ci": "TTFT ratio geomean [95% CI]",
+        "window": "Window (s)",
+        "started": "Started",
+        "failed": "Failed",
     },
     "zh": {
         "metric": "指标",
@@ -191,6 +205,16 @@ H: dict[Lang, dict[str, str]] = {
         "offered_pct": "可复用 (%)",
         "cached_pct": "缓存 (%)",
         "hit_pct": "命中率 (%)",
+        "turn": "对话轮次",
+        "context": "上下文 (tokens)",
+        "context_mean": "均值 (tokens)",
+        "cached": "缓存命中",
+        "hit": "命中率",
+        "vs": "对比",
+        "ratio_ci": "TTFT 比值几何平均 [95% CI]",
+        "window": "窗口 (秒)",
+        "started": "发出",
+        "failed": "失败",
     },
 }
 
@@ -416,7 +440,7 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
             row.append(_pct_num(r.server_hit_rate))
         rows.append(row)
     title = LABELS[lang]["overview"] + (LABELS[lang]["interrupted"] if run.interrupted else "")
-    lines = ["=" * RULE, title, _table(rows, tuple(headers))]
+    lines = ["=" * RULE, title, _table(rows, tuple(headers), stacked=True)]
     if rows and not hit:
         lines.append(render(Message("no_prometheus"), lang))
     return "\n".join(lines + _last_vs_first_lines(run, lang))
@@ -480,7 +504,7 @@ def format_level(level: LevelResult, lang: Lang = "en") -> str:
         mode=level.round2_mode,
         n=first.summary.requests_total,
     )
-    lines = ["-" * RULE, title, _indent(_table(rows, tuple(headers)))]
+    lines = ["-" * RULE, title, _indent(_table(rows, tuple(headers), stacked=True))]
     c = level.comparison
     if c is not None:
         ci = c.ratio_geomean_ci95
@@ -552,25 +576,27 @@ def format_turns(level: LevelResult, lang: Lang = "en") -> str:
         ]
         for b in level.by_context
     ]
-    tail = ("TTFT p50", "TTFT p90", "TTFT p99", "Cached")
+    h = H[lang]
+    tail = (*(f"TTFT {h[p]} (ms)" for p in ("p50", "p90", "p99")), h["cached"])
     lines = ["-" * RULE, L["turns"].format(level=name)]
-    lines.append(_indent(_table(turns, ("Turn", "OK", "Context (tokens)", *tail))))
+    lines.append(_indent(_table(turns, (h["turn"], h["ok"], h["context"], *tail))))
     if contexts:
         lines += [L["contexts"].format(level=name)]
-        lines.append(_indent(_table(contexts, ("Context (tokens)", "OK", "Mean", *tail))))
+        lines.append(_indent(_table(contexts, (h["context"], h["ok"], h["context_mean"], *tail))))
     return "\n".join(lines)
 
 
 def _comparisons_table(level: LevelResult, lang: Lang) -> str:
     """A row per comparison (k vs 1, k vs k-1): TTFT p50/p90 change, ratio, cached, hit rate."""
+    h = H[lang]
     headers = (
-        "Round",
-        "vs",
-        "TTFT p50",
-        "TTFT p90",
-        "TTFT ratio geomean [95% CI]",
-        "Cached",
-        "Hit rate",
+        h["round"],
+        h["vs"],
+        f"TTFT {h['p50']} (%)",
+        f"TTFT {h['p90']} (%)",
+        h["ratio_ci"],
+        h["cached"],
+        h["hit"],
     )
     rows = [
         [
@@ -596,10 +622,12 @@ def _last_vs_first_lines(run: RunResult, lang: Lang) -> list[str]:
         if last is None:
             continue
         c = last.comparison
-        figures = (
-            f"TTFT p50 {_change(c.ttft_ms['p50'], ' ms')} | TTFT p90 "
-            f"{_change(c.ttft_ms['p90'], ' ms')} | TTFT ratio geomean {_ratio(c)} | "
-            f"Cached {_shares(c.client_cached_share)} | Hit rate {_shares(c.server_hit_rate)}"
+        figures = LABELS[lang]["vs_first_figures"].format(
+            p50=_change(c.ttft_ms["p50"], " ms"),
+            p90=_change(c.ttft_ms["p90"], " ms"),
+            ratio=_ratio(c),
+            cached=_shares(c.client_cached_share),
+            hit=_shares(c.server_hit_rate),
         )
         lines.append(
             LABELS[lang]["vs_first"].format(
@@ -630,7 +658,14 @@ def _over_time_lines(result: RoundResult, lang: Lang) -> list[str]:
         ]
         for w in windows
     ]
-    headers = ("Window (s)", "Started", "Failed", "TTFT p50", "TTFT p90")
+    h = H[lang]
+    headers = (
+        h["window"],
+        h["started"],
+        h["failed"],
+        f"TTFT {h['p50']} (ms)",
+        f"TTFT {h['p90']} (ms)",
+    )
     return [LABELS[lang]["over_time"].format(w=f"{width:g}"), _indent(_table(rows, headers))]
 
 
@@ -698,9 +733,12 @@ def _shares(ch: Change) -> str:
     return f"{_pct(ch.before)} -> {_pct(ch.after)}"
 
 
-def _table(rows: list[list[Any]], headers: tuple[str, ...]) -> str:
+def _table(rows: list[list[Any]], headers: tuple[str, ...], *, stacked: bool = False) -> str:
     """Every table of the console in one style; tabulate pads by display width (wcwidth), so
-    CJK headers and cells line up."""
+    CJK headers and cells line up.  ``stacked`` puts each header's unit on a second line
+    (``TTFT P50`` over ``(ms)``): the wide tables stay narrow."""
+    if stacked:
+        headers = tuple(h.replace(" (", "\n(") for h in headers)
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
