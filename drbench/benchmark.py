@@ -299,11 +299,9 @@ def _too_long(
     if not over:
         return []
     shown = ", ".join(over[:5]) + (", ..." if len(over) > 5 else "")
-    how = "counted by --tokenizer" if tokenizer else "estimated"
+    how = Message("counted_tokenizer" if tokenizer else "counted_estimated")
     return [
-        f"{len(over)} of {len(prompts)} prompts need more than the model's max_model_len "
-        f"{max_len} (prompt tokens {how} + max_tokens): {shown}; they will likely fail with "
-        "HTTP 400: lower --max-tokens or leave them out"
+        Message("too_long", over=len(over), n=len(prompts), max_len=max_len, how=how, shown=shown)
     ]
 
 

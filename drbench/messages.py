@@ -208,6 +208,33 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
         "zh": "第 {prev} 轮有 {failed} 个提示失败; 第 {rnd} 轮重发了它们上一轮的请求, "
         "而没有继续对话",
     },
+    # gates.py
+    "gate_no_success": {
+        "en": "no request succeeded in {where} ({detail}): exit {status}",
+        "zh": "{where} 没有成功的请求 ({detail}): 退出码 {status}",
+    },
+    "gate_failed": {
+        "en": "{flag} {threshold}% failed: {where} had {value}% {what} ({detail}): exit {status}",
+        "zh": "{flag} {threshold}% 未通过: {where} 的{what}为 {value}% ({detail}): 退出码 {status}",
+    },
+    "gate_errors": {"en": "failed requests", "zh": "失败请求占比"},
+    "gate_goodput": {"en": "goodput", "zh": "有效吞吐"},
+    "gate_failed_detail": {
+        "en": "{failed} of {total} failed: {kinds}",
+        "zh": "{total} 个中 {failed} 个失败: {kinds}",
+    },
+    "gate_of": {"en": "{n} of {total}", "zh": "{total} 个中 {n} 个"},
+    "gate_good": {"en": "{good} of {total} good", "zh": "{total} 个中 {good} 个达标"},
+    # benchmark.py
+    "too_long": {
+        "en": "{over} of {n} prompts need more than the model's max_model_len {max_len} (prompt "
+        "tokens {how} + max_tokens): {shown}; they will likely fail with HTTP 400: lower "
+        "--max-tokens or leave them out",
+        "zh": "{n} 个提示中有 {over} 个超过模型的 max_model_len {max_len} (输入 tokens {how} + "
+        "max_tokens): {shown}; 它们很可能以 HTTP 400 失败: 请调低 --max-tokens 或去掉这些提示",
+    },
+    "counted_tokenizer": {"en": "counted by --tokenizer", "zh": "由 --tokenizer 计数"},
+    "counted_estimated": {"en": "estimated", "zh": "为估算值"},
     # report/live.py: the run's own lines
     "warning": {"en": "warning: {text}", "zh": "警告: {text}"},
     "workload": {"en": "workload {name}", "zh": "负载 {name}"},

@@ -85,3 +85,26 @@ def test_sanity_and_selfcheck_warnings_keep_their_english_and_have_chinese() -> 
     estimated = _rec("b", 0)
     estimated.token_source = TokenSource.ESTIMATE
     assert render(no_usage_warning([estimated]) or "", "zh").startswith("服务端未返回 usage")
+
+
+def test_a_failed_gate_speaks_both_languages() -> None:
+    from drbench.errors import ExitStatus  # noqa: PLC0415
+    from drbench.gates import GateResult  # noqa: PLC0415
+
+    gate = GateResult(
+        "fail_on_errors",
+        Level.closed(5),
+        2,
+        value=50.0,
+        threshold=5.0,
+        passed=False,
+        status=ExitStatus.ERRORS_FAILED,
+        detail=Message("gate_of", n=2, total=4),
+    )
+    assert gate.message() == (
+        "--fail-on-errors 5% failed: round 2 at concurrency 5 had 50.0% failed requests "
+        "(2 of 4): exit 5"
+    )
+    assert render(gate.message(), "zh") == (
+        "--fail-on-errors 5% 未通过: 并发 5 的第 2 轮 的失败请求占比为 50.0% (4 个中 2 个): 退出码 5"
+    )
