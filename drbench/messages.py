@@ -307,6 +307,15 @@ class Message(str):
     def render(self, lang: Lang) -> str:
         return _format(self.key, self.params, lang)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled and copied by key and parameters (``str``'s own way would pass the text as
+        the key)."""
+        return (_message, (self.key, self.params))
+
+
+def _message(key: str, params: dict[str, Any]) -> Message:
+    return Message(key, **params)
+
 
 def render(text: str, lang: Lang) -> str:
     """``text`` in ``lang`` when it is a ``Message``; any other string as it is."""

@@ -108,3 +108,12 @@ def test_a_failed_gate_speaks_both_languages() -> None:
     assert render(gate.message(), "zh") == (
         "--fail-on-errors 5% 未通过: 并发 5 的第 2 轮 的失败请求占比为 50.0% (4 个中 2 个): 退出码 5"
     )
+
+
+def test_a_message_survives_pickle_and_deepcopy() -> None:
+    import copy  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    m = Message("warning", text=round_where(1, Level.closed(3)))
+    for twin in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert twin == m and twin.render("zh") == "警告: 并发 3 的第 1 轮"
