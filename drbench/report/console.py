@@ -250,6 +250,8 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
         lines.append(
             L["good_rates"].format(rps=_num(g.requests_per_s), tps=_num(g.output_tokens_per_s))
         )
+    if s.goodput is None and s.slo_bounds:  # percentile bounds only: no goodput to show
+        lines += ["", L["goodput"]]
     lines += _bound_lines(s, lang)
     lines += ["", *_load_lines(result, lang)]
     if s.level.kind != "concurrency" and s.ttft_over_time:  # open loop, trace: load varies
