@@ -27,6 +27,7 @@ from drbench.dataset import in_schedule_order, load_prompts, select_prompts
 from drbench.errors import DrbenchError, ExitStatus, OutputDirError, PreflightError, UsageError
 from drbench.fdlimit import ensure_fd_limit
 from drbench.gates import evaluate_gates, exit_status
+from drbench.messages import Message
 from drbench.plan import RunPlan, WatcherFactory, max_tokens_for
 from drbench.records import Prompt, RequestRecord
 from drbench.redact import redact_text
@@ -113,7 +114,7 @@ class Benchmark:
             Counter(max_tokens_for(p, cfg.max_tokens)[1] for p in self.prompts)
         )
         result.timing = {"aiohttp": aiohttp.__version__}
-        reporter = LiveReporter(self.out_dir, lang=cfg.lang, quiet=cfg.quiet)
+        reporter = LiveReporter(self.out_dir, lang=cfg.lang, quiet=cfg.quiet, verbose=cfg.verbose)
         status, failed = ExitStatus.OK, True
         try:
             run_loop(lambda: self._run(result, reporter))
@@ -143,6 +144,8 @@ class Benchmark:
                     reporter.gate_failed(gate.message())
         else:  # nothing measured (preflight failed, or stopped before a round ended)
             self._remove_empty_output()
+            if result.interrupted and not failed:  # Ctrl-C: say what is left, and where
+                reporter.nothing_kept()
         if problems:
             raise problems[0]
 
@@ -230,7 +233,7 @@ class Benchmark:
                 except OutputDirError as exc:
                     problems.append(exc)
             else:
-                reporter.note("plots.png skipped: pip install matplotlib to get it")
+                reporter.note(Message("plots_skipped"))
         reporter.overview(result)  # the figures, even if a file failed
         if not problems and not failed:  # a failed run says why instead
             reporter.results_written()
@@ -296,11 +299,9 @@ def _too_long(
     if not over:
         return []
     shown = ", ".join(over[:5]) + (", ..." if len(over) > 5 else "")
-    how = "counted by --tokenizer" if tokenizer else "estimated"
+    how = Message("counted_tokenizer" if tokenizer else "counted_estimated")
     return [
-        f"{len(over)} of {len(prompts)} prompts need more than the model's max_model_len "
-        f"{max_len} (prompt tokens {how} + max_tokens): {shown}; they will likely fail with "
-        "HTTP 400: lower --max-tokens or leave them out"
+        Message("too_long", over=len(over), n=len(prompts), max_len=max_len, how=how, shown=shown)
     ]
 
 

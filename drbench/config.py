@@ -41,7 +41,16 @@ ROUND2_MODES: tuple[Round2Mode, ...] = get_args(Round2Mode)
 
 #: How an option's value is read and checked (``_COERCERS``) and what argparse type it gets.
 OptionKind = Literal[
-    "str", "int", "float", "bool", "int_list", "float_list", "str_list", "choice", "int_auto"
+    "str",
+    "int",
+    "float",
+    "bool",
+    "int_list",
+    "float_list",
+    "number_list",  # floats, from "50,90,95" as well as "50 90 95" (the CLI passes strings)
+    "str_list",
+    "choice",
+    "int_auto",
 ]
 SERVER_PROFILES = PROFILE_CHOICES  # auto, then every profile of drbench/prometheus/profiles.py
 
@@ -416,7 +425,7 @@ OPTIONS: tuple[Option, ...] = (
         "lang",
         "choice",
         "output",
-        "Console report language ('zh' reproduces the original Chinese report).",
+        "Language of every console and stderr line ('zh': Chinese, the original README's labels); result files stay English.",
         choices=get_args(Lang),
     ),
     _o(
@@ -424,6 +433,21 @@ OPTIONS: tuple[Option, ...] = (
         "bool",
         "output",
         "No progress bars and no per-round tables; only the final summary, warnings, one line per round with failures, and errors.",
+    ),
+    _o(
+        "verbose",
+        "bool",
+        "output",
+        "Print every round's full table (Avg, percentiles, Min, Max, Stddev; throughput, goodput, load, cache) and the server-metrics table, not only each level's compact answer (the files always hold everything).",
+    ),
+    _o(
+        "percentiles",
+        "number_list",
+        "output",
+        "Percentiles of every latency figure in the console, metrics_summary.csv and summary.json, e.g. 50,90,95,99 (P50, P90 and P99 are always in summary.json). An SLO can bound any percentile: --slo ttft_p95_ms=500.",
+        metavar="P",
+        low=0,
+        high=100,
     ),
     _o(
         "max_response_bytes",
@@ -499,6 +523,8 @@ class BenchConfig:
     no_plots: bool = False
     lang: Lang = "en"
     quiet: bool = False
+    verbose: bool = False
+    percentiles: tuple[float, ...] = (50.0, 90.0, 99.0)
     max_response_bytes: int = 32 * 1024 * 1024
     max_line_bytes: int = 4 * 1024 * 1024
     server_profile: str = "auto"
@@ -578,6 +604,15 @@ def build_config(
     ):
         if name in values:
             values[name] = tuple(values[name])
+    if "percentiles" in values:  # "50,90,95,99" from the command line: strings until here
+        option = next(o for o in OPTIONS if o.name == "percentiles")
+        try:
+            values["percentiles"] = tuple(sorted(_to_numbers(option, values["percentiles"])))
+        except ValueError:
+            shown = " ".join(map(str, values["percentiles"]))
+            raise ConfigError(
+                f"--percentiles: expected numbers from 0 to 100, e.g. 50,90,95,99; got {shown!r}"
+            ) from None
     if (values.get("request_rate") or values.get("fixed_schedule")) and "concurrency" not in values:
         values["concurrency"] = ()  # the rates, or the trace's timestamps, are the levels
     for opt in OPTIONS:  # " http://host:8000/v1 " from a pasted line or a quoted variable
@@ -624,12 +659,17 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
         out.append(("speedup", "sets the pace of --fixed-schedule, which is not given"))
     if not c.concurrency and not c.request_rate and not c.fixed_schedule:
         out.append(("concurrency", "needs at least one level"))
-    for name in ("concurrency", "request_rate", "speedup"):
+    if c.verbose and c.quiet:
+        out.append(("verbose", "and --quiet ask for more and for less: drop one of them"))
+    if not c.percentiles:
+        out.append(("percentiles", "needs at least one percentile, e.g. 50,90,95,99"))
+    for name in ("concurrency", "request_rate", "speedup", "percentiles"):
         values: tuple[float, ...] = getattr(c, name)
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             shown = ", ".join(format_rate(v) for v in repeated)
-            out.append((name, f"lists {shown} twice: give each level once"))
+            what = "percentile" if name == "percentiles" else "level"
+            out.append((name, f"lists {shown} twice: give each {what} once"))
     if c.max_concurrency is not None and not (c.request_rate or c.fixed_schedule):
         out.append(
             (
@@ -708,6 +748,15 @@ def _to_number(option: Option, v: Any, typ: type) -> Any:
     return x
 
 
+def _to_numbers(option: Option, v: Any) -> tuple[float, ...]:
+    """``number_list``: every item a number, and a string item may hold several ("50,95")."""
+    items = v if isinstance(v, (list, tuple)) else [v]
+    parts: list[Any] = []
+    for item in items:
+        parts += list(_to_list(option, item, lambda x: x)) if isinstance(item, str) else [item]
+    return tuple(_to_number(option, x, float) for x in parts)
+
+
 def _to_list(option: Option, v: Any, item: Callable[[Any], Any]) -> tuple[Any, ...]:
     if isinstance(v, str):  # "5 10,20" or 'm{a="1",b="2"} n': a selector stays whole
         v = [item for item in split_outside_braces(v, ", \t\n") if item]
@@ -758,6 +807,7 @@ _COERCERS: dict[OptionKind, Callable[[Option, Any], Any]] = {
     "choice": _to_choice,
     "int_list": lambda o, v: _to_list(o, v, lambda x: _to_number(o, x, int)),
     "float_list": lambda o, v: _to_list(o, v, lambda x: _to_number(o, x, float)),
+    "number_list": _to_numbers,
     "int_auto": lambda o, v: _to_int_or_auto(o, v),
     "str_list": lambda o, v: _to_list(o, v, lambda x: _to_str(o, x)),
 }

@@ -15,6 +15,7 @@ from typing import Any
 from drbench.config import BenchConfig
 from drbench.errors import ExitStatus
 from drbench.levels import Level
+from drbench.messages import Message, round_where
 from drbench.results import RunResult
 
 __all__ = ["GateResult", "evaluate_gates", "exit_status"]
@@ -36,14 +37,21 @@ class GateResult:
     detail: str = ""
 
     def message(self) -> str:
-        where = f"round {self.round} at {self.level.label}"
+        """The line a failed gate prints (a ``messages.Message``: English, or ``--lang``)."""
+        where = round_where(self.round, self.level)
         if self.gate == "no_success":
-            return f"no request succeeded in {where} ({self.detail}): exit {int(self.status)}"
-        flag = "--" + self.gate.replace("_", "-")
-        what = "failed requests" if self.gate == "fail_on_errors" else "goodput"
-        return (
-            f"{flag} {self.threshold:g}% failed: {where} had {self.value:.1f}% {what} "
-            f"({self.detail}): exit {int(self.status)}"
+            return Message(
+                "gate_no_success", where=where, detail=self.detail, status=int(self.status)
+            )
+        return Message(
+            "gate_failed",
+            flag="--" + self.gate.replace("_", "-"),
+            threshold=f"{self.threshold:g}",
+            where=where,
+            value=f"{self.value:.1f}",
+            what=Message("gate_errors" if self.gate == "fail_on_errors" else "gate_goodput"),
+            detail=self.detail,
+            status=int(self.status),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +85,12 @@ def evaluate_gates(result: RunResult, cfg: BenchConfig) -> list[GateResult]:
                         threshold=None,
                         passed=s.succeeded > 0,
                         status=ExitStatus.NO_SUCCESS,
-                        detail=f"{s.failed} of {s.requests_total} failed: {kinds}",
+                        detail=Message(
+                            "gate_failed_detail",
+                            failed=s.failed,
+                            total=s.requests_total,
+                            kinds=kinds,
+                        ),
                     )
                 )
             if cfg.fail_on_errors is not None and s.requests_total:
@@ -91,7 +104,7 @@ def evaluate_gates(result: RunResult, cfg: BenchConfig) -> list[GateResult]:
                         threshold=cfg.fail_on_errors,
                         passed=pct <= cfg.fail_on_errors,
                         status=ExitStatus.ERRORS_FAILED,
-                        detail=f"{s.failed} of {s.requests_total}",
+                        detail=Message("gate_of", n=s.failed, total=s.requests_total),
                     )
                 )
             if cfg.fail_on_slo is not None and s.goodput is not None:
@@ -105,7 +118,7 @@ def evaluate_gates(result: RunResult, cfg: BenchConfig) -> list[GateResult]:
                         threshold=cfg.fail_on_slo,
                         passed=pct >= cfg.fail_on_slo,
                         status=ExitStatus.SLO_FAILED,
-                        detail=f"{s.goodput.good} of {s.requests_total} good",
+                        detail=Message("gate_good", good=s.goodput.good, total=s.requests_total),
                     )
                 )
     return out

@@ -381,6 +381,7 @@ def _kind_words(opt: Option) -> str:
         "bool": "true / false",
         "int_list": "list of integers",
         "float_list": "list of numbers",
+        "number_list": "list of numbers",
         "str_list": "list of strings",
         "int_auto": "integer or `auto`",
     }[opt.kind]

@@ -25,6 +25,7 @@ from drbench.client import PreparedRequest, make_session, open_connections, post
 from drbench.engine import Executor, RoundRun, run_round
 from drbench.executors import InProcess, Transport
 from drbench.levels import Level
+from drbench.messages import Message, round_where
 from drbench.pacing import busiest_second, pacer_for, trace_offsets
 from drbench.plan import (
     MetricsWatcher,
@@ -149,11 +150,7 @@ async def _run_level(
     requests = level_requests(plan, index)
     n, c = len(requests), level.level.concurrency
     if c is not None and c > n:
-        level.warnings.append(
-            f"concurrency {c} with {n} prompts keeps at most {n} requests in "
-            f"flight: the level is really concurrency {n} (give --num-samples "
-            f"{c} or more to load it)"
-        )
+        level.warnings.append(Message("fewer_prompts", c=c, n=n))
         observer.warning(level.warnings[-1])
     reuse = LevelReuse.for_server(plan.block_size, plan.tokenizer)  # the level starts cold
     for rnd in range(1, cfg.rounds + 1):
@@ -174,8 +171,7 @@ async def _run_level(
                 _drop_texts(level.rounds[-1].records)
                 if failed:
                     level.warnings.append(
-                        f"{failed} prompt(s) failed in round {rnd - 1}; round {rnd} resent "
-                        "their previous request instead of continuing the conversation"
+                        Message("not_continued", failed=failed, prev=rnd - 1, rnd=rnd)
                     )
         offered = reuse.round(r.payload for r in requests)  # before the round: no request waits
         result = await _run_round(
@@ -199,7 +195,7 @@ async def _run_level(
         lines = round_warnings(facts)
         if index == 0 and rnd == 1 and (line := no_usage_warning(result.records)):
             lines.insert(0, line)
-        where = f"round {rnd} at {level.level.label}"
+        where = round_where(rnd, level.level)
         lines += load_warnings(
             level.level, result.summary, where, truncated=result.truncated, unsent=result.unsent
         )
@@ -335,7 +331,13 @@ def _keep_round(
     """Summarise a round whose requests all ended and append it to its level at once."""
     from drbench.stats import summarize_round  # noqa: PLC0415 - numpy: not before the first send
 
-    summary = summarize_round(done.records, level=level.level, round=rnd, slo=plan.slo)
+    summary = summarize_round(
+        done.records,
+        level=level.level,
+        round=rnd,
+        slo=plan.slo,
+        percentiles=plan.config.percentiles,
+    )
     server = watcher.missing_round(_NO_CLOSING_SCRAPE) if watcher is not None else None
     result = RoundResult(
         summary=summary,

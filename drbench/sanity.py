@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from drbench.levels import Level
+from drbench.messages import Message, round_where
 from drbench.prometheus.profiles import GENERIC
 from drbench.records import ColdStart, RequestRecord, TokenSource
 
@@ -61,7 +62,7 @@ class RoundFacts:
 
 def round_warnings(f: RoundFacts) -> list[str]:
     """Every warning about one round, in a stable order."""
-    where = f"round {f.round} at {f.level.label}"
+    where = round_where(f.round, f.level)
     ok = [r for r in f.records if r.ok]
     cache = _not_cold(f, where) if f.round == 1 else _not_warm(f, where, ok)
     return [
@@ -73,55 +74,38 @@ def round_warnings(f: RoundFacts) -> list[str]:
     ]
 
 
-def _shares(f: RoundFacts) -> list[str]:
-    named = [("of prompt tokens cached (usage)", f.client_cached_share)]
-    named.append(("server hit rate", f.server_hit_rate))
-    return [f"{100 * v:.1f}% {name}" for name, v in named if v is not None]
+def _shares(f: RoundFacts) -> Message:
+    """``X% of prompt tokens cached (usage), Y% server hit rate`` (the figures known)."""
+    named = [("share_usage", f.client_cached_share), ("share_server", f.server_hit_rate)]
+    parts = [Message(key, v=f"{100 * v:.1f}") for key, v in named if v is not None]
+    return Message("join2" if len(parts) == 2 else "join1", a=parts[0], b=parts[-1])
 
 
-def _not_cold(f: RoundFacts, where: str) -> list[str]:
+def _not_cold(f: RoundFacts, where: Message) -> list[str]:
     shares = [v for v in (f.client_cached_share, f.server_hit_rate) if v is not None]
     # Prompts that share prefixes among themselves (a workload) are cached within round 1.
     if not shares or max(shares) <= COLD_MAX_SHARE + (f.offered_share or 0.0):
         return []
-    cause = {
-        "none": "--cold-start none sends prompts the server may have cached before (an earlier "
-        "level or run); use --cold-start nonce (the default) or --cold-start reset",
-        "reset": "the cache reset did not empty the cache, or another client shares the server; "
-        "check --cache-reset-url, or use --cold-start nonce",
-        "nonce": "the chat template's header before the nonce is cached, or another client "
-        "shares the server; compare the cached tokens per prompt with the template's length",
-    }.get(f.cold_start, "")
-    return [f"{where} was not cold: {', '.join(_shares(f))}. Likely cause: {cause}"]
+    cause = Message(f"cause_cold_{f.cold_start}")
+    return [Message("not_cold", where=where, shares=_shares(f), cause=cause)]
 
 
-def _not_warm(f: RoundFacts, where: str, ok: Sequence[RequestRecord]) -> list[str]:
+def _not_warm(f: RoundFacts, where: Message, ok: Sequence[RequestRecord]) -> list[str]:
     shares = [v for v in (f.client_cached_share, f.server_hit_rate) if v is not None]
     if not shares or max(shares) >= WARM_MIN_SHARE:
         return []  # no cache figures at all, or some reuse
     prompt = [r.prompt_tokens for r in ok if r.prompt_tokens is not None]
     mean = sum(prompt) / len(prompt) if prompt else None
     if f.block_size and mean is not None and mean < f.block_size:
-        cause = (
-            f"the prompts average {mean:.0f} tokens, shorter than the server's cache block of "
-            f"{f.block_size} tokens (only whole blocks are cached): use longer prompts"
-        )
+        cause = Message("cause_short", mean=f"{mean:.0f}", block=f.block_size)
     elif f.capacity_tokens and sum(prompt) > f.capacity_tokens:
-        cause = (
-            f"the round's prompts total {sum(prompt)} tokens, more than the server's cache holds "
-            f"({f.capacity_tokens} tokens), so each is evicted before it is reused: use fewer or "
-            "shorter prompts"
-        )
+        cause = Message("cause_capacity", total=sum(prompt), capacity=f.capacity_tokens)
     else:
-        off = f.cache_off_cause or GENERIC.cache_off
-        cause = f"{off}, or the cache is too small for the round's prompts (evicted before reuse)"
-    return [
-        f"{where} reused almost nothing ({', '.join(_shares(f))}), so it does not measure "
-        f"what the cache buys. Likely cause: {cause}"
-    ]
+        cause = Message("cause_off", off=f.cache_off_cause or GENERIC.cache_off)
+    return [Message("not_warm", where=where, shares=_shares(f), cause=cause)]
 
 
-def _below_offered(f: RoundFacts, where: str) -> list[str]:
+def _below_offered(f: RoundFacts, where: Message) -> list[str]:
     """The server got less than half the reuse the round's prompts offered (from 50% on)."""
     shares = [v for v in (f.client_cached_share, f.server_hit_rate) if v is not None]
     offer = f.offered_share
@@ -129,14 +113,13 @@ def _below_offered(f: RoundFacts, where: str) -> list[str]:
         return []
     off = f.cache_off_cause or GENERIC.cache_off
     return [
-        f"{where} reused less than half of what its prompts offered ({', '.join(_shares(f))}; "
-        f"offered prefix share {100 * offer:.1f}%). Likely cause: {off}, the cache holds less "
-        "than the round's working set (evicted before reuse), a router spreads the shared "
-        "prefixes over replicas, or requests sharing a prefix ran together before it was cached"
+        Message(
+            "below_offered", where=where, shares=_shares(f), offer=f"{100 * offer:.1f}", off=off
+        )
     ]
 
 
-def _implausible_usage(f: RoundFacts, where: str, ok: Sequence[RequestRecord]) -> list[str]:
+def _implausible_usage(f: RoundFacts, where: Message, ok: Sequence[RequestRecord]) -> list[str]:
     if not f.estimates:
         return []
     pairs = [
@@ -153,14 +136,18 @@ def _implausible_usage(f: RoundFacts, where: str, ok: Sequence[RequestRecord]) -
     # The estimate is within tens of percent; the chat template adds a few dozen tokens.
     if (guessed >= 32 and told < guessed / 4) or told > 4 * guessed + 256:
         return [
-            f"{where}: the server's usage.prompt_tokens (median {told:g}) is "
-            f"{told / guessed:.2g}x the estimate from the prompts' text (median {guessed:g}): "
-            "its usage looks implausible, so token counts and cached shares are suspect"
+            Message(
+                "implausible_usage",
+                where=where,
+                told=f"{told:g}",
+                ratio=f"{told / guessed:.2g}",
+                guessed=f"{guessed:g}",
+            )
         ]
     return []
 
 
-def _ignored_limits(where: str, ok: Sequence[RequestRecord]) -> list[str]:
+def _ignored_limits(where: Message, ok: Sequence[RequestRecord]) -> list[str]:
     over = [
         r
         for r in ok
@@ -173,13 +160,18 @@ def _ignored_limits(where: str, ok: Sequence[RequestRecord]) -> list[str]:
         return []
     worst = max(over, key=lambda r: r.completion_tokens or 0)
     return [
-        f"{where}: {len(over)} of {len(ok)} answers had more tokens than max_tokens asked (e.g. "
-        f"{worst.completion_tokens} > {worst.max_tokens}): the server ignores max_tokens, so "
-        "output lengths and throughput are not the configured ones"
+        Message(
+            "ignored_limits",
+            where=where,
+            over=len(over),
+            ok=len(ok),
+            got=worst.completion_tokens,
+            asked=worst.max_tokens,
+        )
     ]
 
 
-def _events_per_token(where: str, ok: Sequence[RequestRecord]) -> list[str]:
+def _events_per_token(where: Message, ok: Sequence[RequestRecord]) -> list[str]:
     counted = [r for r in ok if r.completion_tokens and r.completion_tokens >= 2]
     tokens = sum(r.completion_tokens or 0 for r in counted)
     events = sum(r.token_events for r in counted)
@@ -190,31 +182,21 @@ def _events_per_token(where: str, ok: Sequence[RequestRecord]) -> list[str]:
     if lo <= ratio <= hi:
         return []
     estimated = all(r.token_source is TokenSource.ESTIMATE for r in counted)
-    basis = (
-        " (token counts estimated from the text: the server sends no usage)" if estimated else ""
-    )
+    basis = Message("estimated_basis") if estimated else ""
     if ratio < lo:
-        return [
-            f"{where}: the server streamed {tokens / events:.1f} tokens per event{basis}: ITL is "
-            "the gap between events of several tokens, TPOT stays per token"
-        ]
-    return [
-        f"{where}: the server streamed {ratio:.1f} events per token{basis} (pieces of tokens, "
-        "e.g. one character per event): ITL is per event, not per token"
-    ]
+        return [Message("tokens_per_event", where=where, v=f"{tokens / events:.1f}", basis=basis)]
+    return [Message("events_per_token", where=where, v=f"{ratio:.1f}", basis=basis)]
 
 
 def load_warnings(
     level: Level, summary: RoundSummary, where: str, *, truncated: bool, unsent: int
 ) -> list[str]:
-    """What the load really was, when it was not what the level asked for."""
-    out = []
+    """What the load really was, when it was not what the level asked for (``where`` is
+    ``messages.round_where``'s; a plain string is printed as it is)."""
+    out: list[str] = []
     if truncated:
-        out.append(
-            f"{where} was truncated by --max-round-duration: {unsent} of "
-            f"{summary.requests_total + unsent} requests were never sent; its figures cover the "
-            "requests sent"
-        )
+        total = summary.requests_total + unsent
+        out.append(Message("truncated", where=where, unsent=unsent, total=total))
     load = summary.load
     lag = load.send_lag_ms if load is not None else None
     if load is None or lag is None or not lag.count or lag.p99 is None or lag.p50 is None:
@@ -222,20 +204,12 @@ def load_warnings(
     rate = level.rate or 0.0
     if math.isinf(rate) or lag.p99 <= SEND_LAG_WARN_MS:
         return out
-    figures = f"send lag p50 {lag.p50:.1f} ms, p99 {lag.p99:.1f} ms"
+    figures = Message("lag_figures", p50=f"{lag.p50:.1f}", p99=f"{lag.p99:.1f}")
     cap = level.max_concurrency
     if cap is not None and load.concurrency_peak is not None and load.concurrency_peak >= cap:
-        out.append(
-            f"{where}: requests waited for room under --max-concurrency {cap} ({figures}): the "
-            "server did not keep up with the schedule at that cap (queueing in the client, by "
-            "design)"
-        )
+        out.append(Message("capped", where=where, cap=cap, figures=figures))
     else:
-        out.append(
-            f"{where}: the client fell behind its schedule ({figures}), so the server got less "
-            "than the schedule asked: lower the rate (or --speedup), or send from more processes "
-            "(--workers)"
-        )
+        out.append(Message("fell_behind", where=where, figures=figures))
     return out
 
 
@@ -245,8 +219,5 @@ def no_usage_warning(records: Sequence[RequestRecord]) -> str | None:
     if not ok or any(r.token_source is TokenSource.USAGE for r in ok):
         return None
     if all(r.token_source is TokenSource.TOKENIZER for r in ok):
-        return "the server sends no usage: token counts come from --tokenizer"
-    return (
-        "the server sends no usage (stream_options.include_usage): token counts are estimated "
-        "from the text (about 4 characters per token); pass --tokenizer PATH for exact counts"
-    )
+        return Message("no_usage_tokenizer")
+    return Message("no_usage")

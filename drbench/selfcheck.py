@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from drbench.messages import Message
+
 __all__ = [
     "BUSY_ELSEWHERE_PERCENT",
     "CPU_LIMIT_PERCENT",
@@ -192,29 +194,26 @@ def client_limit_warning(
     if not over:
         return None
     worst = max(over, key=lambda pair: pair[1])[0]
-    line = f"{where}: the client may have limited this round, not the server: {_figures(worst)}"
-    if len(over) > 1:
-        line += f" ({len(over)} of {len(loads)} processes over a limit)"
+    name = (
+        Message("process_main")
+        if worst.worker is None
+        else Message("process_worker", n=worst.worker)
+    )
+    several = Message("several_over", over=len(over), n=len(loads)) if len(over) > 1 else ""
+    line = Message("client_limit", where=where, name=name, figures=_figures(worst), several=several)
     cpu = worst.cpu_percent
     if cpu is not None and cpu < BUSY_ELSEWHERE_PERCENT and cpu <= CPU_LIMIT_PERCENT:
-        return (
-            f"{line} while it used only {cpu:.0f}% of a core: something else held the CPU "
-            "(other processes on this machine, or a blocking call), so the round's timings "
-            "include that delay; rerun on a quieter machine (more --workers would not help)"
-        )
+        return Message("busy_elsewhere", line=line, cpu=f"{cpu:.0f}")
     current = max(workers, 1)
     cores = cpus if cpus is not None else _usable_cpus()
     suggested = min(current * 2, cores)
     if suggested > current:
-        return f"{line}; give --workers {suggested} to spread the client over more cores"
+        return Message("more_workers", line=line, n=suggested)
     if cores == 1:
-        machine = "this machine has a single core"
+        machine = Message("single_core")
     else:
-        machine = f"--workers {workers} already uses all {cores} cores of this machine"
-    return (
-        f"{line}; {machine}, so the client machine is the limit:"
-        " run the client on a larger machine or lower the load"
-    )
+        machine = Message("all_cores", workers=workers, cores=cores)
+    return Message("machine_limit", line=line, machine=machine)
 
 
 class _LagBuffer:
@@ -281,16 +280,18 @@ def _excess(load: ProcessLoad) -> float:
     return excess
 
 
-def _figures(load: ProcessLoad) -> str:
-    name = "the main process" if load.worker is None else f"worker {load.worker}"
+def _figures(load: ProcessLoad) -> Message:
+    """``its event loop lagged ... and it used ...% of a core ...`` (the figures over a limit)."""
     parts = []
     lag = load.loop_lag_p99_ms
     if lag is not None and load.samples >= MIN_SAMPLES and lag > LAG_P99_LIMIT_MS:
-        parts.append(f"its event loop lagged {lag:.1f} ms at p99 (limit {LAG_P99_LIMIT_MS:g} ms)")
+        parts.append(Message("lagged", lag=f"{lag:.1f}", limit=f"{LAG_P99_LIMIT_MS:g}"))
     cpu = load.cpu_percent
     if cpu is not None and cpu > CPU_LIMIT_PERCENT:
-        parts.append(f"it used {cpu:.0f}% of a core (limit {CPU_LIMIT_PERCENT:g}%)")
-    return f"{name}: " + " and ".join(parts)
+        parts.append(Message("cpu_used", cpu=f"{cpu:.0f}", limit=f"{CPU_LIMIT_PERCENT:g}"))
+    if len(parts) == 2:
+        return Message("join_and", a=parts[0], b=parts[1], sep=Message("and"))
+    return Message("join1", a=parts[0] if parts else "")
 
 
 def _usable_cpus() -> int:

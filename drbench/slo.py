@@ -2,7 +2,8 @@
 
 An SLO is up to four upper bounds in milliseconds (TTFT, ITL, TPOT, latency).  A request is *good*
 when it succeeded and meets every bound that is given; ``stats.py`` counts good requests into
-goodput.  Every malformed input is one ``ConfigError`` line naming the file or flag and the key.
+goodput.  Bounds on a round's percentile (``ttft_p95_ms: 500``: the round's P95 TTFT at most
+500 ms) judge the round instead; ``stats.py`` checks them into ``slo_percentiles``.  Every malformed input is one ``ConfigError`` line naming the file or flag and the key.
 No I/O beyond reading the one SLO file, no printing, no statistics.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ __all__ = [
     "BOUND_KEYS",
     "ITL_MODES",
     "SLO",
+    "PercentileBound",
     "load_slo_file",
     "merge",
     "parse_slo_flags",
@@ -32,6 +35,36 @@ BOUND_KEYS = ("ttft_ms", "itl_ms", "tpot_ms", "latency_ms")
 ITL_MODES = ("mean", "max")
 _VALID_KEYS = (*BOUND_KEYS, "itl_mode")
 _EXAMPLE = "e.g. 'slo: {ttft_ms: 1000, itl_ms: 50}'"
+_PERCENTILE_KEY = re.compile(r"(ttft|itl|tpot|latency)_p(\d+(?:\.\d+)?)_ms")
+
+
+@dataclass(frozen=True)
+class PercentileBound:
+    """``ttft_p95_ms: 500``: the round's P95 of TTFT must be at most 500 ms."""
+
+    key: str
+    bound_ms: float
+
+    @property
+    def metric(self) -> str:
+        """The metric's name in stats.METRICS: ``ttft_ms``."""
+        return _split_percentile_key(self.key)[0]
+
+    @property
+    def percentile(self) -> float:
+        return _split_percentile_key(self.key)[1]
+
+
+def _split_percentile_key(key: str) -> tuple[str, float]:
+    m = _PERCENTILE_KEY.fullmatch(key)
+    if m is None:
+        raise ValueError(f"not a percentile key: {key!r}")
+    return f"{m.group(1)}_ms", float(m.group(2))
+
+
+def _is_percentile_key(key: str) -> bool:
+    m = _PERCENTILE_KEY.fullmatch(key)
+    return m is not None and 0 <= float(m.group(2)) <= 100
 
 
 @dataclass(frozen=True)
@@ -57,6 +90,7 @@ class SLO:
     tpot_ms: float | None = None
     latency_ms: float | None = None
     itl_mode: ItlMode = "mean"
+    percentile_bounds: tuple[PercentileBound, ...] = ()  # round-level: ttft_p95_ms...
     explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,12 +107,22 @@ class SLO:
 
     @property
     def is_empty(self) -> bool:
-        """True when no bound is given (then there is no goodput to report)."""
-        return all(getattr(self, key) is None for key in BOUND_KEYS)
+        """True when no bound is given, per request or on a percentile."""
+        return not self.has_request_bounds and not self.percentile_bounds
+
+    @property
+    def has_request_bounds(self) -> bool:
+        """True when a per-request bound is given (then there is goodput to report)."""
+        return any(getattr(self, key) is not None for key in BOUND_KEYS)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: every bound (``None`` when not given) and the ITL mode."""
-        return {**{key: getattr(self, key) for key in BOUND_KEYS}, "itl_mode": self.itl_mode}
+        """JSON-ready: every bound (``None`` when not given), the ITL mode, then each
+        percentile bound by its key (``ttft_p95_ms``)."""
+        return {
+            **{key: getattr(self, key) for key in BOUND_KEYS},
+            "itl_mode": self.itl_mode,
+            **{b.key: b.bound_ms for b in self.percentile_bounds},
+        }
 
     def check(self, record: RequestRecord) -> bool:
         """Whether the request succeeded and meets every given bound (value <= bound)."""
@@ -151,7 +195,7 @@ def slo_from_mapping(data: Any, *, where: str) -> SLO:
             values[key] = _itl_mode(value, f"{where}.{key}")
         else:
             values[key] = _check_bound(value, f"{where}.{key}")
-    return SLO(**values, explicit=frozenset(values))
+    return _slo(values)
 
 
 def parse_slo_flags(items: list[str]) -> SLO:
@@ -176,7 +220,14 @@ def parse_slo_flags(items: list[str]) -> SLO:
             values[key] = _itl_mode(raw, f"--slo {key}")
         else:
             values[key] = _check_bound(_number(raw), f"--slo {key}", shown=raw)
-    return SLO(**values, explicit=frozenset(values))
+    return _slo(values)
+
+
+def _slo(values: dict[str, Any]) -> SLO:
+    """An SLO of checked key/value pairs, percentile keys gathered into ``percentile_bounds``."""
+    plain = {k: v for k, v in values.items() if k in _VALID_KEYS}
+    bounds = tuple(PercentileBound(k, v) for k, v in values.items() if k not in _VALID_KEYS)
+    return SLO(**plain, percentile_bounds=bounds, explicit=frozenset(values))
 
 
 def merge(file_slo: SLO | None, flag_slo: SLO | None) -> SLO | None:
@@ -186,18 +237,26 @@ def merge(file_slo: SLO | None, flag_slo: SLO | None) -> SLO | None:
     base = file_slo or SLO()
     over = flag_slo or SLO()
     values = {k: getattr(over if k in over.explicit else base, k) for k in _VALID_KEYS}
-    merged = SLO(**values, explicit=base.explicit | over.explicit)
+    bounds = {b.key: b for b in base.percentile_bounds} | {b.key: b for b in over.percentile_bounds}
+    merged = SLO(
+        **values,
+        percentile_bounds=tuple(bounds.values()),
+        explicit=base.explicit | over.explicit,
+    )
     if merged.is_empty:
         raise ConfigError("--slo: itl_mode alone bounds nothing; add a bound, e.g. itl_ms=50")
     return merged
 
 
 def _check_key(key: str, where: str) -> None:
-    if key in _VALID_KEYS:
+    if key in _VALID_KEYS or _is_percentile_key(key):
         return
     near = difflib.get_close_matches(key, _VALID_KEYS, n=1)
     hint = f"did you mean {near[0]!r}? " if near else ""
-    raise ConfigError(f"{where}: unknown key; {hint}valid keys: {_keys()}")
+    raise ConfigError(
+        f"{where}: unknown key; {hint}valid keys: {_keys()}, or a percentile bound such as "
+        "ttft_p95_ms (METRIC_pN_ms, N from 0 to 100)"
+    )
 
 
 def _check_bound(value: Any, where: str, *, shown: str | None = None) -> float:

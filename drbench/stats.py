@@ -23,8 +23,10 @@ from drbench.records import RequestRecord
 from drbench.slo import SLO
 
 __all__ = [
+    "DEFAULT_PERCENTILES",
     "METRICS",
     "AppliedLoad",
+    "BoundCheck",
     "CacheUsage",
     "Change",
     "Comparison",
@@ -37,19 +39,31 @@ __all__ = [
     "compare_all",
     "compare_rounds",
     "paired_ttft_ratios",
+    "pct_key",
     "round_pairs",
     "summarize_round",
 ]
 
 METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "latency_ms")
+DEFAULT_PERCENTILES = (50.0, 90.0, 99.0)  # the seed's P50/P90/P99: summary.json always has them
 TOP_ERRORS = 5
 _ERROR_TEXT_MAX = 300
 _BOOT_CHUNK_CELLS = 1_000_000  # bound the bootstrap's index matrix to ~8 MB per chunk
 
 
+def pct_key(p: float) -> str:
+    """The name of a percentile in tables, files and SLO keys: 50 -> ``p50``, 99.9 -> ``p99.9``."""
+    return f"p{p:g}"
+
+
 @dataclass(frozen=True)
 class Distribution:
-    """The seven figures of a metric row (the original README's table) plus the sample count."""
+    """The seven figures of a metric row (the original README's table) plus the sample count.
+
+    ``p50``, ``p90`` and ``p99`` are always computed (summary.json's contract); ``selected``
+    holds the percentiles the run asked for (``--percentiles``), in order, keyed ``p95`` etc.:
+    the ones tables show.
+    """
 
     avg: float | None
     p50: float | None
@@ -59,35 +73,92 @@ class Distribution:
     max: float | None
     stddev: float | None
     count: int = 0
+    selected: tuple[tuple[str, float | None], ...] = ()  # () : P50, P90, P99
 
     @classmethod
-    def of(cls, values: Iterable[float] | np.ndarray[Any, Any]) -> Distribution:
+    def of(
+        cls,
+        values: Iterable[float] | np.ndarray[Any, Any],
+        percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    ) -> Distribution:
         """Linear-interpolated percentiles and population stddev (as vLLM); all None when empty."""
         arr = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=float)
+        wanted = sorted({*DEFAULT_PERCENTILES, *percentiles})
         if arr.size == 0:
-            return cls(None, None, None, None, None, None, None, 0)
-        p50, p90, p99 = np.percentile(arr, [50, 90, 99])
+            return cls(None, None, None, None, None, None, None, 0, _pick(percentiles, {}))
+        found = dict(zip(wanted, (float(v) for v in np.percentile(arr, wanted)), strict=False))
         return cls(
             avg=float(arr.mean()),
-            p50=float(p50),
-            p90=float(p90),
-            p99=float(p99),
+            p50=found[50.0],
+            p90=found[90.0],
+            p99=found[99.0],
             min=float(arr.min()),
             max=float(arr.max()),
             stddev=float(arr.std()),
             count=int(arr.size),
+            selected=_pick(percentiles, found),
         )
 
+    @property
+    def percentiles(self) -> tuple[tuple[str, float | None], ...]:
+        """(name, value) of the selected percentiles, in order; P50, P90, P99 by default."""
+        return self.selected or (("p50", self.p50), ("p90", self.p90), ("p99", self.p99))
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The selected percentiles' names, in order (``p50``, ``p95``...)."""
+        return tuple(k for k, _ in self.percentiles)
+
+    def get(self, key: str) -> float | None:
+        """A figure by name: ``avg``, ``min``..., or any percentile this distribution holds."""
+        for k, v in self.percentiles:
+            if k == key:
+                return v
+        value: float | None = getattr(self, key, None)
+        return value
+
     def to_dict(self) -> dict[str, float | None]:
-        """The summary.json metric shape: exactly avg, p50, p90, p99, min, max, stddev."""
+        """The summary.json metric shape: avg, p50, p90, p99, min, max, stddev, and every other
+        selected percentile among the p-keys in ascending order (additive within schema 2)."""
+        pcts = {"p50": self.p50, "p90": self.p90, "p99": self.p99, **dict(self.percentiles)}
+        ordered = sorted(pcts.items(), key=lambda kv: float(kv[0][1:]))
         return {
             "avg": self.avg,
-            "p50": self.p50,
-            "p90": self.p90,
-            "p99": self.p99,
+            **dict(ordered),
             "min": self.min,
             "max": self.max,
             "stddev": self.stddev,
+        }
+
+
+def _pick(
+    percentiles: Sequence[float], found: dict[float, float]
+) -> tuple[tuple[str, float | None], ...]:
+    return tuple((pct_key(p), found.get(float(p))) for p in percentiles)
+
+
+@dataclass(frozen=True)
+class BoundCheck:
+    """One SLO bound on a round's percentile (``ttft_p95_ms: 500``): the value and the verdict.
+
+    A percentile bound judges the round, not a request: it takes no part in goodput.  ``met``
+    is None when the round has no value for it (no successful request).
+    """
+
+    key: str  # the SLO key, e.g. ttft_p95_ms
+    bound_ms: float
+    value_ms: float | None
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.value_ms is None else self.value_ms <= self.bound_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "bound_ms": self.bound_ms,
+            "value_ms": self.value_ms,
+            "met": self.met,
         }
 
 
@@ -202,6 +273,7 @@ class RoundSummary:
     errors: list[tuple[str, str, int]] = field(default_factory=list)  # (kind, message, count)
     load: AppliedLoad | None = None
     ttft_over_time: list[TimeWindow] = field(default_factory=list)  # breakdown.ttft_over_time
+    slo_bounds: list[BoundCheck] = field(default_factory=list)  # the SLO's percentile bounds
 
     def to_dict(self) -> dict[str, Any]:
         """One entry of summary.json's ``levels[].rounds[]``."""
@@ -224,6 +296,7 @@ class RoundSummary:
             "errors": [{"kind": k, "message": m, "count": n} for k, m, n in self.errors],
             "load": self.load.to_dict() if self.load else None,
             "ttft_over_time": [w.to_dict() for w in self.ttft_over_time],
+            "slo_percentiles": [b.to_dict() for b in self.slo_bounds],
         }
 
 
@@ -234,9 +307,12 @@ def summarize_round(
     round: int,
     slo: SLO | None = None,
     duration_s: float | None = None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
 ) -> RoundSummary:
-    """The summary of one round's records (``duration_s`` defaults to first send..last end)."""
+    """The summary of one round's records (``duration_s`` defaults to first send..last end);
+    ``percentiles`` are the ones its tables show (``--percentiles``)."""
     ok = [r for r in records if r.ok]
+    values = _metric_values(ok)
     if duration_s is None:
         duration_s = _duration_s(records)
     prompt_sum = _known_sum(r.prompt_tokens for r in ok)
@@ -251,7 +327,7 @@ def summarize_round(
         duration_s=duration_s,
         input_tokens_avg=_known_mean(r.prompt_tokens for r in ok),
         output_tokens_avg=_known_mean(r.completion_tokens for r in ok),
-        metrics=_metrics(ok),
+        metrics={m: Distribution.of(values[m], percentiles) for m in METRICS},
         throughput=Throughput(
             output_tokens_per_s=_rate(output_sum, duration_s),
             total_tokens_per_s=_rate(total_sum, duration_s),
@@ -262,6 +338,7 @@ def summarize_round(
         errors=_top_errors(records),
         load=AppliedLoad.of(records),
         ttft_over_time=ttft_over_time(records),
+        slo_bounds=_bound_checks(values, slo),
     )
 
 
@@ -440,14 +517,29 @@ def compare_rounds(
     )
 
 
-def _metrics(ok: Sequence[RequestRecord]) -> dict[str, Distribution]:
-    """The four metric distributions over successful requests; ITL pools every gap."""
+def _metric_values(ok: Sequence[RequestRecord]) -> dict[str, np.ndarray[Any, Any]]:
+    """The four metrics' values over successful requests; ITL pools every gap."""
     return {
-        "ttft_ms": Distribution.of(r.ttft_ms for r in ok if r.ttft_ms is not None),
-        "itl_ms": Distribution.of(_all_gaps(ok)),
-        "tpot_ms": Distribution.of(t for r in ok if (t := r.tpot_ms) is not None),
-        "latency_ms": Distribution.of(r.latency_ms for r in ok if r.latency_ms is not None),
+        "ttft_ms": np.fromiter((r.ttft_ms for r in ok if r.ttft_ms is not None), dtype=float),
+        "itl_ms": _all_gaps(ok),
+        "tpot_ms": np.fromiter((t for r in ok if (t := r.tpot_ms) is not None), dtype=float),
+        "latency_ms": np.fromiter(
+            (r.latency_ms for r in ok if r.latency_ms is not None), dtype=float
+        ),
     }
+
+
+def _bound_checks(values: dict[str, np.ndarray[Any, Any]], slo: SLO | None) -> list[BoundCheck]:
+    """Each percentile bound of the SLO against the round's own percentile of that metric
+    (ITL: every gap pooled, as the ITL row of the table)."""
+    if slo is None:
+        return []
+    out = []
+    for bound in slo.percentile_bounds:
+        arr = values[bound.metric]
+        value = float(np.percentile(arr, bound.percentile)) if arr.size else None
+        out.append(BoundCheck(bound.key, bound.bound_ms, value))
+    return out
 
 
 def _all_gaps(ok: Sequence[RequestRecord]) -> np.ndarray[Any, Any]:
@@ -475,7 +567,7 @@ def _duration_s(records: Sequence[RequestRecord]) -> float | None:
 def _goodput(
     records: Sequence[RequestRecord], slo: SLO | None, duration_s: float | None
 ) -> Goodput | None:
-    if slo is None or slo.is_empty:
+    if slo is None or not slo.has_request_bounds:
         return None
     good = [r for r in records if slo.check(r)]
     total = len(records)

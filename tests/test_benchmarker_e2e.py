@@ -191,7 +191,10 @@ def test_three_turns_hit_the_history_and_show_every_comparison(
     assert [(c["round"], c["against"]) for c in level["comparisons"]] == [(2, 1), (3, 1), (3, 2)]
     assert level["comparisons"][1]["n_pairs"] == 4  # a session pairs with itself across turns
     assert sum(b["requests"] for b in level["by_context"]) == 12
-    assert text.count("Round 2 vs round 1 | concurrency 2") == 1
+    # the default console: each level's compact answer, no per-round tables (--verbose has them)
+    assert text.count("Concurrency: 2 | cold start: nonce | round 2: continue | 4 prompts") == 1
+    assert "R3 vs R1" in text and "Round 1 metrics" not in text
+    assert "Round 2 vs round 1 |" not in text  # the verbose comparison block
     assert "Every round against round 1 and against the round before:" in text
     assert "TTFT by turn | concurrency 2" in text and "TTFT by context length" in text
     assert "Round 3 vs round 1 | concurrency 2: TTFT p50" in text  # the overview's line
@@ -200,9 +203,12 @@ def test_three_turns_hit_the_history_and_show_every_comparison(
     assert not (out / "ttft_over_time.csv").exists()
 
 
-def test_a_rate_level_shows_ttft_over_time(fast_mocker, tmp_path: Path, capsys) -> None:
+def test_a_rate_level_shows_ttft_over_time_with_verbose(
+    fast_mocker, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "rate"
     argv = ["--request-rate", "40", "--num-samples", "4", "--output-dir", str(out), "--no-plots"]
+    argv.append("--verbose")  # every round's full table, the comparison block
     assert (
         main(
             [
@@ -217,6 +223,7 @@ def test_a_rate_level_shows_ttft_over_time(fast_mocker, tmp_path: Path, capsys) 
     )
     text = capsys.readouterr().out
     assert text.count("TTFT over time (requests by when each was due") == 2  # each round
+    assert "Round 1 metrics" in text and "Round 2 vs round 1 | rate 40 req/s" in text
     windows = rounds_of(load_summary(out))[0]["ttft_over_time"]
     assert sum(w["started"] for w in windows) == 4 and windows[0]["start_s"] == 0
     assert (out / "ttft_over_time.csv").exists() and not (out / "ttft_by_turn.csv").exists()

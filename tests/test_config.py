@@ -233,3 +233,26 @@ def test_tokenizer_path_errors_are_one_line(capsys: pytest.CaptureFixture[str], 
     err = capsys.readouterr().err.strip()
     assert err == f"drbench: --tokenizer {tmp_path / 'none.json'}: no such file or directory"
     assert not (tmp_path / "o").exists()
+
+
+def test_percentiles_flag_takes_a_comma_list_sorts_it_and_refuses_nonsense() -> None:
+    from drbench.config import build_config  # noqa: PLC0415
+
+    assert BenchConfig().percentiles == (50.0, 90.0, 99.0)
+    assert build_config({"percentiles": ["99,50", "95"]}).check().percentiles == (50, 95, 99)
+    with pytest.raises(ConfigError, match=r"^--percentiles: expected numbers from 0 to 100"):
+        build_config({"percentiles": ["50,p95"]})
+    with pytest.raises(ConfigError, match=r"^--percentiles must be from 0 to 100 \(got 101.0\)"):
+        build_config({"percentiles": ["101"]}).check()
+    with pytest.raises(ConfigError, match="lists 95 twice: give each percentile once"):
+        build_config({"percentiles": ["95,95"]}).check()
+    with pytest.raises(ConfigError, match="--verbose and --quiet"):
+        build_config({"verbose": True, "quiet": True}).check()
+
+
+def test_percentiles_from_the_command_line_as_one_comma_list_or_several_words() -> None:
+    for argv in (["--percentiles", "50,90,95,99"], ["--percentiles", "50", "90,95", "99"]):
+        args = vars(build_parser().parse_args(argv))
+        flags = {o.name: args[o.name] for o in OPTIONS}
+        assert build_config(flags).check().percentiles == (50, 90, 95, 99)
+    assert main(["--percentiles", "50,abc", "--dry-run"]) == 2

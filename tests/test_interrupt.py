@@ -171,15 +171,26 @@ def test_ctrl_c_anywhere_loses_no_finished_round(
             "--no-plots",
         ]
         runs.append(_Run(cmd, out, when))
-    cut_closing_scrapes = 0
+    cut_closing_scrapes = early = 0
     for i, ((name, _), (proc, err)) in enumerate(zip(POINTS, _interrupt_all(runs), strict=True)):
         out = tmp_path / f"run{i}"
         assert proc.returncode == 130, (name, err)
         assert "Traceback" not in err, (name, err)
         counts = _rounds_in_log(out / "requests.jsonl")
         finished = {key for key, n in counts.items() if n == PROMPTS}
-        if not finished:
+        if not finished:  # Ctrl-C before the first round ended: one line says what is left
             assert not (out / "summary.json").exists(), name
+            kept = sum(counts.values())
+            said = (
+                f"drbench: interrupted before the first round ended: the {kept} finished "
+                f"requests are kept in {out / 'requests.jsonl'} (no round finished, so there "
+                "is no summary, CSV or round file)"
+                if kept
+                else "drbench: interrupted before the first round ended: no request had "
+                f"finished, so nothing was kept (the empty files in {out} were removed)"
+            )
+            assert said in err.splitlines(), (name, err)
+            early += 1
             continue
         summary = json.loads((out / "summary.json").read_text())
         assert summary["run"]["interrupted"] is True, name
@@ -200,3 +211,4 @@ def test_ctrl_c_anywhere_loses_no_finished_round(
                 cut_closing_scrapes += 1
     # the round-end triggers land inside the closing scrapes (about a second long)
     assert cut_closing_scrapes >= 2
+    assert early >= 1  # "0.0 s": SIGINT as the log appears, while round 1's first scrape runs

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 from drbench.breakdown import ttft_by_context, ttft_by_turn
 from drbench.config import BenchConfig
 from drbench.levels import Level
 from drbench.records import ErrorKind, RequestRecord, TokenSource
 from drbench.report.console import (
+    display_width,
     format_comparison,
+    format_level,
     format_overview,
     format_round,
     format_server,
@@ -19,7 +25,7 @@ from drbench.report.console import (
 )
 from drbench.report.files import csv_rows, write_csv, write_round, write_summary, write_tables
 from drbench.results import LevelResult, RoundResult, RunResult
-from drbench.slo import SLO
+from drbench.slo import SLO, PercentileBound
 from drbench.stats import RoundData, compare_all, compare_rounds, summarize_round
 
 
@@ -79,8 +85,13 @@ def test_comparison_and_overview() -> None:
     assert "faster in round 2: 100.0% of 3 prompts" in text
     assert "Cached share     0.0% -> 96.0%" in text
     overview = format_overview(run)
-    assert "3/4" in overview and "25.0%" in overview
-    header, rows = overview.splitlines()[2], overview.splitlines()[4:6]
+    header, units, rows = (
+        overview.splitlines()[2],
+        overview.splitlines()[3],
+        overview.splitlines()[5:7],
+    )
+    assert "Goodput" in header and "(%)" in units and "(ms)" in units
+    assert rows[0].split()[2] == "3/4" and "25.0" in rows[0].split()
     assert header.split()[0] == "Level" and [r.split()[:2] for r in rows] == [
         ["C=5", "1"],
         ["C=5", "2"],
@@ -304,3 +315,99 @@ def test_plots_get_a_row_of_ttft_over_time_at_a_rate_level(tmp_path: Path) -> No
 
     assert height(session_run(2), "closed") == 800  # two rows of panels at 100 dpi
     assert height(session_run(2, kind="rate"), "rate") == 1200  # and the over-time row
+
+
+def _tables(text: str) -> list[list[str]]:
+    """Each tabulate table of ``text``: the header line, the dashes, the rows that follow."""
+    lines = text.splitlines()
+    tables = []
+    for i, line in enumerate(lines):
+        if i and set(line.strip()) == {"-", " "}:  # a dashes row (a rule has no spaces)
+            rows = [lines[i - 1], line]
+            if i > 1 and set(_columns(lines[i - 2])) <= set(_columns(line)):
+                rows.insert(0, lines[i - 2])  # a header on two lines: name, then unit
+            rows += [x for x in itertools.takewhile(lambda x: x.strip(), lines[i + 1 :])]
+            tables.append(rows)
+    return tables
+
+
+def _columns(line: str) -> list[int]:
+    """The display column where each cell of a table line starts (two spaces part cells)."""
+    starts, col, prev_space = [], 0, 2
+    for ch in line:
+        if ch != " " and prev_space >= 2:
+            starts.append(col)
+        prev_space = prev_space + 1 if ch == " " else 0
+        col += display_width(ch)
+    return starts
+
+
+def test_zh_tables_align_by_display_width_not_by_characters() -> None:
+    run = run_result()
+    level = run.levels[0]
+    server = {
+        "metrics": [
+            {"metric": "vllm:x", "kind": "counter", "before": 1.0, "after": 3.0, "delta": 2.0}
+        ]
+    }
+    texts = [
+        format_level(level, "zh"),
+        format_overview(run, "zh"),
+        format_round(level.rounds[0], "zh"),
+        format_server(server, "zh"),
+    ]
+    wide = 0
+    for text in texts:
+        tables = _tables(text)
+        assert tables, text
+        for table in tables:
+            dashes = next(x for x in table if set(x.strip()) == {"-", " "})
+            header, rows = table[: table.index(dashes)], table[table.index(dashes) + 1 :]
+            assert rows
+            # each cell starts (in display columns) where its column's dashes start
+            for row in [*header, *rows]:
+                assert set(_columns(row)) <= set(_columns(dashes)), (row, dashes)
+            wide += sum(len(x) != display_width(x) for x in table)  # CJK took 2 columns
+    assert wide >= 4  # the test did see Chinese cells
+    assert "指标" in texts[2] and "最小" in texts[2] and "吞吐量:" in texts[2]
+    assert "有效吞吐 (SLO):" in texts[2] and "类型" in texts[3] and "之前" in texts[3]
+    assert "汇总" in texts[1] and "较第1轮" in texts[1] and "命中率是服务端" in texts[1]
+    # the comparison block pads its labels by display width: every value starts in one column
+    block = format_comparison(level, "zh")
+    labelled = [x for x in block.splitlines() if "->" in x and not x.lstrip().startswith("TTFT")]
+    assert len(labelled) >= 4  # output tokens/s, requests/s, goodput, cached, hit rate
+    values = [re.match(r"  \S.*?\s+(?=[-\d])", x) for x in labelled]
+    assert {display_width(m.group(0)) if m else -1 for m in values} == {19}, labelled
+
+
+def test_chosen_percentiles_reach_console_csv_and_json(tmp_path: Path) -> None:
+    slo = SLO(ttft_ms=100, percentile_bounds=(PercentileBound("ttft_p95_ms", 150.0),))
+    level = LevelResult(level=Level.closed(5), cold_start="nonce")
+    for rnd, ttfts in ((1, [200.0, 150.0, 90.0]), (2, [50.0, 40.0, 30.0])):
+        recs = [record(f"p{i}", rnd, t) for i, t in enumerate(ttfts)]
+        summary = summarize_round(
+            recs, level=Level.closed(5), round=rnd, slo=slo, percentiles=(50, 95, 99)
+        )
+        level.rounds.append(RoundResult(summary, recs))
+    r1, r2 = level.rounds
+    level.comparison = compare_rounds(r1.records, r2.records, r1.summary, r2.summary)
+    run = RunResult(config=BenchConfig(percentiles=(50, 95, 99)), started_at="t0", levels=[level])
+    block = format_round(r1)
+    header = next(x for x in block.splitlines() if x.startswith("Metric"))
+    assert header.split() == ["Metric", "Avg", "P50", "P95", "P99", "Min", "Max", "Stddev"]
+    assert "SLO TTFT P95 <= 150.00 ms: 195.00 ms (missed)" in block
+    assert "SLO TTFT P95 <= 150.00 ms: 49.00 ms (met)" in format_round(r2)
+    assert "TTFT P95" in format_level(level) and "TTFT P90" not in format_level(level)
+    assert "TTFT P50" in format_overview(run) and "TTFT P99" in format_overview(run)
+    rows = csv_rows(run.levels)
+    assert rows[0]["metrics_ttft_ms_p95"] == pytest.approx(195.0)
+    assert rows[0]["metrics_ttft_ms_p90"] == pytest.approx(190.0)  # P90 stays in the files
+    assert rows[0]["slo_ttft_p95_ms_met"] is False and rows[1]["slo_ttft_p95_ms_met"] is True
+    assert rows[1]["slo_ttft_p95_ms_value_ms"] == pytest.approx(49.0)
+    summary = json.loads(write_summary(tmp_path, run).read_text())
+    first = summary["levels"][0]["rounds"][0]
+    assert list(first["metrics"]["ttft_ms"])[1:5] == ["p50", "p90", "p95", "p99"]
+    assert first["slo_percentiles"] == [
+        {"key": "ttft_p95_ms", "bound_ms": 150.0, "value_ms": 195.0, "met": False}
+    ]
+    assert summary["config"]["percentiles"] == [50, 95, 99]

@@ -310,10 +310,13 @@ def test_the_reports_show_the_offer_beside_the_measured_shares(tmp_path: Path) -
         "可复用的前缀占比 (无限容量缓存; 估算 tokens, 块大小 16, 来自 vLLM GPU 默认值): 0.0%" in zh
     )
     assert "  Offered share    0.0% -> 72.0%" in format_comparison(level)
-    assert "  可复用前缀            0.0% -> 72.0%" in format_comparison(level, "zh")
+    # padded by display width (5 CJK characters take 10 of the label's 16 columns)
+    assert "  可复用前缀       0.0% -> 72.0%" in format_comparison(level, "zh")
     overview = format_overview(run).splitlines()
-    assert overview[2].split()[-5:] == ["Goodput", "Offered", "Cached", "Hit", "rate"]
-    assert overview[5].split()[-3:] == ["72.0%", "96.0%", "-"]
+    # no hit rate anywhere: its column is left out (a line under the table says how to get it)
+    assert overview[2].split()[-3:] == ["Goodput", "Offered", "Cached"]
+    assert overview[3].split()[-3:] == ["(%)", "(%)", "(%)"]
+    assert overview[6].split()[-2:] == ["72.0", "96.0"]
     rows = csv_rows(run.levels)
     assert [r["offered_prefix_share"] for r in rows] == [0.0, 0.72]
     assert rows[1]["cache_offered_block_size_source"] == "server"
@@ -348,7 +351,7 @@ def test_a_plain_dataset_offers_nothing_cold_and_almost_everything_warm(
     mocker_factory, tmp_path: Path, capsys
 ) -> None:
     mock = mocker_factory(*FAST)
-    s = _run(mock, tmp_path / "r", DATASET, "--concurrency", "2", quiet=False)
+    s = _run(mock, tmp_path / "r", DATASET, "--concurrency", "2", "--verbose", quiet=False)
     r1, r2 = s["levels"][0]["rounds"]
     for r in (r1, r2):
         assert r["cache"]["offered"]["unit"] == "estimated tokens"

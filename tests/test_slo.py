@@ -9,7 +9,10 @@ from drbench.records import ErrorKind, RequestRecord
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
 
 NUMBER = "expected a positive number of milliseconds"
-VALID = "valid keys: ttft_ms, itl_ms, tpot_ms, latency_ms, itl_mode"
+VALID = (
+    "valid keys: ttft_ms, itl_ms, tpot_ms, latency_ms, itl_mode, or a percentile bound such as "
+    "ttft_p95_ms (METRIC_pN_ms, N from 0 to 100)"
+)
 
 
 def rec(
@@ -257,3 +260,22 @@ def test_merge_itl_mode_alone_is_an_error():
     assert error_of(merge, None, parse_slo_flags(["itl_mode=max"])) == (
         "--slo: itl_mode alone bounds nothing; add a bound, e.g. itl_ms=50"
     )
+
+
+def test_percentile_bounds_from_flags_files_and_merged(tmp_path):
+    flags = parse_slo_flags(["ttft_p95_ms=500", "itl_p99.9_ms=80"])
+    assert [(b.key, b.metric, b.percentile, b.bound_ms) for b in flags.percentile_bounds] == [
+        ("ttft_p95_ms", "ttft_ms", 95.0, 500.0),
+        ("itl_p99.9_ms", "itl_ms", 99.9, 80.0),
+    ]
+    assert not flags.is_empty and not flags.has_request_bounds
+    assert flags.to_dict()["ttft_p95_ms"] == 500.0
+    path = write(tmp_path, "slo:\n  ttft_ms: 1000\n  ttft_p95_ms: 700\n")
+    from_file = load_slo_file(path)
+    merged = merge(from_file, parse_slo_flags(["ttft_p95_ms=400"]))
+    assert merged.ttft_ms == 1000.0
+    assert [(b.key, b.bound_ms) for b in merged.percentile_bounds] == [("ttft_p95_ms", 400.0)]
+    assert error_of(parse_slo_flags, ["ttft_p95_ms=-1"]) == (
+        "--slo ttft_p95_ms: expected a positive number of milliseconds, got '-1'"
+    )
+    assert "unknown key" in error_of(parse_slo_flags, ["ttft_p101_ms=5"])

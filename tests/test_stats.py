@@ -11,7 +11,7 @@ import pytest
 
 from drbench.levels import Level
 from drbench.records import ErrorKind, RequestRecord
-from drbench.slo import SLO
+from drbench.slo import SLO, PercentileBound
 from drbench.stats import (
     Change,
     Distribution,
@@ -563,3 +563,34 @@ def test_a_later_comparison_names_its_rounds_before_and_after_in_json():
         "change_percent",
     }
     assert isinstance(c, RoundComparison)
+
+
+def test_percentiles_of_choice_are_shown_in_order_and_added_to_the_seven() -> None:
+    values = np.arange(1.0, 101.0)  # 1..100: linear percentiles are 1 + 0.99 * p
+    d = Distribution.of(values, (50, 95, 99.9))
+    assert d.keys == ("p50", "p95", "p99.9")
+    assert d.get("p95") == pytest.approx(1 + 0.99 * 95)
+    assert d.get("p99.9") == pytest.approx(1 + 0.99 * 99.9)
+    assert d.p90 == pytest.approx(1 + 0.99 * 90)  # the contract's three stay computed
+    # summary.json: the seven keys, and the extra percentiles among the p-keys in order
+    assert list(d.to_dict()) == ["avg", "p50", "p90", "p95", "p99", "p99.9", "min", "max", "stddev"]
+    default = Distribution.of(values)
+    assert default.keys == ("p50", "p90", "p99") and set(default.to_dict()) == SEVEN
+    empty = Distribution.of([], (95,))
+    assert empty.get("p95") is None and empty.keys == ("p95",)
+
+
+def test_a_percentile_bound_judges_the_round_not_a_request() -> None:
+    recs = [ok(f"p{i}", ttft=float(t)) for i, t in enumerate(range(10, 110, 10))]  # 10..100 ms
+    slo = SLO(percentile_bounds=(PercentileBound("ttft_p95_ms", 90.0),))
+    s = summarize_round(recs, level=Level.closed(1), round=1, slo=slo, percentiles=(50, 95))
+    assert s.goodput is None  # no per-request bound: no goodput
+    (check,) = s.slo_bounds
+    assert check.value_ms == pytest.approx(95.5) and check.met is False
+    assert s.metrics["ttft_ms"].get("p95") == pytest.approx(95.5)
+    assert s.to_dict()["slo_percentiles"] == [
+        {"key": "ttft_p95_ms", "bound_ms": 90.0, "value_ms": check.value_ms, "met": False}
+    ]
+    loose = SLO(ttft_ms=50, percentile_bounds=(PercentileBound("ttft_p50_ms", 60.0),))
+    s = summarize_round(recs, level=Level.closed(1), round=1, slo=loose)
+    assert s.slo_bounds[0].met is True and s.goodput is not None and s.goodput.good == 5

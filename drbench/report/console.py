@@ -10,16 +10,20 @@ import math
 from typing import Any
 
 from tabulate import tabulate
+from wcwidth import wcswidth
 
 from drbench.levels import Level, format_rate
+from drbench.messages import Message, render
 from drbench.records import Lang
 from drbench.redact import redact_text
 from drbench.results import LevelResult, RoundResult, RunResult
-from drbench.stats import METRICS, Change, Comparison, RoundComparison
+from drbench.stats import METRICS, Change, Comparison, RoundComparison, RoundSummary
 
 __all__ = [
     "LABELS",
+    "display_width",
     "format_comparison",
+    "format_level",
     "format_overview",
     "format_round",
     "format_server",
@@ -27,8 +31,6 @@ __all__ = [
 ]
 
 RULE = 120
-_STATS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
-_HEADERS = ("Metric", "Avg", "P50", "P90", "P99", "Min", "Max", "Stddev")
 _ROW_NAMES = {
     "ttft_ms": "TTFT (ms)",
     "itl_ms": "ITL (ms)",
@@ -48,6 +50,10 @@ LABELS: dict[Lang, dict[str, str]] = {
         "goodput": "Goodput (SLO):",
         "good": "  Requests meeting the SLO: {good} / {total} ({pct}%)",
         "good_rates": "  Good requests/sec: {rps} | Good output tokens/sec: {tps}",
+        "slo_bound": "  SLO {metric} {pct} <= {bound} ms: {value} ms ({verdict})",
+        "met": "met",
+        "missed": "missed",
+        "no_value": "no value",
         "cache": "Cache:",
         "offered": "  Offered prefix share (an unlimited cache; {unit}, blocks of {block} from {source}): {v}",
         "source_server": "the server's metrics",
@@ -66,6 +72,9 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cmp_cached": "Cached share",
         "cmp_hit": "Server hit rate",
         "overview": "Summary",
+        "interrupted": " (interrupted)",
+        "change": "R{k} vs R1",
+        "level_block": "{level} | cold start: {cold} | round 2: {mode} | {n} prompts",
         "server": "Server metrics (Prometheus):",
         "load": "Load:",
         "in_flight": "  Requests in flight: mean {mean} | peak {peak}",
@@ -75,6 +84,8 @@ LABELS: dict[Lang, dict[str, str]] = {
         "over_time": "TTFT over time (requests by when each was due, {w} s windows):",
         "rounds_table": "Every round against round 1 and against the round before:",
         "vs_first": "Round {k} vs round 1 | {level}: {figures}",
+        "vs_first_figures": "TTFT p50 {p50} | TTFT p90 {p90} | TTFT ratio geomean {ratio} | "
+        "Cached {cached} | Hit rate {hit}",
         "turns": "TTFT by turn | {level} | round k = turn k of every conversation",
         "contexts": "TTFT by context length | {level} | prompt tokens, every round",
     },
@@ -82,13 +93,17 @@ LABELS: dict[Lang, dict[str, str]] = {
         "title": "{level} | 第 {r} 轮性能指标",
         "counts": "总请求数: {n} | 成功: {ok} | 失败: {failed} | 测试时长: {dur} 秒",
         "tokens": "平均输入 tokens: {inp} | 平均输出 tokens: {out}",
-        "throughput": "Throughput:",
+        "throughput": "吞吐量:",
         "token_tp": "  Token 吞吐量: {v} tokens/sec",
         "total_tp": "  总 Token 吞吐量 (输入+输出): {v} tokens/sec",
         "request_tp": "  Request 吞吐量: {v} requests/sec",
-        "goodput": "Goodput (SLO):",
+        "goodput": "有效吞吐 (SLO):",
         "good": "  满足 SLO 的请求数: {good} / {total} ({pct}%)",
         "good_rates": "  有效请求吞吐量: {rps} requests/sec | 有效输出 tokens: {tps} tokens/sec",
+        "slo_bound": "  SLO {metric} {pct} <= {bound} ms: {value} ms ({verdict})",
+        "met": "达标",
+        "missed": "未达标",
+        "no_value": "无数据",
         "cache": "缓存:",
         "offered": "  可复用的前缀占比 (无限容量缓存; {unit}, 块大小 {block}, 来自 {source}): {v}",
         "source_server": "服务端指标",
@@ -102,11 +117,14 @@ LABELS: dict[Lang, dict[str, str]] = {
         "ratio": "逐条 TTFT 比值 (第 2 轮/第 1 轮): 中位数 {median} | 几何平均 {geomean}{ci} | 第 2 轮更快的比例: {faster} (共 {n} 条)",
         "cmp_tokens": "输出 tokens/s",
         "cmp_requests": "请求/s",
-        "cmp_goodput": "Goodput %",
+        "cmp_goodput": "有效吞吐 %",
         "cmp_offered": "可复用前缀",
         "cmp_cached": "缓存命中 tokens",
         "cmp_hit": "服务端命中率",
         "overview": "汇总",
+        "interrupted": " (已中断)",
+        "change": "R{k} 较 R1",
+        "level_block": "{level} | 冷启动方式: {cold} | 第 2 轮模式: {mode} | {n} 个提示",
         "server": "服务端指标 (Prometheus):",
         "load": "负载:",
         "in_flight": "  在途请求数: 平均 {mean} | 峰值 {peak}",
@@ -116,8 +134,87 @@ LABELS: dict[Lang, dict[str, str]] = {
         "over_time": "TTFT 随时间变化 (按每个请求的计划发送时间, 窗口 {w} 秒):",
         "rounds_table": "各轮与第 1 轮及与前一轮的对比:",
         "vs_first": "第 {k} 轮 vs 第 1 轮 | {level}: {figures}",
+        "vs_first_figures": "TTFT p50 {p50} | TTFT p90 {p90} | TTFT 比值几何平均 {ratio} | "
+        "缓存命中 {cached} | 命中率 {hit}",
         "turns": "按轮次的 TTFT | {level} | 第 k 轮 = 每个对话的第 k 轮",
         "contexts": "按上下文长度的 TTFT | {level} | 输入 tokens, 所有轮次",
+    },
+}
+
+
+#: Table headers and cell words, per language; units in every header.
+H: dict[Lang, dict[str, str]] = {
+    "en": {
+        "metric": "Metric",
+        "avg": "Avg",
+        "min": "Min",
+        "max": "Max",
+        "stddev": "Stddev",
+        "p50": "P50",
+        "p90": "P90",
+        "p99": "P99",
+        "rows": "TTFT (ms)|ITL (ms)|TPOT (ms)|Latency (ms)",
+        "kind": "Kind",
+        "before": "Before",
+        "after": "After",
+        "delta": "Delta",
+        "mean": "Mean",
+        "level": "Level",
+        "round": "Round",
+        "ok": "OK",
+        "vs_r1": "vs R1",
+        "latency": "Lat",
+        "out_tps": "Out (tok/s)",
+        "goodput_pct": "Goodput (%)",
+        "offered_pct": "Offered (%)",
+        "cached_pct": "Cached (%)",
+        "hit_pct": "Hit rate (%)",
+        "turn": "Turn",
+        "context": "Context (tokens)",
+        "context_mean": "Mean (tokens)",
+        "cached": "Cached",
+        "hit": "Hit rate",
+        "vs": "vs",
+        "ratio_ci": "TTFT ratio geomean [95% CI]",
+        "window": "Window (s)",
+        "started": "Started",
+        "failed": "Failed",
+    },
+    "zh": {
+        "metric": "指标",
+        "avg": "平均",
+        "min": "最小",
+        "max": "最大",
+        "stddev": "标准差",
+        "p50": "P50",
+        "p90": "P90",
+        "p99": "P99",
+        "rows": "TTFT (ms)|ITL (ms)|TPOT (ms)|延迟 (ms)",
+        "kind": "类型",
+        "before": "之前",
+        "after": "之后",
+        "delta": "差值",
+        "mean": "均值",
+        "level": "级别",
+        "round": "轮次",
+        "ok": "成功",
+        "vs_r1": "较第1轮",
+        "latency": "延迟",
+        "out_tps": "输出 (tok/s)",
+        "goodput_pct": "有效吞吐 (%)",
+        "offered_pct": "可复用 (%)",
+        "cached_pct": "缓存 (%)",
+        "hit_pct": "命中率 (%)",
+        "turn": "对话轮次",
+        "context": "上下文 (tokens)",
+        "context_mean": "均值 (tokens)",
+        "cached": "缓存命中",
+        "hit": "命中率",
+        "vs": "对比",
+        "ratio_ci": "TTFT 比值几何平均 [95% CI]",
+        "window": "窗口 (秒)",
+        "started": "发出",
+        "failed": "失败",
     },
 }
 
@@ -135,8 +232,10 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
         L["tokens"].format(inp=_num(s.input_tokens_avg, 1), out=_num(s.output_tokens_avg, 1))
     )
     lines.append("-" * RULE)
-    rows = [[_ROW_NAMES[m], *(_num(getattr(s.metrics[m], k)) for k in _STATS)] for m in METRICS]
-    lines.append(tabulate(rows, headers=_HEADERS, tablefmt="simple_outline", disable_numparse=True))
+    keys = ("avg", *s.metrics["ttft_ms"].keys, "min", "max", "stddev")
+    rows = [[_row_name(m, lang), *(_num(s.metrics[m].get(k)) for k in keys)] for m in METRICS]
+    headers = (H[lang]["metric"], *(H[lang].get(k, k.upper()) for k in keys))
+    lines.append(_table(rows, tuple(headers)))
     tp = s.throughput
     lines += ["", L["throughput"], L["token_tp"].format(v=_num(tp.output_tokens_per_s))]
     lines += [L["total_tp"].format(v=_num(tp.total_tokens_per_s))]
@@ -151,6 +250,9 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
         lines.append(
             L["good_rates"].format(rps=_num(g.requests_per_s), tps=_num(g.output_tokens_per_s))
         )
+    if s.goodput is None and s.slo_bounds:  # percentile bounds only: no goodput to show
+        lines += ["", L["goodput"]]
+    lines += _bound_lines(s, lang)
     lines += ["", *_load_lines(result, lang)]
     if s.level.kind != "concurrency" and s.ttft_over_time:  # open loop, trace: load varies
         lines += ["", *_over_time_lines(result, lang)]
@@ -161,8 +263,27 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
         lines += ["", L["errors"]]
         lines += [f"  {n} x [{kind}] {redact_text(msg)}" for kind, msg, n in s.errors]
     if result.server is not None:
-        lines += ["", L["server"], format_server(result.server.to_dict())]
+        lines += ["", L["server"], format_server(result.server.to_dict(), lang)]
     return "\n".join(lines)
+
+
+def _bound_lines(s: RoundSummary, lang: Lang) -> list[str]:
+    """An SLO's percentile bounds: ``SLO TTFT P95 <= 500 ms: 412.30 ms (met)``."""
+    L = LABELS[lang]
+    verdict = {True: L["met"], False: L["missed"], None: L["no_value"]}
+    lines = []
+    for b in s.slo_bounds:
+        metric, _, pct = b.key.removesuffix("_ms").rpartition("_")
+        lines.append(
+            L["slo_bound"].format(
+                metric=_ROW_NAMES[f"{metric}_ms"].split(" (")[0],
+                pct=pct.upper(),
+                bound=_num(b.bound_ms),
+                value=_num(b.value_ms),
+                verdict=verdict[b.met],
+            )
+        )
+    return lines
 
 
 def _offered_lines(result: RoundResult, lang: Lang) -> list[str]:
@@ -211,7 +332,7 @@ def _load_lines(result: RoundResult, lang: Lang) -> list[str]:
     return lines
 
 
-def format_server(report: dict[str, Any]) -> str:
+def format_server(report: dict[str, Any], lang: Lang = "en") -> str:
     """The Prometheus figures of one round: kind, before, after, delta (counters, histogram
     counts), mean and max (gauges over the round's samples; histogram mean from sum/count)."""
     metrics = report.get("metrics", [])
@@ -221,17 +342,13 @@ def format_server(report: dict[str, Any]) -> str:
         where = [m.get("url") or "(all)"] if several else []
         values = [m.get(k) for k in ("before", "after", "delta", "mean", "max")]
         rows.append([m.get("metric"), *where, m.get("kind"), *map(_val, values)])
-    headers = [
-        "Metric",
+    h = H[lang]
+    headers = (
+        h["metric"],
         *(["URL"] if several else []),
-        "Kind",
-        "Before",
-        "After",
-        "Delta",
-        "Mean",
-        "Max",
-    ]
-    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+        *(h[k] for k in ("kind", "before", "after", "delta", "mean", "max")),
+    )
+    table = _table(rows, headers)
     lines = [table if rows else "  (no matching metrics found)"]
     for name, value in (report.get("derived") or {}).items():
         lines.append(f"  {name}: {_pct(value)}")
@@ -269,67 +386,166 @@ def format_comparison(level: LevelResult, lang: Lang = "en") -> str:
             n=c.n_pairs,
         )
     )
-    lines.append(f"  {L['cmp_tokens']:<16} {_change(c.output_tokens_per_s)}")
-    lines.append(f"  {L['cmp_requests']:<16} {_change(c.requests_per_s)}")
+    lines.append(f"  {_pad(L['cmp_tokens'], 16)} {_change(c.output_tokens_per_s)}")
+    lines.append(f"  {_pad(L['cmp_requests'], 16)} {_change(c.requests_per_s)}")
     if c.goodput_percent.before is not None or c.goodput_percent.after is not None:
-        lines.append(f"  {L['cmp_goodput']:<16} {_change(c.goodput_percent)}")
+        lines.append(f"  {_pad(L['cmp_goodput'], 16)} {_change(c.goodput_percent)}")
     share, hit = c.client_cached_share, c.server_hit_rate
     offers = [r.offered_share for r in level.rounds[:2]]
     if any(v is not None for v in offers):
-        lines.append(f"  {L['cmp_offered']:<16} {_pct(offers[0])} -> {_pct(offers[-1])}")
-    lines.append(f"  {L['cmp_cached']:<16} {_pct(share.before)} -> {_pct(share.after)}")
-    lines.append(f"  {L['cmp_hit']:<16} {_pct(hit.before)} -> {_pct(hit.after)}")
+        lines.append(f"  {_pad(L['cmp_offered'], 16)} {_pct(offers[0])} -> {_pct(offers[-1])}")
+    lines.append(f"  {_pad(L['cmp_cached'], 16)} {_pct(share.before)} -> {_pct(share.after)}")
+    lines.append(f"  {_pad(L['cmp_hit'], 16)} {_pct(hit.before)} -> {_pct(hit.after)}")
     if len(level.comparisons) > 1:  # 3+ rounds: every round against round 1 and the one before
         lines += ["", L["rounds_table"], _indent(_comparisons_table(level, lang))]
-    lines.extend(f"  ! {redact_text(w)}" for w in level.warnings)
+    lines.extend(f"  ! {redact_text(render(w, lang))}" for w in level.warnings)
     return "\n".join(lines)
 
 
 def format_overview(run: RunResult, lang: Lang = "en") -> str:
-    """One line per (level, round): the figures a reader compares first."""
+    """The closing table: one row per (level, round) with units in every header, and for each
+    later round the change against round 1 beside TTFT and output tokens/s.  Columns nobody
+    measured (offered share, hit rate) are left out; without a server hit rate, one line says
+    how to get it."""
+    h, pcts = H[lang], _overview_percentiles(run)
+    rounds = [(lv, r) for lv in run.levels for r in lv.rounds]
+    hit = any(r.server_hit_rate is not None for _, r in rounds)
+    offered = any(r.offered_share is not None for _, r in rounds)
+    goodput = any(r.summary.goodput is not None for _, r in rounds)
+    headers = [h["level"], h["round"], h["ok"]]
+    for p in pcts:
+        headers += [f"TTFT {h.get(p, p.upper())} (ms)", h["vs_r1"]]
+    headers += [f"ITL {h['p50']} (ms)", f"{h['latency']} {h['p50']} (ms)"]
+    headers += [h["out_tps"], h["vs_r1"]]
+    headers += [h["goodput_pct"]] if goodput else []
+    headers += [h["offered_pct"]] if offered else []
+    headers += [h["cached_pct"]]
+    headers += [h["hit_pct"]] if hit else []
     rows = []
+    for level, r in rounds:
+        s, first = r.summary, level.rounds[0].summary
+        later = s.round > 1
+        row: list[Any] = [s.level.short, s.round, f"{s.succeeded}/{s.requests_total}"]
+        for p in pcts:
+            now, then = s.metrics["ttft_ms"].get(p), first.metrics["ttft_ms"].get(p)
+            row += [_num(now), _pct_change(Change(then, now)) if later else ""]
+        row += [_num(s.metrics["itl_ms"].p50), _num(s.metrics["latency_ms"].p50)]
+        tps = s.throughput.output_tokens_per_s
+        then_tps = first.throughput.output_tokens_per_s
+        row += [_num(tps), _pct_change(Change(then_tps, tps)) if later else ""]
+        if goodput:
+            row.append(_num(s.goodput.percent, 1) if s.goodput else "-")
+        if offered:
+            row.append(_pct_num(r.offered_share))
+        row.append(_pct_num(s.cache.client_cached_share))
+        if hit:
+            row.append(_pct_num(r.server_hit_rate))
+        rows.append(row)
+    title = LABELS[lang]["overview"] + (LABELS[lang]["interrupted"] if run.interrupted else "")
+    lines = ["=" * RULE, title, _table(rows, tuple(headers), stacked=True)]
+    if rows and not hit:
+        lines.append(render(Message("no_prometheus"), lang))
+    return "\n".join(lines + _last_vs_first_lines(run, lang))
+
+
+def format_level(level: LevelResult, lang: Lang = "en") -> str:
+    """A level's answer, compact: a row per round (the chosen TTFT percentiles, ITL and latency
+    P50, output tokens/s, goodput, offered and cached share, hit rate), a row of changes of the last round
+    against round 1, the per-prompt TTFT ratio, and the level's warnings.  The full per-round
+    tables are ``format_round`` (--verbose)."""
+    if not level.rounds:
+        return ""
+    h, L = H[lang], LABELS[lang]
+    pcts = level.rounds[0].summary.metrics["ttft_ms"].keys
+    hit = any(r.server_hit_rate is not None for r in level.rounds)
+    offered = any(r.offered_share is not None for r in level.rounds)
+    goodput = any(r.summary.goodput is not None for r in level.rounds)
+    headers = [h["round"], h["ok"], *(f"TTFT {h.get(p, p.upper())} (ms)" for p in pcts)]
+    headers += [f"ITL {h['p50']} (ms)", f"{h['latency']} {h['p50']} (ms)", h["out_tps"]]
+    headers += [h["goodput_pct"]] if goodput else []
+    headers += [h["offered_pct"]] if offered else []
+    headers += [h["cached_pct"]]
+    headers += [h["hit_pct"]] if hit else []
+
+    def figures(r: RoundResult) -> list[float | None]:
+        s = r.summary
+        out = [s.metrics["ttft_ms"].get(p) for p in pcts]
+        out += [s.metrics["itl_ms"].p50, s.metrics["latency_ms"].p50]
+        out += [s.throughput.output_tokens_per_s]
+        return out
+
+    def shares(r: RoundResult) -> list[float | None]:
+        g = r.summary.goodput
+        out = [g.percent / 100 if g and g.percent is not None else None] if goodput else []
+        out += [r.offered_share] if offered else []
+        out += [r.summary.cache.client_cached_share]
+        out += [r.server_hit_rate] if hit else []
+        return out
+
+    rows: list[list[Any]] = []
+    for r in level.rounds:
+        s = r.summary
+        rows.append(
+            [
+                s.round,
+                f"{s.succeeded}/{s.requests_total}",
+                *map(_num, figures(r)),
+                *(_pct_num(v) for v in shares(r)),
+            ]
+        )
+    first, last = level.rounds[0], level.rounds[-1]
+    if len(level.rounds) > 1:
+        changes = [
+            _pct_change(Change(a, b)) for a, b in zip(figures(first), figures(last), strict=True)
+        ]
+        points = [_points(a, b) for a, b in zip(shares(first), shares(last), strict=True)]
+        rows.append([L["change"].format(k=last.summary.round), "", *changes, *points])
+    title = L["level_block"].format(
+        level=level_title(level.level, lang),
+        cold=level.cold_start,
+        mode=level.round2_mode,
+        n=first.summary.requests_total,
+    )
+    lines = ["-" * RULE, title, _indent(_table(rows, tuple(headers), stacked=True))]
+    c = level.comparison
+    if c is not None:
+        ci = c.ratio_geomean_ci95
+        ci_text = f" [95% CI {_num(ci[0], 3)}-{_num(ci[1], 3)}]" if ci else ""
+        lines.append(
+            "  "
+            + L["ratio"].format(
+                median=_num(c.ratio_median, 3),
+                geomean=_num(c.ratio_geomean, 3),
+                ci=ci_text,
+                faster=_pct(c.share_faster),
+                n=c.n_pairs,
+            )
+        )
+    if len(level.comparisons) > 1:  # 3+ rounds: every round against round 1 and the one before
+        lines += [L["rounds_table"], _indent(_comparisons_table(level, lang))]
+    lines.extend(f"  ! {redact_text(render(w, lang))}" for w in level.warnings)
+    return "\n".join(lines)
+
+
+def _overview_percentiles(run: RunResult) -> tuple[str, ...]:
+    """The summary's TTFT columns: the first and last chosen percentile (P50 and P99 by default)."""
     for level in run.levels:
         for r in level.rounds:
-            s = r.summary
-            rows.append(
-                [
-                    s.level.short,
-                    s.round,
-                    f"{s.succeeded}/{s.requests_total}",
-                    _num(s.metrics["ttft_ms"].p50),
-                    _num(s.metrics["ttft_ms"].p99),
-                    _num(s.metrics["itl_ms"].p50),
-                    _num(s.metrics["latency_ms"].p50),
-                    _num(s.throughput.output_tokens_per_s),
-                    _pct(s.goodput.percent / 100)
-                    if s.goodput and s.goodput.percent is not None
-                    else "-",
-                    _pct(r.offered_share),
-                    _pct(s.cache.client_cached_share),
-                    _pct(r.server_hit_rate),
-                ]
-            )
-    headers = (
-        "Level",
-        "Round",
-        "OK",
-        "TTFT p50",
-        "TTFT p99",
-        "ITL p50",
-        "Lat p50",
-        "Out tok/s",
-        "Goodput",
-        "Offered",
-        "Cached",
-        "Hit rate",
-    )
-    title = LABELS[lang]["overview"] + (" (interrupted)" if run.interrupted else "")
-    lines = [
-        "=" * RULE,
-        title,
-        tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True),
-    ]
-    return "\n".join(lines + _last_vs_first_lines(run, lang))
+            keys = r.summary.metrics["ttft_ms"].keys
+            return tuple(dict.fromkeys((keys[0], keys[-1])))
+    return ("p50", "p99")
+
+
+def _points(before: float | None, after: float | None) -> str:
+    """A change of shares in percentage points: ``+99.3 pts``."""
+    if before is None or after is None:
+        return "-"
+    return f"{100 * (after - before):+.1f} pts"
+
+
+def _pct_num(v: float | None) -> str:
+    """A share as a number of percent (the header says ``(%)``)."""
+    return "-" if v is None else f"{100 * v:.1f}"
 
 
 def format_turns(level: LevelResult, lang: Lang = "en") -> str:
@@ -362,25 +578,27 @@ def format_turns(level: LevelResult, lang: Lang = "en") -> str:
         ]
         for b in level.by_context
     ]
-    tail = ("TTFT p50", "TTFT p90", "TTFT p99", "Cached")
+    h = H[lang]
+    tail = (*(f"TTFT {h[p]} (ms)" for p in ("p50", "p90", "p99")), h["cached"])
     lines = ["-" * RULE, L["turns"].format(level=name)]
-    lines.append(_indent(_table(turns, ("Turn", "OK", "Context (tokens)", *tail))))
+    lines.append(_indent(_table(turns, (h["turn"], h["ok"], h["context"], *tail))))
     if contexts:
         lines += [L["contexts"].format(level=name)]
-        lines.append(_indent(_table(contexts, ("Context (tokens)", "OK", "Mean", *tail))))
+        lines.append(_indent(_table(contexts, (h["context"], h["ok"], h["context_mean"], *tail))))
     return "\n".join(lines)
 
 
 def _comparisons_table(level: LevelResult, lang: Lang) -> str:
     """A row per comparison (k vs 1, k vs k-1): TTFT p50/p90 change, ratio, cached, hit rate."""
+    h = H[lang]
     headers = (
-        "Round",
-        "vs",
-        "TTFT p50",
-        "TTFT p90",
-        "TTFT ratio geomean [95% CI]",
-        "Cached",
-        "Hit rate",
+        h["round"],
+        h["vs"],
+        f"TTFT {h['p50']} (%)",
+        f"TTFT {h['p90']} (%)",
+        h["ratio_ci"],
+        h["cached"],
+        h["hit"],
     )
     rows = [
         [
@@ -406,10 +624,12 @@ def _last_vs_first_lines(run: RunResult, lang: Lang) -> list[str]:
         if last is None:
             continue
         c = last.comparison
-        figures = (
-            f"TTFT p50 {_change(c.ttft_ms['p50'], ' ms')} | TTFT p90 "
-            f"{_change(c.ttft_ms['p90'], ' ms')} | TTFT ratio geomean {_ratio(c)} | "
-            f"Cached {_shares(c.client_cached_share)} | Hit rate {_shares(c.server_hit_rate)}"
+        figures = LABELS[lang]["vs_first_figures"].format(
+            p50=_change(c.ttft_ms["p50"], " ms"),
+            p90=_change(c.ttft_ms["p90"], " ms"),
+            ratio=_ratio(c),
+            cached=_shares(c.client_cached_share),
+            hit=_shares(c.server_hit_rate),
         )
         lines.append(
             LABELS[lang]["vs_first"].format(
@@ -440,7 +660,14 @@ def _over_time_lines(result: RoundResult, lang: Lang) -> list[str]:
         ]
         for w in windows
     ]
-    headers = ("Window (s)", "Started", "Failed", "TTFT p50", "TTFT p90")
+    h = H[lang]
+    headers = (
+        h["window"],
+        h["started"],
+        h["failed"],
+        f"TTFT {h['p50']} (ms)",
+        f"TTFT {h['p90']} (ms)",
+    )
     return [LABELS[lang]["over_time"].format(w=f"{width:g}"), _indent(_table(rows, headers))]
 
 
@@ -508,8 +735,27 @@ def _shares(ch: Change) -> str:
     return f"{_pct(ch.before)} -> {_pct(ch.after)}"
 
 
-def _table(rows: list[list[Any]], headers: tuple[str, ...]) -> str:
+def _table(rows: list[list[Any]], headers: tuple[str, ...], *, stacked: bool = False) -> str:
+    """Every table of the console in one style; tabulate pads by display width (wcwidth), so
+    CJK headers and cells line up.  ``stacked`` puts each header's unit on a second line
+    (``TTFT P50`` over ``(ms)``): the wide tables stay narrow."""
+    if stacked:
+        headers = tuple(h.replace(" (", "\n(") for h in headers)
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: 2 for each CJK character."""
+    return max(wcswidth(text), 0)
+
+
+def _pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` terminal columns (``str.ljust`` counts characters)."""
+    return text + " " * max(width - display_width(text), 0)
+
+
+def _row_name(metric: str, lang: Lang) -> str:
+    return _ROW_NAMES[metric] if lang == "en" else H[lang]["rows"].split("|")[METRICS.index(metric)]
 
 
 def _indent(text: str) -> str:

@@ -225,6 +225,7 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             d.pop("errors", None)
             d.pop("server_metrics", None)
             d.pop("ttft_over_time", None)  # a table of its own: ttft_over_time.csv
+            bounds = d.pop("slo_percentiles", None) or []
             d["client"] = _client_columns(d.get("client") or [])
             if d.get("goodput") is None:  # keep the columns stable whether or not an SLO is set
                 d["goodput"] = dict.fromkeys(GOODPUT_KEYS)
@@ -238,6 +239,9 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             row.update(finite(_flatten(d)))
             # the prefix share the round offered, beside cache_client_cached_share
             row["offered_prefix_share"] = row.pop("cache_offered_share", None)
+            for b in bounds:  # an SLO's percentile bound: the round's value and its verdict
+                row[f"slo_{b['key']}_value_ms"] = finite(b["value_ms"])
+                row[f"slo_{b['key']}_met"] = b["met"]
             rows.append(row)
     return rows
 

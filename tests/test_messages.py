@@ -1,0 +1,119 @@
+"""The message catalogue: every sentence in both languages, English as the str, zh on demand."""
+
+from __future__ import annotations
+
+import string
+
+from drbench.levels import Level
+from drbench.messages import CATALOGUE, Message, level_words, render, round_where
+from drbench.records import RequestRecord, TokenSource
+from drbench.sanity import RoundFacts, no_usage_warning, round_warnings
+from drbench.selfcheck import ProcessLoad, client_limit_warning
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def test_every_sentence_has_both_languages_with_the_same_placeholders() -> None:
+    for key, templates in CATALOGUE.items():
+        assert set(templates) == {"en", "zh"}, key
+        assert _fields(templates["en"]) == _fields(templates["zh"]), key
+
+
+def test_a_message_is_its_english_text_and_renders_nested_parts_in_one_language() -> None:
+    where = round_where(2, Level.closed(5))
+    assert where == "round 2 at concurrency 5" and isinstance(where, str)
+    assert where.render("zh") == "并发 5 的第 2 轮"
+    assert level_words(Level.open(10, 32)) == Level.open(10, 32).label
+    assert render(level_words(Level.open(10, 32)), "zh") == "请求速率 10 req/s (最多 32 个并发)"
+    assert render("plain text", "zh") == "plain text"  # not catalogued: as it is
+    m = Message("warning", text=where)
+    assert m == "warning: round 2 at concurrency 5" and m.render("zh") == "警告: 并发 5 的第 2 轮"
+
+
+def _rec(pid: str, cached: int) -> RequestRecord:
+    return RequestRecord(
+        pid,
+        "concurrency=5",
+        1,
+        0.0,
+        end_ms=50.0,
+        ttft_ms=10.0,
+        latency_ms=50.0,
+        prompt_tokens=100,
+        completion_tokens=5,
+        cached_tokens=cached,
+        token_source=TokenSource.USAGE,
+    )
+
+
+def test_sanity_and_selfcheck_warnings_keep_their_english_and_have_chinese() -> None:
+    facts = RoundFacts(
+        level=Level.closed(5),
+        round=1,
+        records=[_rec("a", 90)],
+        client_cached_share=0.9,
+        server_hit_rate=None,
+        cold_start="nonce",
+    )
+    (line,) = round_warnings(facts)
+    assert line.startswith(
+        "round 1 at concurrency 5 was not cold: 90.0% of prompt tokens cached (usage). "
+        "Likely cause: the chat template's header"
+    )
+    zh = render(line, "zh")
+    assert zh.startswith("并发 5 的第 1 轮 不是冷启动: 90.0% 的输入 tokens 命中缓存 (usage)。")
+    assert "Likely" not in zh and "cached" not in zh
+    load = ProcessLoad(
+        worker=None,
+        duration_s=1.0,
+        cpu_s=0.95,
+        loop_lag_p50_ms=1.0,
+        loop_lag_p99_ms=40.0,
+        loop_lag_max_ms=50.0,
+        samples=100,
+    )
+    where = round_where(1, Level.closed(5))
+    limit = client_limit_warning([load], where=where, workers=1, cpus=4)
+    assert limit is not None
+    assert limit.startswith("round 1 at concurrency 5: the client may have limited this round")
+    assert limit.endswith("give --workers 2 to spread the client over more cores")
+    assert render(limit, "zh").startswith(
+        "并发 5 的第 1 轮: 限制本轮的可能是客户端而不是服务端: 主进程:"
+    )
+    estimated = _rec("b", 0)
+    estimated.token_source = TokenSource.ESTIMATE
+    assert render(no_usage_warning([estimated]) or "", "zh").startswith("服务端未返回 usage")
+
+
+def test_a_failed_gate_speaks_both_languages() -> None:
+    from drbench.errors import ExitStatus  # noqa: PLC0415
+    from drbench.gates import GateResult  # noqa: PLC0415
+
+    gate = GateResult(
+        "fail_on_errors",
+        Level.closed(5),
+        2,
+        value=50.0,
+        threshold=5.0,
+        passed=False,
+        status=ExitStatus.ERRORS_FAILED,
+        detail=Message("gate_of", n=2, total=4),
+    )
+    assert gate.message() == (
+        "--fail-on-errors 5% failed: round 2 at concurrency 5 had 50.0% failed requests "
+        "(2 of 4): exit 5"
+    )
+    assert render(gate.message(), "zh") == (
+        "--fail-on-errors 5% 未通过: 并发 5 的第 2 轮 的失败请求占比为 50.0% (4 个中 2 个): 退出码 5"
+    )
+
+
+def test_a_message_survives_pickle_and_deepcopy() -> None:
+    import copy  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    m = Message("warning", text=round_where(1, Level.closed(3)))
+    for twin in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert twin == m and twin.render("zh") == "警告: 并发 3 的第 1 轮"
