@@ -78,15 +78,17 @@ def test_a_busy_coroutine_shows_its_cpu() -> None:
         sampler = LoopSampler()
         sampler.start()
         await asyncio.sleep(0)
-        end = time.perf_counter() + 0.3
-        while time.perf_counter() < end:
+        # spin for 0.3 s of this process's CPU, not of wall time: on a loaded machine the
+        # share of a core it gets varies, the CPU it burns does not
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
             pass
         await asyncio.sleep(0)
         return sampler.stop()
 
     load = asyncio.run(busy())
-    assert load.cpu_percent is not None and load.cpu_percent > 50
-    assert load.cpu_s > 0.1
+    assert load.cpu_s >= 0.29
+    assert load.cpu_percent is not None and load.cpu_percent > 5
 
 
 def test_stopped_twice_gives_the_same_figures_and_the_timer_is_gone() -> None:
