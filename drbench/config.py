@@ -148,6 +148,23 @@ OPTIONS: tuple[Option, ...] = (
         metavar="FILE",
     ),
     _o(
+        "sweep",
+        "str",
+        "sweep",
+        "Capacity sweep: one measured run of the --workload per value of one of its keys (groups, docs, users...), each in its own subdirectory of --output-dir, then sweep.json, sweep.csv and sweep.png at the top: KEY=V1,V2,... or KEY=LO:HI[:STEP] or KEY=LO:HI:xF (geometric), e.g. docs=1:16 or users=1:64:x2.",
+        metavar="KEY=VALUES",
+    ),
+    _o(
+        "sweep_threshold",
+        "float",
+        "sweep",
+        "The hit rate the sweep reports the working set of: where the measured hit rate of the measured round falls below it, interpolated between the two values around it.",
+        metavar="RATE",
+        low=0,
+        high=1,
+        low_open=True,
+    ),
+    _o(
         "num_samples",
         "int",
         "workload",
@@ -464,6 +481,8 @@ class BenchConfig:
     dataset: str | None = None
     workload: tuple[str, ...] = ()  # NAME, then KEY=VALUE settings
     write_workload: str | None = None
+    sweep: str | None = None  # KEY=VALUES over the --workload (drbench/sweep.py)
+    sweep_threshold: float = 0.5
     num_samples: int | None = None
     shuffle: bool = False
     seed: int = 0
@@ -610,6 +629,21 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
         out.append(("workload", "and --dataset both give the prompts: drop one of them"))
     if c.write_workload and not c.workload:
         out.append(("write_workload", "writes a --workload's records, and none is given"))
+    if c.sweep and not c.workload:
+        out.append(
+            (
+                "sweep",
+                "varies a key of a --workload, and none is given: add e.g. --workload long-doc "
+                "doc=4000 and --sweep docs=1:16",
+            )
+        )
+    if c.sweep and c.write_workload:
+        out.append(
+            (
+                "sweep",
+                "runs the workload once per value; --write-workload writes one: drop one of them",
+            )
+        )
     if c.fixed_schedule and (c.concurrency or c.request_rate):
         other = "--concurrency" if c.concurrency else "--request-rate"
         out.append(
