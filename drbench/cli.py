@@ -157,15 +157,24 @@ def run_config(cfg: BenchConfig, label: Any = flag_label) -> int:
         from drbench.sweep_run import run_sweep  # noqa: PLC0415
 
         return run_sweep(cfg)
+    if cfg.slo_search:
+        from drbench.sweep_run import run_slo_search  # noqa: PLC0415
+
+        return run_slo_search(cfg)
     return int(Benchmark.prepare(cfg).execute())
 
 
 def _check_sweep(cfg: BenchConfig) -> None:
-    """A --sweep's key and every value, checked before any run (and by --dry-run)."""
+    """A --sweep's key and every value, or a --slo-search's bound, checked before any run
+    (and by --dry-run)."""
     if cfg.sweep:
         from drbench.sweep_run import check_sweep  # noqa: PLC0415
 
         check_sweep(cfg)
+    if cfg.slo_search:
+        from drbench.sweep_run import check_search  # noqa: PLC0415
+
+        check_search(cfg)
 
 
 def _write_workload(cfg: BenchConfig) -> int:

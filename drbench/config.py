@@ -165,6 +165,13 @@ OPTIONS: tuple[Option, ...] = (
         low_open=True,
     ),
     _o(
+        "slo_search",
+        "str_list",
+        "sweep",
+        "Sessions within an SLO: the largest U for which --workload sessions with users=U at concurrency U keeps round K's TTFT percentile within the bound, by doubling then bisection, each probe a measured run in its own subdirectory (slo_search.json at the top): ttft_p95_ms=MS (or p50/p90/p99), optionally round=K (default: the last) and max=N (default 64).",
+        metavar="KEY=VALUE",
+    ),
+    _o(
         "num_samples",
         "int",
         "workload",
@@ -483,6 +490,7 @@ class BenchConfig:
     write_workload: str | None = None
     sweep: str | None = None  # KEY=VALUES over the --workload (drbench/sweep.py)
     sweep_threshold: float = 0.5
+    slo_search: tuple[str, ...] = ()  # ttft_p95_ms=MS [round=K] [max=N] (drbench/slo_search.py)
     num_samples: int | None = None
     shuffle: bool = False
     seed: int = 0
@@ -594,6 +602,7 @@ def build_config(
         "prometheus_url",
         "prometheus_metrics",
         "slo",
+        "slo_search",
     ):
         if name in values:
             values[name] = tuple(values[name])
@@ -636,6 +645,20 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
                 "varies a key of a --workload, and none is given: add e.g. --workload long-doc "
                 "doc=4000 and --sweep docs=1:16",
             )
+        )
+    if c.slo_search and c.sweep:
+        out.append(("slo_search", "and --sweep both run the workload per value: drop one of them"))
+    if c.slo_search and (c.request_rate or c.fixed_schedule):
+        out.append(
+            (
+                "slo_search",
+                "runs each probe at concurrency U (its users=); drop --request-rate or "
+                "--fixed-schedule",
+            )
+        )
+    if c.slo_search and c.write_workload:
+        out.append(
+            ("slo_search", "runs the workload; --write-workload writes it: drop one of them")
         )
     if c.sweep and c.write_workload:
         out.append(

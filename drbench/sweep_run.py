@@ -18,9 +18,10 @@ from drbench.config import BenchConfig
 from drbench.errors import DrbenchError, ExitStatus, severity
 from drbench.report.files import default_output_dir, prepare_output_dir
 from drbench.results import RunResult
+from drbench.slo_search import Probe, SearchSpec, next_probe, parse_search, probe_of
 from drbench.sweep import SweepPoint, SweepSpec, parse_sweep, point_of, value_workload
 
-__all__ = ["RunOne", "check_sweep", "run_sweep", "value_configs"]
+__all__ = ["RunOne", "check_search", "check_sweep", "run_slo_search", "run_sweep", "value_configs"]
 
 #: Runs one value's config: its exit status and what it measured (None: nothing).
 RunOne = Callable[[BenchConfig], tuple[int, RunResult | None]]
@@ -72,6 +73,53 @@ def run_sweep(cfg: BenchConfig, run_one: RunOne | None = None) -> int:
         raise
     interrupted = ExitStatus.INTERRUPTED in statuses
     report.finish(points, stopped="interrupted" if interrupted else None)
+    return max(statuses, key=severity)
+
+
+def check_search(cfg: BenchConfig) -> SearchSpec:
+    """The --slo-search ``cfg`` asks for (one line naming --slo-search otherwise)."""
+    return parse_search(cfg.slo_search, cfg.workload, cfg.rounds)
+
+
+def run_slo_search(cfg: BenchConfig, run_one: RunOne | None = None) -> int:
+    """Probe users=U at concurrency U, doubling then bisecting; slo_search.json at the top.
+    The exit status is that of a failed run (a probe over the bound is an answer, not an
+    error), 130 after Ctrl-C."""
+    from drbench.report.sweep_files import SearchReport  # noqa: PLC0415
+
+    spec = check_search(cfg)
+    top = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
+    prepare_output_dir(top, overwrite=cfg.overwrite)
+    report = SearchReport(top, spec, cfg)
+    run_one = run_one or _benchmark
+    probes: list[Probe] = []
+    statuses = [int(ExitStatus.OK)]
+    stopped: str | None = None
+    try:
+        while (
+            users := next_probe({p.users: p.passed for p in probes}, spec.max_users)
+        ) is not None:
+            probe = replace(
+                cfg,
+                workload=value_workload(cfg.workload, "users", users),
+                concurrency=(users,),
+                output_dir=str(top / f"users_{users}"),
+                slo_search=(),
+            ).check()
+            status, result = run_one(probe)
+            if status == ExitStatus.INTERRUPTED:
+                raise KeyboardInterrupt
+            probes.append(probe_of(spec, users, f"users_{users}", status, result))
+            report.probe_done(probes[-1])
+            if status not in (ExitStatus.OK, ExitStatus.SLO_FAILED, ExitStatus.ERRORS_FAILED):
+                statuses.append(status)
+    except KeyboardInterrupt:
+        statuses.append(int(ExitStatus.INTERRUPTED))
+        stopped = "interrupted"
+    except DrbenchError as exc:
+        report.finish(probes, stopped=f"error: {exc}")
+        raise
+    report.finish(probes, stopped=stopped)
     return max(statuses, key=severity)
 
 

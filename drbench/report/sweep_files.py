@@ -19,15 +19,20 @@ from typing import Any, TextIO
 from drbench import __version__
 from drbench.config import BenchConfig
 from drbench.report.files import replacing_file, write_json
+from drbench.slo_search import Probe, SearchSpec, answer
 from drbench.sweep import Crossing, SweepPoint, SweepSpec, crossing, measured_round
 
 __all__ = [
+    "SEARCH_JSON",
     "SWEEP_CSV",
     "SWEEP_JSON",
     "SWEEP_PLOT",
     "SWEEP_SCHEMA_VERSION",
+    "SearchReport",
     "SweepReport",
+    "answer_sentence",
     "crossing_sentence",
+    "probe_sentence",
     "sweep_rows",
 ]
 
@@ -35,6 +40,7 @@ SWEEP_JSON = "sweep.json"
 SWEEP_CSV = "sweep.csv"
 SWEEP_PLOT = "sweep.png"
 SWEEP_SCHEMA_VERSION = 1
+SEARCH_JSON = "slo_search.json"
 
 _CSV_COLUMNS = (
     "key",
@@ -123,6 +129,69 @@ class SweepReport:
 
     def _print(self, text: str) -> None:
         print(text, file=self._out, flush=True)
+
+
+class SearchReport:
+    """The --slo-search's voice and its slo_search.json."""
+
+    def __init__(self, out_dir: Path, spec: SearchSpec, cfg: BenchConfig) -> None:
+        self.out_dir = out_dir
+        self.spec = spec
+        self.cfg = cfg
+
+    def probe_done(self, probe: Probe) -> None:
+        _line(probe_sentence(self.spec, probe))
+
+    def finish(self, probes: Sequence[Probe], *, stopped: str | None) -> None:
+        """slo_search.json and the answer line (also after Ctrl-C, from the probes that ran)."""
+        if not probes:
+            _line("slo-search: no probe finished; nothing written")
+            return
+        passed = {p.users: p.passed for p in probes}
+        best = answer(passed, self.spec.max_users) if stopped is None else None
+        write_json(
+            self.out_dir / SEARCH_JSON,
+            {
+                "schema_version": SWEEP_SCHEMA_VERSION,
+                "tool": {"name": "drbench", "version": __version__},
+                "search": {**self.spec.to_dict(), "workload": list(self.cfg.workload)},
+                "stopped": stopped,
+                "probes": [p.to_dict() for p in probes],
+                "answer": best,
+            },
+        )
+        if stopped:
+            _line(
+                f"slo-search stopped ({stopped}) before an answer; the probes are in {self.out_dir}"
+            )
+        else:
+            _line(answer_sentence(self.spec, passed))
+
+
+def probe_sentence(spec: SearchSpec, p: Probe) -> str:
+    """One probe: its figure against the bound, and the verdict."""
+    what = f"round {spec.round} TTFT p{spec.percentile}"
+    figure = "-" if p.ttft_ms is None else f"{p.ttft_ms:.1f} ms"
+    failed = f", {p.failed} failed" if p.failed else ""
+    verdict = "within" if p.passed else "over"
+    return (
+        f"slo-search users={p.users} at concurrency {p.users}: {what} {figure}{failed} "
+        f"(bound {spec.bound_ms:g} ms): {verdict}"
+    )
+
+
+def answer_sentence(spec: SearchSpec, passed: dict[int, bool]) -> str:
+    """The search's answer, and the probe that bounds it."""
+    what = f"round {spec.round} TTFT p{spec.percentile} within {spec.bound_ms:g} ms"
+    best = answer(passed, spec.max_users)
+    if best is None:
+        return f"slo-search: not even 1 session keeps {what}"
+    if best >= spec.max_users:
+        return (
+            f"slo-search: {best} concurrent sessions keep {what}, the most probed "
+            "(raise max= to look further)"
+        )
+    return f"slo-search: at most {best} concurrent sessions keep {what} ({best + 1} do not)"
 
 
 def crossing_sentence(c: Crossing, spec: SweepSpec, *, several: bool = False) -> str:
