@@ -259,6 +259,10 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
 
 def _with_workload(cfg: BenchConfig, given: set[str]) -> BenchConfig:
     """The settings a --workload implies, unless ``given`` (imported only with a workload)."""
+    if cfg.slo_search and "concurrency" in given:
+        raise UsageError(
+            "--slo-search runs each probe at --concurrency U, its users=: drop --concurrency"
+        )
     if not cfg.workload:
         return cfg
     from drbench.workload_run import with_workload_settings  # noqa: PLC0415

@@ -69,6 +69,9 @@ def test_the_cli_refuses_a_search_it_cannot_run(capsys) -> None:
         "drbench: --slo-search runs each probe at concurrency U (its users=); drop "
         "--request-rate or --fixed-schedule"
     )
+    assert refused(capsys, *base, "--concurrency", "4") == (
+        "drbench: --slo-search runs each probe at --concurrency U, its users=: drop --concurrency"
+    )
     assert refused(capsys, *base, "--sweep", "users=1:4") == (
         "drbench: --slo-search and --sweep both run the workload per value: drop one of them"
     )
