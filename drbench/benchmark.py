@@ -67,6 +67,7 @@ class Benchmark:
     tokenizer: TokenCounter | None = None
     created_out_dir: bool = False  # only a directory the tool created is ever removed
     workload: Workload | None = None  # --workload: what was generated
+    result: RunResult | None = None  # once execute() ran: what it measured (--sweep reads it)
 
     @classmethod
     def prepare(cls, cfg: BenchConfig) -> Benchmark:
@@ -108,6 +109,7 @@ class Benchmark:
     def _execute(self) -> ExitStatus:
         cfg = self.config
         result = RunResult(config=cfg, started_at=_now(), run_token=secrets.token_hex(4))
+        self.result = result
         if self.workload is not None:
             result.workload = workload_summary(self.workload, cfg.workload, len(self.prompts))
         result.max_tokens_sources = dict(

@@ -21,7 +21,7 @@ from typing import Any
 from drbench import __version__
 from drbench.argparser import OneLineParser
 from drbench.config import OPTIONS, BenchConfig, build_config, flag_label, int_or_auto
-from drbench.errors import DrbenchError, ExitStatus, UsageError
+from drbench.errors import DrbenchError, ExitStatus, UsageError, severity
 
 __all__ = ["build_parser", "main"]
 
@@ -118,13 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = _label_for(args.recipe)
         for _, cfg in runs:  # every run is checked before the first one sends anything
             cfg.check(label)
+            _check_sweep(cfg)
         if args.dry_run:
             resolved = [{"run": name, "config": cfg.to_dict()} for name, cfg in runs]
             print(
                 json.dumps(resolved if args.recipe else resolved[0], indent=2, ensure_ascii=False)
             )
             return int(ExitStatus.OK)
-        return max((_run_named(name, cfg, label) for name, cfg in runs), key=_severity)
+        return max((_run_named(name, cfg, label) for name, cfg in runs), key=severity)
     except DrbenchError as exc:
         _err(str(exc))
         return int(exc.exit_status)
@@ -152,7 +153,28 @@ def run_config(cfg: BenchConfig, label: Any = flag_label) -> int:
         raise UsageError("--endpoint URL is required (or try --demo)")
     if not cfg.dataset and not cfg.workload:
         raise UsageError("--dataset FILE or --workload NAME is required (or try --demo)")
+    if cfg.sweep:
+        from drbench.sweep_run import run_sweep  # noqa: PLC0415
+
+        return run_sweep(cfg)
+    if cfg.slo_search:
+        from drbench.sweep_run import run_slo_search  # noqa: PLC0415
+
+        return run_slo_search(cfg)
     return int(Benchmark.prepare(cfg).execute())
+
+
+def _check_sweep(cfg: BenchConfig) -> None:
+    """A --sweep's key and every value, or a --slo-search's bound, checked before any run
+    (and by --dry-run)."""
+    if cfg.sweep:
+        from drbench.sweep_run import check_sweep  # noqa: PLC0415
+
+        check_sweep(cfg)
+    if cfg.slo_search:
+        from drbench.sweep_run import check_search  # noqa: PLC0415
+
+        check_search(cfg)
 
 
 def _write_workload(cfg: BenchConfig) -> int:
@@ -237,6 +259,10 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
 
 def _with_workload(cfg: BenchConfig, given: set[str]) -> BenchConfig:
     """The settings a --workload implies, unless ``given`` (imported only with a workload)."""
+    if cfg.slo_search and "concurrency" in given:
+        raise UsageError(
+            "--slo-search runs each probe at --concurrency U, its users=: drop --concurrency"
+        )
     if not cfg.workload:
         return cfg
     from drbench.workload_run import with_workload_settings  # noqa: PLC0415
@@ -249,12 +275,6 @@ def _label_for(recipe_path: str | None) -> Any:
     if recipe_path is None:
         return flag_label
     return lambda name: f"{flag_label(name)} (recipe key '{name}' in {recipe_path})"
-
-
-def _severity(status: int) -> tuple[int, int]:
-    """Which exit code a multi-run recipe reports: the worst one, interrupts and bugs first."""
-    order = {130: 7, 1: 6, 3: 5, 2: 5, 6: 4, 5: 3, 4: 2, 0: 0}
-    return (order.get(status, 1), status)
 
 
 def _int_or_auto(text: str) -> int | str:

@@ -157,6 +157,30 @@ OPTIONS: tuple[Option, ...] = (
         metavar="FILE",
     ),
     _o(
+        "sweep",
+        "str",
+        "sweep",
+        "Capacity sweep: one measured run of the --workload per value of one of its keys (groups, docs, users...), each in its own subdirectory of --output-dir, then sweep.json, sweep.csv and sweep.png at the top: KEY=V1,V2,... or KEY=LO:HI[:STEP] or KEY=LO:HI:xF (geometric), e.g. docs=1:16 or users=1:64:x2.",
+        metavar="KEY=VALUES",
+    ),
+    _o(
+        "sweep_threshold",
+        "float",
+        "sweep",
+        "The hit rate the sweep reports the working set of: where the measured hit rate of the measured round falls below it, interpolated between the two values around it.",
+        metavar="RATE",
+        low=0,
+        high=1,
+        low_open=True,
+    ),
+    _o(
+        "slo_search",
+        "str_list",
+        "sweep",
+        "Sessions within an SLO: the largest U for which --workload sessions with users=U at concurrency U keeps round K's TTFT percentile within the bound, by doubling then bisection, each probe a measured run in its own subdirectory (slo_search.json at the top): ttft_p95_ms=MS (or p50/p90/p99), optionally round=K (default: the last) and max=N (default 64).",
+        metavar="KEY=VALUE",
+    ),
+    _o(
         "num_samples",
         "int",
         "workload",
@@ -488,6 +512,9 @@ class BenchConfig:
     dataset: str | None = None
     workload: tuple[str, ...] = ()  # NAME, then KEY=VALUE settings
     write_workload: str | None = None
+    sweep: str | None = None  # KEY=VALUES over the --workload (drbench/sweep.py)
+    sweep_threshold: float = 0.5
+    slo_search: tuple[str, ...] = ()  # ttft_p95_ms=MS [round=K] [max=N] (drbench/slo_search.py)
     num_samples: int | None = None
     shuffle: bool = False
     seed: int = 0
@@ -601,6 +628,7 @@ def build_config(
         "prometheus_url",
         "prometheus_metrics",
         "slo",
+        "slo_search",
     ):
         if name in values:
             values[name] = tuple(values[name])
@@ -645,6 +673,35 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
         out.append(("workload", "and --dataset both give the prompts: drop one of them"))
     if c.write_workload and not c.workload:
         out.append(("write_workload", "writes a --workload's records, and none is given"))
+    if c.sweep and not c.workload:
+        out.append(
+            (
+                "sweep",
+                "varies a key of a --workload, and none is given: add e.g. --workload long-doc "
+                "doc=4000 and --sweep docs=1:16",
+            )
+        )
+    if c.slo_search and c.sweep:
+        out.append(("slo_search", "and --sweep both run the workload per value: drop one of them"))
+    if c.slo_search and (c.request_rate or c.fixed_schedule):
+        out.append(
+            (
+                "slo_search",
+                "runs each probe at concurrency U (its users=); drop --request-rate or "
+                "--fixed-schedule",
+            )
+        )
+    if c.slo_search and c.write_workload:
+        out.append(
+            ("slo_search", "runs the workload; --write-workload writes it: drop one of them")
+        )
+    if c.sweep and c.write_workload:
+        out.append(
+            (
+                "sweep",
+                "runs the workload once per value; --write-workload writes one: drop one of them",
+            )
+        )
     if c.fixed_schedule and (c.concurrency or c.request_rate):
         other = "--concurrency" if c.concurrency else "--request-rate"
         out.append(

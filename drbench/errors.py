@@ -25,6 +25,7 @@ __all__ = [
     "OutputDirError",
     "PreflightError",
     "UsageError",
+    "severity",
 ]
 
 
@@ -39,6 +40,16 @@ class ExitStatus(IntEnum):
     ERRORS_FAILED = 5  # --fail-on-errors: some round's failed-request share exceeded the threshold
     NO_SUCCESS = 6  # some round had no successful request at all (always checked; wins over 5, 4)
     INTERRUPTED = 130  # Ctrl-C; every finished round is still reported
+
+
+_SEVERITY = {130: 7, 1: 6, 3: 5, 2: 5, 6: 4, 5: 3, 4: 2, 0: 0}
+
+
+def severity(status: int) -> tuple[int, int]:
+    """Sort key of exit codes, the worst last: what several runs (a recipe's, a sweep's)
+    report as one. An interrupt and a bug come first, then a run that could not start, then
+    the gates."""
+    return (_SEVERITY.get(status, 1), status)
 
 
 class DrbenchError(Exception):
