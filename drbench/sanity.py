@@ -57,6 +57,8 @@ class RoundFacts:
     cache_off_cause: str | None = None  # the server profile's words for "caching is off"
     # (None: the generic profile's, which names vLLM's and SGLang's switches)
     offered_share: float | None = None  # what an unlimited cache could reuse (reuse.py)
+    expected_share: float | None = None  # what an LRU of the capacity would reuse (oracle.py)
+    expected_capacity_tokens: int | None = None  # the capacity that LRU had
 
 
 def round_warnings(f: RoundFacts) -> list[str]:
@@ -122,17 +124,39 @@ def _not_warm(f: RoundFacts, where: str, ok: Sequence[RequestRecord]) -> list[st
 
 
 def _below_offered(f: RoundFacts, where: str) -> list[str]:
-    """The server got less than half the reuse the round's prompts offered (from 50% on)."""
+    """The server got less than half the reuse the round's prompts offered (from 50% on).
+
+    With the oracle's expected hit rate (an LRU of the server's capacity) the cause narrows:
+    measured near expected means the capacity explains it; far below expected, it does not.
+    """
     shares = [v for v in (f.client_cached_share, f.server_hit_rate) if v is not None]
     offer = f.offered_share
     if not shares or offer is None or offer < OFFERED_MIN_SHARE or max(shares) >= offer / 2:
         return []
     off = f.cache_off_cause or GENERIC.cache_off
+    head = f"{where} reused less than half of what its prompts offered ({', '.join(_shares(f))}; "
+    expected, capacity = f.expected_share, f.expected_capacity_tokens
+    if expected is None or capacity is None:
+        return [
+            f"{head}offered prefix share {100 * offer:.1f}%). Likely cause: {off}, the cache "
+            "holds less than the round's working set (evicted before reuse), a router spreads "
+            "the shared prefixes over replicas, or requests sharing a prefix ran together "
+            "before it was cached"
+        ]
+    yardstick = (
+        f"offered prefix share {100 * offer:.1f}%, expected {100 * expected:.1f}% from an LRU "
+        f"of {capacity} tokens)"
+    )
+    if max(shares) >= expected / 2:
+        return [
+            f"{head}{yardstick}. Likely cause: the cache holds less than the round's working "
+            "set, as the expected hit rate says (evicted before reuse): a bigger cache, fewer "
+            "or shorter prompts, or a grouped order would reuse more"
+        ]
     return [
-        f"{where} reused less than half of what its prompts offered ({', '.join(_shares(f))}; "
-        f"offered prefix share {100 * offer:.1f}%). Likely cause: {off}, the cache holds less "
-        "than the round's working set (evicted before reuse), a router spreads the shared "
-        "prefixes over replicas, or requests sharing a prefix ran together before it was cached"
+        f"{head}{yardstick}, far below what its capacity allows. Likely cause: {off}, an "
+        "eviction policy that keeps less than LRU, a router spreads the shared prefixes over "
+        "replicas, or requests sharing a prefix ran together before it was cached"
     ]
 
 

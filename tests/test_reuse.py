@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from drbench.cli import main
 from drbench.client import PreparedRequest
 from drbench.levels import Level
+from drbench.oracle import NO_CAPACITY
 from drbench.records import RequestRecord, TokenSource
 from drbench.report.console import format_comparison, format_overview, format_round
 from drbench.report.files import csv_rows
@@ -299,11 +300,13 @@ def test_the_reports_show_the_offer_beside_the_measured_shares(tmp_path: Path) -
     level.rounds[1].offered = Reuse(288, 400, 32, "tokens", "server")
     en = format_round(level.rounds[1], "en")
     cache = en[en.index("Cache:") :].splitlines()
-    assert cache[1:4] == [
+    assert cache[1:6] == [
         "  Offered prefix share (an unlimited cache; tokens, blocks of 32 from the server's "
         "metrics): 72.0%",
+        f"  Expected hit rate: {NO_CAPACITY}",
         "  Cached prompt tokens (usage): 96.0%",
         "  Server prefix-cache hit rate (counter deltas): -",
+        "  Cache efficiency (usage cached share / offered share): 133.3%",
     ]
     zh = format_round(level.rounds[0], "zh")
     assert (
@@ -312,8 +315,10 @@ def test_the_reports_show_the_offer_beside_the_measured_shares(tmp_path: Path) -
     assert "  Offered share    0.0% -> 72.0%" in format_comparison(level)
     assert "  可复用前缀            0.0% -> 72.0%" in format_comparison(level, "zh")
     overview = format_overview(run).splitlines()
-    assert overview[2].split()[-5:] == ["Goodput", "Offered", "Cached", "Hit", "rate"]
-    assert overview[5].split()[-3:] == ["72.0%", "96.0%", "-"]
+    assert overview[2].split()[-7:] == [
+        "Goodput", "Offered", "Expected", "Cached", "Hit", "rate", "Eff.",
+    ]  # fmt: skip
+    assert overview[5].split()[-5:] == ["72.0%", "-", "96.0%", "-", "133.3%"]
     rows = csv_rows(run.levels)
     assert [r["offered_prefix_share"] for r in rows] == [0.0, 0.72]
     assert rows[1]["cache_offered_block_size_source"] == "server"
