@@ -373,10 +373,10 @@ def test_expected_equals_measured_on_the_mocker(
         *QUICK, "--output-tokens", "100-180", "--cache-capacity-tokens", capacity,
         "--block-size", "16", "--chat-template-header", header,
     )  # fmt: skip
-    prepare = benchmark.Benchmark._prepare.__func__  # type: ignore[attr-defined]
+    prepare = benchmark.Benchmark._prepare  # bound to the class: the original
 
     def with_mocker_tokens(cls: type, cfg: Any) -> benchmark.Benchmark:
-        bench = prepare(cls, cfg)
+        bench = prepare(cfg)
         bench.tokenization = MockerTokenization(header)
         return bench
 
