@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from drbench.chat_template import load_chat_template
 from drbench.client import Endpoint, ModelInfo, check_reset, list_models, make_session, preflight
 from drbench.config import BenchConfig
 from drbench.dataset import in_schedule_order, load_prompts, select_prompts
@@ -42,6 +43,7 @@ from drbench.report.files import (
 )
 from drbench.report.live import LiveReporter
 from drbench.results import RunResult
+from drbench.reuse import Tokenization, tokenization_for
 from drbench.runner import run
 from drbench.slo import SLO, load_slo_file, merge, parse_slo_flags
 from drbench.tokens import EstimateCounter, TokenCounter, load_counter
@@ -67,6 +69,7 @@ class Benchmark:
     tokenizer: TokenCounter | None = None
     created_out_dir: bool = False  # only a directory the tool created is ever removed
     workload: Workload | None = None  # --workload: what was generated
+    tokenization: Tokenization | None = None  # the oracle's units: --tokenizer + chat template
     result: RunResult | None = None  # once execute() ran: what it measured (--sweep reads it)
 
     @classmethod
@@ -100,7 +103,13 @@ class Benchmark:
         prepare_output_dir(out_dir, overwrite=cfg.overwrite)
         if workload is not None:  # the exact prompts, to rerun or inspect (--dataset FILE)
             write_workload(str(out_dir / WORKLOAD_FILE), workload)
-        return cls(cfg, endpoint, prompts, slo, selectors, out_dir, tokenizer, created, workload)
+        tokenization = None
+        if tokenizer is not None and cfg.tokenizer:
+            tokenization = tokenization_for(tokenizer, load_chat_template(cfg.tokenizer))
+        return cls(
+            cfg, endpoint, prompts, slo, selectors, out_dir, tokenizer, created, workload,
+            tokenization,
+        )  # fmt: skip
 
     def execute(self) -> ExitStatus:
         with _redacted_errors():
@@ -186,6 +195,7 @@ class Benchmark:
             run_token=result.run_token,
             watcher_factory=self._watcher_factory(server.profile if server else None),
             tokenizer=self.tokenizer,
+            tokenization=self.tokenization,
             block_size=server.block_size if server else None,
             capacity_tokens=server.capacity_tokens if server else None,
             cache_off_cause=server.profile.cache_off if server else None,

@@ -362,6 +362,24 @@ OPTIONS: tuple[Option, ...] = (
         choices=ROUND2_MODES,
     ),
     _o(
+        "cache_block_size",
+        "int",
+        "cache",
+        "The server's prefix-cache block in tokens, for the offered share and the expected hit rate when its metrics do not say (vLLM's cache_config_info does; SGLang's radix cache is token-level: 1). Default: the metrics', else 16.",
+        metavar="N",
+        low=1,
+        high=1_000_000,
+    ),
+    _o(
+        "cache_capacity_tokens",
+        "int",
+        "cache",
+        "The server's prefix-cache capacity in tokens, for the expected hit rate (an LRU of this size) when its metrics do not say (vLLM: num_gpu_blocks x block_size; SGLang: max_total_num_tokens). Without either, no expected hit rate.",
+        metavar="N",
+        low=1,
+        high=10**12,
+    ),
+    _o(
         "followup_text",
         "str",
         "cache",
@@ -537,6 +555,8 @@ class BenchConfig:
     cache_reset_url: str | None = None
     round2_mode: Round2Mode = "repeat"
     followup_text: str = "Thank you. Now summarise your answer in one sentence."
+    cache_block_size: int | None = None  # None: the server metrics', else 16
+    cache_capacity_tokens: int | None = None  # None: the server metrics', else no expected
     prometheus_url: tuple[str, ...] = ()
     prometheus_metrics: tuple[str, ...] = ()
     prometheus_interval: float = 1.0

@@ -87,6 +87,27 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
         "{offer}%)。可能原因: {off}, 缓存容量小于本轮工作集 (复用前被逐出), "
         "路由把共享前缀分散到多个副本, 或共享前缀的请求在缓存前同时运行",
     },
+    "below_offered_capacity": {
+        "en": "{where} reused less than half of what its prompts offered ({shares}; offered "
+        "prefix share {offer}%, expected {expected}% from an LRU of {capacity} tokens). Likely "
+        "cause: the cache holds less than the round's working set, as the expected hit rate "
+        "says (evicted before reuse): a bigger cache, fewer or shorter prompts, or a grouped "
+        "order would reuse more",
+        "zh": "{where} 复用的缓存不到其提示可复用部分的一半 ({shares}; 可复用前缀占比 {offer}%, "
+        "按 {capacity} tokens 的 LRU 预期命中 {expected}%)。可能原因: 缓存容量小于本轮工作集, "
+        "与预期命中率一致 (复用前被逐出): 更大的缓存、更少或更短的提示、或按组发送会复用更多",
+    },
+    "below_offered_far": {
+        "en": "{where} reused less than half of what its prompts offered ({shares}; offered "
+        "prefix share {offer}%, expected {expected}% from an LRU of {capacity} tokens), far "
+        "below what its capacity allows. Likely cause: {off}, an eviction policy that keeps "
+        "less than LRU, a router spreads the shared prefixes over replicas, or requests sharing "
+        "a prefix ran together before it was cached",
+        "zh": "{where} 复用的缓存不到其提示可复用部分的一半 ({shares}; 可复用前缀占比 {offer}%, "
+        "按 {capacity} tokens 的 LRU 预期命中 {expected}%), 远低于其容量所允许的。可能原因: "
+        "{off}, 淘汰策略保留的少于 LRU, 路由把共享前缀分散到多个副本, 或共享前缀的请求在缓存前"
+        "同时运行",
+    },
     "implausible_usage": {
         "en": "{where}: the server's usage.prompt_tokens (median {told}) is {ratio}x the "
         "estimate from the prompts' text (median {guessed}): its usage looks implausible, so "

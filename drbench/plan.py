@@ -18,6 +18,7 @@ from drbench.config import DEFAULT_MAX_TOKENS, BenchConfig
 from drbench.dataset import cold_prefix, with_prefix
 from drbench.records import Prompt, RequestRecord
 from drbench.results import ServerRound
+from drbench.reuse import Tokenization
 from drbench.slo import SLO
 from drbench.tokens import TokenCounter
 
@@ -78,6 +79,9 @@ class RunPlan:
     cache_off_cause: str | None = (
         None  # the server profile's reason for a cache that reused nothing
     )
+    # How the cache oracle makes units of a request (None: --tokenizer's ids, else the
+    # estimate); tests hand it the bundled mocker's own tokenizer.
+    tokenization: Tokenization | None = None
 
     @property
     def timestamps_ms(self) -> tuple[float, ...]:

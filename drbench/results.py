@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from drbench import __version__
 from drbench.config import BenchConfig
 from drbench.levels import Level
+from drbench.oracle import NO_CAPACITY, efficiency
 from drbench.records import ColdStart, RequestRecord, Round2Mode
 from drbench.redact import redact_text
 
 if TYPE_CHECKING:  # stats imports numpy: not before a run has something to summarise
     from drbench.breakdown import ContextBucket, TurnRow
     from drbench.gates import GateResult
+    from drbench.oracle import Expected
     from drbench.reuse import Reuse
     from drbench.selfcheck import ProcessLoad
     from drbench.stats import Comparison, RoundComparison, RoundSummary
@@ -55,14 +57,48 @@ class RoundResult:
     unsent: int = 0  # requests the truncation left unsent
     client: list[ProcessLoad] = field(default_factory=list)  # self-check: main process first
     offered: Reuse | None = None  # what an unlimited prefix cache could reuse of the round
+    # What an LRU of the server's capacity would reuse (oracle.py); None without a capacity.
+    expected: Expected | None = None
 
     @property
     def offered_share(self) -> float | None:
+        """The attainable hit rate: an unlimited cache's share (computed before the round)."""
         return self.offered.share if self.offered is not None else None
+
+    @property
+    def expected_share(self) -> float | None:
+        """The expected hit rate: an LRU of the server's capacity, replayed on the round."""
+        return self.expected.share if self.expected is not None else None
+
+    @property
+    def measured_share(self) -> tuple[float | None, str | None]:
+        """The measured hit rate efficiency is taken of, and which it is: usage's cached share
+        (per request, like the oracle's units) when the server reports it, else the server's
+        counter hit rate."""
+        usage = self.summary.cache.client_cached_share
+        if usage is not None:
+            return usage, "usage"
+        hit = self.server_hit_rate
+        return (hit, "server") if hit is not None else (None, None)
+
+    @property
+    def efficiency(self) -> float | None:
+        """Cache efficiency: measured / attainable (None when either is unknown or 0)."""
+        return efficiency(self.measured_share[0], self.offered_share)
 
     @property
     def server_hit_rate(self) -> float | None:
         return self.server.hit_rate if self.server is not None else None
+
+    def oracle_dict(self) -> dict[str, Any]:
+        """``cache.oracle``: how the expected hit rate was made, or why it was not, and which
+        measured figure the efficiency is of."""
+        _, measured = self.measured_share
+        return {
+            "expected": self.expected.to_dict() if self.expected is not None else None,
+            "expected_missing": None if self.expected is not None else NO_CAPACITY,
+            "efficiency_measured": measured,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         d = self.summary.to_dict()
@@ -74,6 +110,10 @@ class RoundResult:
             "server_hit_rate": self.server_hit_rate,
             "offered_share": self.offered_share,
             "offered": self.offered.to_dict() if self.offered is not None else None,
+            "attainable": self.offered_share,
+            "expected": self.expected_share,
+            "efficiency": self.efficiency,
+            "oracle": self.oracle_dict(),
         }
         d["server_metrics"] = self.server.to_dict() if self.server is not None else None
         d["truncated"] = self.truncated

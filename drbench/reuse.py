@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, pairwise
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from drbench.tokens import WIDE_CHARS, TokenCounter, TokenizerCounter
 
 if TYPE_CHECKING:
+    from drbench.chat_template import ChatTemplate
     from drbench.client import PreparedRequest
     from drbench.records import RequestRecord
 
@@ -44,18 +46,24 @@ __all__ = [
     "ESTIMATE_CHARS",
     "BlockCache",
     "BlockSource",
+    "EstimateTokenization",
     "LevelReuse",
+    "LruCache",
     "Reuse",
     "TextUnits",
     "TokenUnits",
+    "Tokenization",
+    "TokenizerTokenization",
     "UnitKind",
     "Units",
     "UnlimitedCache",
     "chain_hashes",
     "offered",
+    "offered_chains",
     "remember",
     "render_chat",
     "request_text",
+    "tokenization_for",
     "units_of",
     "with_answer",
 ]
@@ -64,7 +72,7 @@ DEFAULT_BLOCK_SIZE = 16  # vLLM's GPU default, used when the server's metrics do
 ESTIMATE_CHARS = 4  # characters of an estimated token (tokens.py's estimate)
 
 UnitKind = Literal["tokens", "estimated tokens"]
-BlockSource = Literal["server", "default"]
+BlockSource = Literal["server", "flag", "default"]
 
 _WIDE = re.compile(WIDE_CHARS)
 _WIDE_RUNS = re.compile(f"({WIDE_CHARS}+)")  # split: other, CJK, other, ... (kept by the group)
@@ -83,9 +91,10 @@ class Units(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class TokenUnits:
-    """Token ids from ``--tokenizer``: a block is a tuple of ``block_size`` ids."""
+    """Token ids from ``--tokenizer``: a block is a tuple of ``block_size`` ids (any hashable
+    tokens do: the tests hand it the bundled mocker's token strings)."""
 
-    ids: Sequence[int]
+    ids: Sequence[Hashable]
 
     @property
     def count(self) -> int:
@@ -181,6 +190,50 @@ class UnlimitedCache:
         self.blocks.update(hashes)
 
 
+@dataclass(slots=True)
+class LruCache:
+    """A prefix cache of ``capacity_blocks`` blocks that evicts the least recently used first.
+
+    As vLLM's free-block queue and the bundled mocker (drbench/mocker/cache.py) order it: the
+    blocks a request touches are moved to the recent end tail first, so within one request's
+    chain the tail is evicted before the head, and a chain's head outlives its tail.  A lookup
+    touches the blocks it found; an insert touches (or adds) every block of the chain, then
+    evicts from the old end down to the capacity.  A capacity of 0 holds nothing.
+    """
+
+    capacity_blocks: int
+    blocks: OrderedDict[int, None] = field(default_factory=OrderedDict)
+    evicted: int = 0
+
+    def lookup(self, hashes: Sequence[int]) -> int:
+        held, hit = self.blocks, 0
+        for h in hashes:
+            if h not in held:
+                break
+            hit += 1
+        self._touch(hashes[:hit])
+        return hit
+
+    def insert(self, hashes: Sequence[int]) -> None:
+        if self.capacity_blocks <= 0:
+            return
+        self._touch(hashes)
+        blocks = self.blocks
+        over = len(blocks) - self.capacity_blocks
+        for _ in range(over):
+            blocks.popitem(last=False)
+        self.evicted += max(over, 0)
+
+    def _touch(self, hashes: Sequence[int]) -> None:
+        blocks = self.blocks
+        move = blocks.move_to_end
+        for h in reversed(hashes):  # tail first: the head ends the most recently used
+            if h in blocks:
+                move(h)
+            else:
+                blocks[h] = None
+
+
 @dataclass(frozen=True, slots=True)
 class Reuse:
     """Units an ideal cache could have served over the units sent, and how they were counted."""
@@ -206,6 +259,83 @@ class Reuse:
         }
 
 
+class Tokenization(Protocol):
+    """How the oracle turns a request into the units the server caches."""
+
+    @property
+    def unit(self) -> UnitKind: ...
+
+    def prompt(self, payload: Mapping[str, Any]) -> Units:
+        """The prompt as the server tokenizes it (as far as the client can tell)."""
+        ...
+
+    def held(self, payload: Mapping[str, Any], prompt: Units, answer: str) -> Units:
+        """What the server caches once it has answered: the prompt, then the answer."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateTokenization:
+    """No tokenizer: estimated tokens of the text, chat rendered by ``render_chat``."""
+
+    @property
+    def unit(self) -> UnitKind:
+        return "estimated tokens"
+
+    def prompt(self, payload: Mapping[str, Any]) -> Units:
+        return TextUnits.of(request_text(payload))
+
+    def held(self, payload: Mapping[str, Any], prompt: Units, answer: str) -> Units:
+        return TextUnits.of(request_text(with_answer(payload, answer)))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenizerTokenization:
+    """``--tokenizer`` ids; a chat request rendered by the folder's chat template when it has
+    one (the server's own tokens around each message), else by ``render_chat``.
+
+    Once answered, the server holds the prompt's ids then the answer's: with a template (or a
+    completions prompt) that is the prompt's ids followed by the answer encoded alone; without
+    one, the conversation with the answer as an assistant turn, rendered as the next turn will
+    be.  A template that raises on some messages renders them with ``render_chat`` instead.
+    """
+
+    counter: TokenizerCounter
+    template: ChatTemplate | None = None
+
+    @property
+    def unit(self) -> UnitKind:
+        return "tokens"
+
+    def prompt(self, payload: Mapping[str, Any]) -> Units:
+        return TokenUnits(self.counter.encode(self._text(payload)))
+
+    def held(self, payload: Mapping[str, Any], prompt: Units, answer: str) -> Units:
+        if isinstance(prompt, TokenUnits) and (
+            self.template is not None or "messages" not in payload
+        ):
+            return TokenUnits([*prompt.ids, *self.counter.encode(answer)])
+        return TokenUnits(self.counter.encode(request_text(with_answer(payload, answer))))
+
+    def _text(self, payload: Mapping[str, Any]) -> str:
+        messages = payload.get("messages")
+        if self.template is not None and messages is not None:
+            try:
+                return self.template.render(messages)
+            except Exception:  # noqa: BLE001 - e.g. raise_exception("roles must alternate")
+                return render_chat(messages)
+        return request_text(payload)
+
+
+def tokenization_for(
+    counter: TokenCounter | None, template: ChatTemplate | None = None
+) -> Tokenization:
+    """The oracle's units: the tokenizer's ids (with its chat template) or the estimate."""
+    if isinstance(counter, TokenizerCounter):
+        return TokenizerTokenization(counter, template)
+    return EstimateTokenization()
+
+
 def chain_hashes(blocks: Iterable[Hashable]) -> list[int]:
     """Each block's hash, chained over the blocks before it: ``hash((parent, block))``."""
     out, parent = [], 0
@@ -224,10 +354,16 @@ def offered(sequences: Iterable[Units], cache: BlockCache, block_size: int) -> R
     """
     if block_size < 1:
         raise ValueError(f"block_size must be at least 1, got {block_size}")
+    chains = ((seq.count, chain_hashes(seq.blocks(block_size))) for seq in sequences)
+    return offered_chains(chains, cache, block_size)
+
+
+def offered_chains(
+    chains: Iterable[tuple[int, Sequence[int]]], cache: BlockCache, block_size: int
+) -> Reuse:
+    """``offered`` on sequences already hashed: (units, chained block hashes) each."""
     reused = total = 0
-    for seq in sequences:
-        count = seq.count
-        hashes = chain_hashes(seq.blocks(block_size))
+    for count, hashes in chains:
         reusable = max(count - 1, 0) // block_size
         reused += cache.lookup(hashes[:reusable]) * block_size
         total += count
@@ -281,39 +417,67 @@ class LevelReuse:
     """One level's offered reuse: a cache that starts cold and keeps what each round sent.
 
     Levels have cold-start nonces of their own and round 1 starts cold, so the runner makes
-    one per level; warm-up requests are never shown to it.
+    one per level; warm-up requests are never shown to it.  ``tokenization`` says how a
+    request becomes units (``tokenization_for(counter)`` when not given).
     """
 
     block_size: int
     block_source: BlockSource
     counter: TokenCounter | None = None
     cache: BlockCache = field(default_factory=UnlimitedCache)
+    tokenization: Tokenization | None = None
 
     @classmethod
-    def for_server(cls, block_size: int | None, counter: TokenCounter | None) -> LevelReuse:
-        """The server's block size when its metrics said, else vLLM's default."""
+    def for_server(
+        cls,
+        block_size: int | None,
+        counter: TokenCounter | None,
+        *,
+        source: BlockSource = "server",
+        tokenization: Tokenization | None = None,
+    ) -> LevelReuse:
+        """The given block size (the server's metrics', or ``source`` says whence), else
+        vLLM's default."""
         if block_size:
-            return cls(block_size, "server", counter)
-        return cls(DEFAULT_BLOCK_SIZE, "default", counter)
+            return cls(block_size, source, counter, tokenization=tokenization)
+        return cls(DEFAULT_BLOCK_SIZE, "default", counter, tokenization=tokenization)
+
+    @property
+    def tokens(self) -> Tokenization:
+        return self.tokenization or tokenization_for(self.counter)
 
     @property
     def unit(self) -> UnitKind:
-        return "tokens" if isinstance(self.counter, TokenizerCounter) else "estimated tokens"
+        return self.tokens.unit
 
     def round(self, payloads: Iterable[Mapping[str, Any]]) -> Reuse:
         """The offered reuse of a round about to be sent; its prompts then stay cached."""
-        units = (units_of(request_text(p), self.counter) for p in payloads)
-        found = offered(units, self.cache, self.block_size)
-        return replace(found, unit=self.unit, block_source=self.block_source)
+        tokens = self.tokens
+        return self.offer([tokens.prompt(p) for p in payloads])[0]
+
+    def offer(self, units: Sequence[Units]) -> tuple[Reuse, list[list[int]]]:
+        """``round`` on prompts already made units; also their chained hashes (the oracle's
+        LRU replays them after the round instead of hashing again)."""
+        chains = [chain_hashes(u.blocks(self.block_size)) for u in units]
+        found = offered_chains(
+            zip((u.count for u in units), chains, strict=True), self.cache, self.block_size
+        )
+        return replace(found, unit=self.unit, block_source=self.block_source), chains
+
+    def remember_chains(self, chains: Iterable[Sequence[int]]) -> None:
+        """Blocks the server cached besides the prompts (each answer, hashed by the oracle)."""
+        for chain in chains:
+            self.cache.insert(chain)
 
     def answered(
         self, previous: Iterable[PreparedRequest], records: Iterable[RequestRecord]
     ) -> None:
         """Continue mode: the server also cached each answer it generated, so the next turn is
         offered its whole history (the next request up to and including the answer)."""
+        tokens = self.tokens
         answers = {r.prompt_id: r.output_text for r in records if r.ok and r.output_text}
         history = (
-            units_of(request_text(with_answer(q.payload, answers[q.prompt_id])), self.counter)
+            tokens.held(q.payload, tokens.prompt(q.payload), answers[q.prompt_id])
             for q in previous
             if q.prompt_id in answers
         )

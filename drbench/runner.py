@@ -26,6 +26,7 @@ from drbench.engine import Executor, RoundRun, run_round
 from drbench.executors import InProcess, Transport
 from drbench.levels import Level
 from drbench.messages import Message, round_where
+from drbench.oracle import CapacitySource, Expected, LevelOracle
 from drbench.pacing import busiest_second, pacer_for, trace_offsets
 from drbench.plan import (
     MetricsWatcher,
@@ -38,7 +39,7 @@ from drbench.plan import (
 )
 from drbench.records import RequestRecord
 from drbench.results import LevelResult, RoundResult, RunResult
-from drbench.reuse import LevelReuse, Reuse
+from drbench.reuse import BlockSource, LevelReuse, Reuse
 from drbench.sanity import RoundFacts, load_warnings, no_usage_warning, round_warnings
 from drbench.selfcheck import client_limit_warning
 
@@ -152,7 +153,7 @@ async def _run_level(
     if c is not None and c > n:
         level.warnings.append(Message("fewer_prompts", c=c, n=n))
         observer.warning(level.warnings[-1])
-    reuse = LevelReuse.for_server(plan.block_size, plan.tokenizer)  # the level starts cold
+    oracle = _oracle_for(plan)  # the level starts cold
     for rnd in range(1, cfg.rounds + 1):
         if rnd > 1:
             if cfg.round_pause:
@@ -167,15 +168,18 @@ async def _run_level(
                     plan.tokenizer,
                     round=rnd,
                 )
-                reuse.answered(previous, level.rounds[-1].records)  # the server cached them
+                if oracle.lru is None:  # else the replay gave the cache the answers
+                    oracle.reuse.answered(previous, level.rounds[-1].records)
                 _drop_texts(level.rounds[-1].records)
                 if failed:
                     level.warnings.append(
                         Message("not_continued", failed=failed, prev=rnd - 1, rnd=rnd)
                     )
-        offered = reuse.round(r.payload for r in requests)  # before the round: no request waits
+        offered = oracle.before(requests)  # before the round: no request waits
+        continuing = cfg.round2_mode == "continue" and rnd < cfg.rounds
+        settle = partial(oracle.after, answers_reused=continuing)  # once its records are in
         result = await _run_round(
-            plan, watcher, executor, requests, level, rnd, observer, offered=offered
+            plan, watcher, executor, requests, level, rnd, observer, offered=offered, settle=settle
         )
         if cfg.round2_mode != "continue" or rnd == cfg.rounds:
             _drop_texts(result.records)  # logged and in the round's file: not needed again
@@ -191,6 +195,8 @@ async def _run_level(
             cache_off_cause=plan.cache_off_cause,
             estimates={r.prompt_id: r.prompt_tokens for r in requests},
             offered_share=offered.share,
+            expected_share=result.expected_share,
+            expected_capacity_tokens=oracle.capacity_tokens,
         )
         lines = round_warnings(facts)
         if index == 0 and rnd == 1 and (line := no_usage_warning(result.records)):
@@ -258,6 +264,7 @@ async def _run_round(
     observer: RunObserver,
     *,
     offered: Reuse | None = None,
+    settle: Callable[[Sequence[RequestRecord]], Expected | None] | None = None,
 ) -> RoundResult:
     """One round; it is appended to ``level`` as soon as its last request ends.
 
@@ -300,10 +307,10 @@ async def _run_round(
         progress.close()
         if done is None and len(seen) == len(requests):  # Ctrl-C after the last record
             done = RoundRun(sorted(seen, key=_order(requests)), False, 0, [])
-            result = _keep_round(plan, level, done, rnd, watcher, offered)
+            result = _keep_round(plan, level, done, rnd, watcher, offered, settle)
             observer.round_done(level, result)
         elif done is not None:
-            result = _keep_round(plan, level, done, rnd, watcher, offered)
+            result = _keep_round(plan, level, done, rnd, watcher, offered, settle)
     assert result is not None  # run_round returned: every sent request has its record
     if watcher is not None:
         try:
@@ -327,8 +334,10 @@ def _keep_round(
     rnd: int,
     watcher: MetricsWatcher | None,
     offered: Reuse | None = None,
+    settle: Callable[[Sequence[RequestRecord]], Expected | None] | None = None,
 ) -> RoundResult:
-    """Summarise a round whose requests all ended and append it to its level at once."""
+    """Summarise a round whose requests all ended and append it to its level at once (with
+    the oracle's expected hit rate, replayed on its records while their answers are here)."""
     from drbench.stats import summarize_round  # noqa: PLC0415 - numpy: not before the first send
 
     summary = summarize_round(
@@ -347,9 +356,27 @@ def _keep_round(
         unsent=done.unsent,
         client=list(done.client),
         offered=offered,
+        expected=settle(done.records) if settle is not None else None,
     )
     level.rounds.append(result)
     return result
+
+
+def _oracle_for(plan: RunPlan) -> LevelOracle:
+    """A level's oracle: the block size and capacity from the server's metrics, else from
+    --cache-block-size and --cache-capacity-tokens (else 16 and no expected hit rate)."""
+    cfg = plan.config
+    block, capacity = plan.block_size, plan.capacity_tokens
+    block_source: BlockSource = "server"
+    capacity_source: CapacitySource = "server"
+    if not block and cfg.cache_block_size:
+        block, block_source = cfg.cache_block_size, "flag"
+    if not capacity and cfg.cache_capacity_tokens:
+        capacity, capacity_source = cfg.cache_capacity_tokens, "flag"
+    reuse = LevelReuse.for_server(
+        block, plan.tokenizer, source=block_source, tokenization=plan.tokenization
+    )
+    return LevelOracle.for_level(reuse, capacity, capacity_source)
 
 
 def _connections_for(level: Level, plan: RunPlan) -> int:

@@ -58,6 +58,8 @@ class RoundFacts:
     cache_off_cause: str | None = None  # the server profile's words for "caching is off"
     # (None: the generic profile's, which names vLLM's and SGLang's switches)
     offered_share: float | None = None  # what an unlimited cache could reuse (reuse.py)
+    expected_share: float | None = None  # what an LRU of the capacity would reuse (oracle.py)
+    expected_capacity_tokens: int | None = None  # the capacity that LRU had
 
 
 def round_warnings(f: RoundFacts) -> list[str]:
@@ -106,17 +108,28 @@ def _not_warm(f: RoundFacts, where: Message, ok: Sequence[RequestRecord]) -> lis
 
 
 def _below_offered(f: RoundFacts, where: Message) -> list[str]:
-    """The server got less than half the reuse the round's prompts offered (from 50% on)."""
+    """The server got less than half the reuse the round's prompts offered (from 50% on).
+
+    With the oracle's expected hit rate (an LRU of the server's capacity) the cause narrows:
+    measured near expected means the capacity explains it; far below expected, it does not.
+    """
     shares = [v for v in (f.client_cached_share, f.server_hit_rate) if v is not None]
     offer = f.offered_share
     if not shares or offer is None or offer < OFFERED_MIN_SHARE or max(shares) >= offer / 2:
         return []
     off = f.cache_off_cause or GENERIC.cache_off
-    return [
-        Message(
-            "below_offered", where=where, shares=_shares(f), offer=f"{100 * offer:.1f}", off=off
-        )
-    ]
+    common: dict[str, object] = {
+        "where": where,
+        "shares": _shares(f),
+        "offer": f"{100 * offer:.1f}",
+    }
+    expected, capacity = f.expected_share, f.expected_capacity_tokens
+    if expected is None or capacity is None:
+        return [Message("below_offered", **common, off=off)]
+    common |= {"expected": f"{100 * expected:.1f}", "capacity": capacity}
+    if max(shares) >= expected / 2:
+        return [Message("below_offered_capacity", **common)]
+    return [Message("below_offered_far", **common, off=off)]
 
 
 def _implausible_usage(f: RoundFacts, where: Message, ok: Sequence[RequestRecord]) -> list[str]:

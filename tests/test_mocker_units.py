@@ -94,6 +94,24 @@ def test_filler_retokenizes_to_itself() -> None:
     assert tokenize("".join(filler)) == list(filler)
 
 
+def test_every_answer_retokenizes_to_its_tokens_in_the_next_chat_turn() -> None:
+    """An answer sent back as the assistant turn comes back as the tokens the mocker cached,
+    from every start the planner draws, for lengths that wrap the filler cycle once or twice:
+    a continued conversation can reuse all of it."""
+    filler = filler_tokens()
+    planner = _planner()
+    starts = [i for i, t in enumerate(filler) if t[:1].isupper() or t[1:2].isupper()]
+    assert len(starts) > 3
+    for start in starts:
+        for n in (1, 7, len(filler), 2 * len(filler) + 5):
+            answer = planner.output(start, n)
+            turn = [{"role": "user", "content": "hi"}]
+            held = tokenize(render_chat(turn)) + answer
+            following = [*turn, {"role": "assistant", "content": "".join(answer)}]
+            again = tokenize(render_chat([*following, {"role": "user", "content": "more"}]))
+            assert again[: len(held)] == held, (start, n)
+
+
 # -- prefix cache --------------------------------------------------------------------------
 
 

@@ -74,8 +74,15 @@ def render_chat(messages: Iterable[Mapping[str, Any]]) -> str:
 
 
 def filler_tokens() -> tuple[str, ...]:
-    """The cycle of tokens generated text is drawn from (a request starts at a seeded offset)."""
-    return tuple(tokenize(FILLER_TEXT + " "))
+    """The cycle of tokens generated text is drawn from (a request starts at a seeded offset).
+
+    The text is tokenized with a space before it, so the cycle wraps from ``"."`` to
+    ``" The"``: any run of the cycle (the first token's space stripped, as answers start)
+    re-tokenizes to the same tokens, also across the wrap, and a conversation that sends an
+    answer back as its assistant turn finds all of it cached.  (Tokenized with a space after
+    it, the wrap was ``" "`` then ``"The"``, which come back as one ``" The"``.)
+    """
+    return tuple(tokenize(" " + FILLER_TEXT))
 
 
 def _content_text(message: Mapping[str, Any]) -> str:

@@ -14,6 +14,7 @@ from wcwidth import wcswidth
 
 from drbench.levels import Level, format_rate
 from drbench.messages import Message, render
+from drbench.oracle import NO_CAPACITY
 from drbench.records import Lang
 from drbench.redact import redact_text
 from drbench.results import LevelResult, RoundResult, RunResult
@@ -57,7 +58,13 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cache": "Cache:",
         "offered": "  Offered prefix share (an unlimited cache; {unit}, blocks of {block} from {source}): {v}",
         "source_server": "the server's metrics",
+        "source_flag": "the flag",
         "source_default": "vLLM's GPU default",
+        "expected": "  Expected hit rate (an LRU of {cap} tokens from {source}, replayed on the round): {v}",
+        "expected_missing": "  Expected hit rate: {why}",
+        "efficiency": "  Cache efficiency ({measured} / offered share): {v}",
+        "measured_usage": "usage cached share",
+        "measured_server": "server hit rate",
         "unit_tokens": "tokens",
         "unit_estimated tokens": "estimated tokens",
         "client_share": "  Cached prompt tokens (usage): {v}",
@@ -69,6 +76,8 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cmp_requests": "Requests/s",
         "cmp_goodput": "Goodput %",
         "cmp_offered": "Offered share",
+        "cmp_expected": "Expected hit",
+        "cmp_efficiency": "Efficiency",
         "cmp_cached": "Cached share",
         "cmp_hit": "Server hit rate",
         "overview": "Summary",
@@ -107,7 +116,13 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cache": "缓存:",
         "offered": "  可复用的前缀占比 (无限容量缓存; {unit}, 块大小 {block}, 来自 {source}): {v}",
         "source_server": "服务端指标",
+        "source_flag": "命令行参数",
         "source_default": "vLLM GPU 默认值",
+        "expected": "  预期命中率 (容量 {cap} tokens 的 LRU, 来自 {source}, 按本轮重放): {v}",
+        "expected_missing": "  预期命中率: {why}",
+        "efficiency": "  缓存效率 ({measured} / 可复用前缀): {v}",
+        "measured_usage": "usage 缓存占比",
+        "measured_server": "服务端命中率",
         "unit_tokens": "tokens",
         "unit_estimated tokens": "估算 tokens",
         "client_share": "  缓存命中的输入 tokens (usage): {v}",
@@ -119,6 +134,8 @@ LABELS: dict[Lang, dict[str, str]] = {
         "cmp_requests": "请求/s",
         "cmp_goodput": "有效吞吐 %",
         "cmp_offered": "可复用前缀",
+        "cmp_expected": "预期命中率",
+        "cmp_efficiency": "缓存效率",
         "cmp_cached": "缓存命中 tokens",
         "cmp_hit": "服务端命中率",
         "overview": "汇总",
@@ -167,6 +184,8 @@ H: dict[Lang, dict[str, str]] = {
         "out_tps": "Out (tok/s)",
         "goodput_pct": "Goodput (%)",
         "offered_pct": "Offered (%)",
+        "expected_pct": "Expected (%)",
+        "efficiency_pct": "Eff. (%)",
         "cached_pct": "Cached (%)",
         "hit_pct": "Hit rate (%)",
         "turn": "Turn",
@@ -203,6 +222,8 @@ H: dict[Lang, dict[str, str]] = {
         "out_tps": "输出 (tok/s)",
         "goodput_pct": "有效吞吐 (%)",
         "offered_pct": "可复用 (%)",
+        "expected_pct": "预期命中 (%)",
+        "efficiency_pct": "效率 (%)",
         "cached_pct": "缓存 (%)",
         "hit_pct": "命中率 (%)",
         "turn": "对话轮次",
@@ -259,6 +280,7 @@ def format_round(result: RoundResult, lang: Lang = "en") -> str:
     lines += ["", L["cache"], *_offered_lines(result, lang)]
     lines.append(L["client_share"].format(v=_pct(s.cache.client_cached_share)))
     lines.append(L["server_rate"].format(v=_pct(result.server_hit_rate)))
+    lines += _efficiency_lines(result, lang)
     if s.errors:
         lines += ["", L["errors"]]
         lines += [f"  {n} x [{kind}] {redact_text(msg)}" for kind, msg, n in s.errors]
@@ -297,8 +319,29 @@ def _offered_lines(result: RoundResult, lang: Lang) -> list[str]:
             block=offer.block_size,
             source=L[f"source_{offer.block_source}"],
             v=_pct(offer.share),
-        )
+        ),
+        *_expected_lines(result, lang),
     ]
+
+
+def _expected_lines(result: RoundResult, lang: Lang) -> list[str]:
+    """The oracle's expected hit rate beside the offered share, or how to get it."""
+    L, exp = LABELS[lang], result.expected
+    if result.offered is None:
+        return []
+    if exp is None:
+        return [L["expected_missing"].format(why=NO_CAPACITY)]
+    source = L[f"source_{exp.capacity_source}"]
+    return [L["expected"].format(cap=exp.capacity_tokens, source=source, v=_pct(exp.share))]
+
+
+def _efficiency_lines(result: RoundResult, lang: Lang) -> list[str]:
+    """Measured / attainable, after the measured lines it is made of."""
+    L, eff = LABELS[lang], result.efficiency
+    measured = result.measured_share[1]
+    if eff is None or measured is None:
+        return []
+    return [L["efficiency"].format(measured=L[f"measured_{measured}"], v=_pct(eff))]
 
 
 def _load_lines(result: RoundResult, lang: Lang) -> list[str]:
@@ -394,6 +437,12 @@ def format_comparison(level: LevelResult, lang: Lang = "en") -> str:
     offers = [r.offered_share for r in level.rounds[:2]]
     if any(v is not None for v in offers):
         lines.append(f"  {_pad(L['cmp_offered'], 16)} {_pct(offers[0])} -> {_pct(offers[-1])}")
+    for key, values in (
+        ("cmp_expected", [r.expected_share for r in level.rounds[:2]]),
+        ("cmp_efficiency", [r.efficiency for r in level.rounds[:2]]),
+    ):
+        if any(v is not None for v in values):
+            lines.append(f"  {_pad(L[key], 16)} {_pct(values[0])} -> {_pct(values[-1])}")
     lines.append(f"  {_pad(L['cmp_cached'], 16)} {_pct(share.before)} -> {_pct(share.after)}")
     lines.append(f"  {_pad(L['cmp_hit'], 16)} {_pct(hit.before)} -> {_pct(hit.after)}")
     if len(level.comparisons) > 1:  # 3+ rounds: every round against round 1 and the one before
@@ -411,6 +460,8 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
     rounds = [(lv, r) for lv in run.levels for r in lv.rounds]
     hit = any(r.server_hit_rate is not None for _, r in rounds)
     offered = any(r.offered_share is not None for _, r in rounds)
+    expected = any(r.expected_share is not None for _, r in rounds)
+    efficiency = any(r.efficiency is not None for _, r in rounds)
     goodput = any(r.summary.goodput is not None for _, r in rounds)
     headers = [h["level"], h["round"], h["ok"]]
     for p in pcts:
@@ -419,8 +470,10 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
     headers += [h["out_tps"], h["vs_r1"]]
     headers += [h["goodput_pct"]] if goodput else []
     headers += [h["offered_pct"]] if offered else []
+    headers += [h["expected_pct"]] if expected else []
     headers += [h["cached_pct"]]
     headers += [h["hit_pct"]] if hit else []
+    headers += [h["efficiency_pct"]] if efficiency else []
     rows = []
     for level, r in rounds:
         s, first = r.summary, level.rounds[0].summary
@@ -437,9 +490,13 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
             row.append(_num(s.goodput.percent, 1) if s.goodput else "-")
         if offered:
             row.append(_pct_num(r.offered_share))
+        if expected:
+            row.append(_pct_num(r.expected_share))
         row.append(_pct_num(s.cache.client_cached_share))
         if hit:
             row.append(_pct_num(r.server_hit_rate))
+        if efficiency:
+            row.append(_pct_num(r.efficiency))
         rows.append(row)
     title = LABELS[lang]["overview"] + (LABELS[lang]["interrupted"] if run.interrupted else "")
     lines = ["=" * RULE, title, _table(rows, tuple(headers), stacked=True)]

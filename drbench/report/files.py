@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from drbench.errors import OutputDirError
+from drbench.oracle import Expected
 from drbench.records import RequestRecord
 from drbench.redact import redact_text
 from drbench.results import SCHEMA_VERSION, LevelResult, RoundResult, RunResult
@@ -59,6 +60,7 @@ PLOT_NAME = "plots.png"
 GOODPUT_KEYS = ("good", "total", "percent", "requests_per_s", "output_tokens_per_s")
 _DISTRIBUTION_KEYS = ("avg", "p50", "p90", "p99", "min", "max", "stddev")
 _OFFERED_KEYS = tuple(Reuse(0, 0).to_dict())  # the columns of cache.offered
+_EXPECTED_KEYS = tuple(Expected(0, 0, 16, "server", 16, "tokens").to_dict())  # cache.oracle's
 # Every file name a run writes (and its temporary twin): what --overwrite removes, and only that.
 OUTPUT_FILE = re.compile(
     r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+-]+|inf)|trace_[\d.e+-]+x)_round_\d+\.json"
@@ -235,6 +237,9 @@ def csv_rows(levels: Iterable[LevelResult]) -> list[dict[str, Any]]:
             cache = d.get("cache") or {}
             if cache.get("offered") is None:  # stable columns whether or not it was computed
                 cache["offered"] = dict.fromkeys(_OFFERED_KEYS)
+            oracle = cache.get("oracle") or {}
+            if oracle.get("expected") is None:
+                cache["oracle"] = {**oracle, "expected": dict.fromkeys(_EXPECTED_KEYS)}
             row: dict[str, Any] = {"cold_start": level.cold_start}
             row.update(finite(_flatten(d)))
             # the prefix share the round offered, beside cache_client_cached_share
