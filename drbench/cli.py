@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             kw["metavar"] = opt.metavar
             kw["type"] = _ARG_TYPES.get(opt.kind, str)
-            if opt.kind.endswith("_list"):  # both "--x a b" and "--x a --x b" work
+            if opt.kind == "line_list":  # one item per flag: --header 'A: 1' --header 'B: 2'
+                kw["action"] = "append"
+            elif opt.kind.endswith("_list"):  # both "--x a b" and "--x a --x b" work
                 kw["nargs"] = "+"
                 kw["action"] = "extend"
             if opt.choices:
@@ -196,6 +198,7 @@ def _run_demo(flags: dict[str, Any]) -> int:
             demo.pop("dataset")
             demo.pop("concurrency")
         cfg = _with_workload(build_config(typed, demo), set(typed) | set(demo))
+        cfg = _with_extra_body(cfg)
         if cfg.endpoint != endpoint:
             cfg = replace(cfg, endpoint=endpoint)
         print(f"drbench: demo against the bundled mock server at {mock.base_url}", file=sys.stderr)
@@ -217,7 +220,7 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
     """(name, config) of every run: one without a recipe, one per entry of the recipe's runs:."""
     typed = {k for k, v in flags.items() if v is not None}
     if recipe_path is None:
-        return [("", _with_workload(build_config(flags), typed))]
+        return [("", _with_extra_body(_with_workload(build_config(flags), typed)))]
     from drbench.recipe import load_recipe  # noqa: PLC0415
 
     recipe = load_recipe(recipe_path)
@@ -231,8 +234,17 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
 
             base = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
             cfg = replace(cfg, output_dir=str(base / run.name) if run.name else str(base))
-        out.append((run.name, cfg))
+        out.append((run.name, _with_extra_body(cfg)))
     return out
+
+
+def _with_extra_body(cfg: BenchConfig) -> BenchConfig:
+    """--extra-body @FILE read now, so --dry-run and summary.json show the fields sent."""
+    if isinstance(cfg.extra_body, str) and cfg.extra_body.startswith("@"):
+        from drbench.extras import load_extra_body  # noqa: PLC0415
+
+        return replace(cfg, extra_body=load_extra_body(cfg.extra_body))
+    return cfg
 
 
 def _with_workload(cfg: BenchConfig, given: set[str]) -> BenchConfig:

@@ -9,6 +9,7 @@ No I/O here except what the caller passes in.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -16,12 +17,18 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from drbench.errors import ConfigError
+from drbench.extras import (
+    extra_body_problem,
+    parse_headers,
+    redact_extra_body,
+    redact_header_lines,
+)
 from drbench.levels import Level, format_rate
 from drbench.prometheus.profiles import PROFILE_CHOICES
-from drbench.records import ColdStart, ItlMode, Lang, Round2Mode
+from drbench.records import ColdStart, EndpointKind, ItlMode, Lang, Round2Mode
 from drbench.redact import redact_config
 from drbench.textsplit import split_outside_braces
-from drbench.urls import url_problem
+from drbench.urls import resolve_endpoint, url_problem
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -36,12 +43,23 @@ __all__ = [
 ]
 
 COLD_START_POLICIES: tuple[ColdStart, ...] = get_args(ColdStart)
+ENDPOINT_TYPES: tuple[EndpointKind, ...] = get_args(EndpointKind)
 DEFAULT_MAX_TOKENS = 128
 ROUND2_MODES: tuple[Round2Mode, ...] = get_args(Round2Mode)
 
 #: How an option's value is read and checked (``_COERCERS``) and what argparse type it gets.
 OptionKind = Literal[
-    "str", "int", "float", "bool", "int_list", "float_list", "str_list", "choice", "int_auto"
+    "str",
+    "int",
+    "float",
+    "bool",
+    "int_list",
+    "float_list",
+    "str_list",
+    "line_list",  # a list whose items hold spaces: one item per flag (--header), never split
+    "choice",
+    "int_auto",
+    "json",  # a JSON object: text or @FILE from a flag, a mapping or text from a recipe
 ]
 SERVER_PROFILES = PROFILE_CHOICES  # auto, then every profile of drbench/prometheus/profiles.py
 
@@ -97,9 +115,16 @@ OPTIONS: tuple[Option, ...] = (
         "endpoint",
         "str",
         "target",
-        "Chat-completions or completions URL, e.g. http://localhost:8000/v1/chat/completions; the request body follows the path.",
+        "The server: a chat-completions or completions URL (http://localhost:8000/v1/chat/completions; the body follows the path), or a base URL (http://localhost:8000 or .../v1) that --endpoint-type completes.",
         metavar="URL",
         url=True,
+    ),
+    _o(
+        "endpoint_type",
+        "choice",
+        "target",
+        "The API a base --endpoint URL gets: 'chat' appends /v1/chat/completions (or /chat/completions after /v1), 'completions' /v1/completions; a full --endpoint path already says which (default: chat).",
+        choices=ENDPOINT_TYPES,
     ),
     _o(
         "model",
@@ -115,6 +140,20 @@ OPTIONS: tuple[Option, ...] = (
         "Bearer token (default: $OPENAI_API_KEY). Never written to any output.",
         metavar="KEY",
         secret=True,
+    ),
+    _o(
+        "header",
+        "line_list",
+        "target",
+        "An HTTP header sent with every request, 'NAME: VALUE' (or NAME=VALUE); repeat the flag for several (a router's session id, a gateway's key). Values of Authorization, Cookie and names with key, token, secret or password are masked in every output.",
+        metavar="'NAME: VALUE'",
+    ),
+    _o(
+        "extra_body",
+        "json",
+        "target",
+        """A JSON object merged into every request body, or @FILE.json to read it, e.g. '{"top_p": 0.9, "chat_template_kwargs": {"enable_thinking": false}}'; keys the tool sets (model, messages, prompt, stream, stream_options, max_tokens, temperature, ignore_eos) are refused.""",
+        metavar="JSON",
     ),
     _o(
         "timeout",
@@ -188,6 +227,12 @@ OPTIONS: tuple[Option, ...] = (
         metavar="T",
         low=0,
         high=2,
+    ),
+    _o(
+        "ignore_eos",
+        "bool",
+        "workload",
+        "Send ignore_eos: true (vLLM, SGLang): every answer runs to its max_tokens, so output lengths do not drift between rounds.",
     ),
     _o(
         "tokenizer",
@@ -460,6 +505,9 @@ class BenchConfig:
     endpoint: str | None = None
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    endpoint_type: EndpointKind | None = None  # None: the path says, else chat
+    header: tuple[str, ...] = field(default=(), repr=False)  # 'NAME: VALUE' lines
+    extra_body: dict[str, Any] | str | None = None  # a mapping, JSON text or @FILE
     timeout: float = 300.0
     dataset: str | None = None
     workload: tuple[str, ...] = ()  # NAME, then KEY=VALUE settings
@@ -469,6 +517,7 @@ class BenchConfig:
     seed: int = 0
     max_tokens: int | None = None  # None: each record's own, else DEFAULT_MAX_TOKENS
     temperature: float = 0.0
+    ignore_eos: bool = False
     tokenizer: str | None = None
     concurrency: tuple[int, ...] = (5,)  # () when --request-rate gives the levels
     request_rate: tuple[float, ...] = ()
@@ -543,7 +592,15 @@ def flag_label(name: str) -> str:
 def redacted(values: Mapping[str, Any]) -> dict[str, Any]:
     """A copy with every secret option's value replaced, so no key ever reaches a file or log."""
     secret = {o.name for o in OPTIONS if o.secret}
-    return redact_config({k: ("***" if k in secret and v else v) for k, v in values.items()})
+    out = {k: ("***" if k in secret and v else v) for k, v in values.items()}
+    if out.get("header"):
+        out["header"] = redact_header_lines(out["header"])
+    extra = out.get("extra_body")
+    if isinstance(extra, str) and not extra.startswith("@") and not extra_body_problem(extra):
+        extra = json.loads(extra)  # shown as the object it is, its credentials masked
+    if extra is not None:
+        out["extra_body"] = redact_extra_body(extra)
+    return redact_config(out)
 
 
 def coerce(option: Option, value: Any, where: str) -> Any:
@@ -575,6 +632,7 @@ def build_config(
         "prometheus_url",
         "prometheus_metrics",
         "slo",
+        "header",
     ):
         if name in values:
             values[name] = tuple(values[name])
@@ -668,6 +726,17 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
                 "drop one of them",
             )
         )
+    if c.endpoint and not url_problem(c.endpoint):
+        try:
+            resolve_endpoint(c.endpoint, c.endpoint_type)
+        except ValueError as exc:
+            out.append(("endpoint", f": {exc}"))
+    try:
+        parse_headers(c.header, api_key=bool(c.api_key))
+    except ConfigError as exc:
+        out.append(("header", str(exc).removeprefix("--header ")))
+    if (problem := extra_body_problem(c.extra_body)) is not None:
+        out.append(("extra_body", f": {problem}"))
     if c.round2_mode == "continue" and c.rounds < 2:
         out.append(("round2_mode", "continue needs --rounds 2 or more"))
     if c.server_profile != "auto" and not c.prometheus_url:
@@ -744,6 +813,21 @@ def _to_choice(option: Option, v: Any) -> str:
     return v
 
 
+def _to_lines(option: Option, v: Any) -> tuple[str, ...]:
+    """A recipe's list of header lines, or one line; never split at spaces or commas."""
+    items = v if isinstance(v, (list, tuple)) else [v]
+    return tuple(_to_str(option, x) for x in items)
+
+
+def _to_json(option: Option, v: Any) -> dict[str, Any] | str:
+    """A recipe's mapping as it is, or text (JSON, or @FILE) that check() and the run read."""
+    if isinstance(v, Mapping):
+        return dict(v)
+    if isinstance(v, str):
+        return v
+    raise ValueError(f"{option.name}: expected a mapping or JSON text, got a {type(v).__name__}")
+
+
 def _to_str(option: Option, v: Any) -> str:
     if isinstance(v, (dict, list)):
         raise ValueError(f"{option.name}: expected a string, got a {type(v).__name__}")
@@ -760,6 +844,8 @@ _COERCERS: dict[OptionKind, Callable[[Option, Any], Any]] = {
     "float_list": lambda o, v: _to_list(o, v, lambda x: _to_number(o, x, float)),
     "int_auto": lambda o, v: _to_int_or_auto(o, v),
     "str_list": lambda o, v: _to_list(o, v, lambda x: _to_str(o, x)),
+    "line_list": _to_lines,
+    "json": _to_json,
 }
 
 
