@@ -56,6 +56,7 @@ Metric definitions, every output file and the summary.json contract: docs/benchm
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
+        version=f"drbench {__version__}",
         description="Send the same prompts twice (round 1 cold, round 2 warm) at each concurrency "
         "level, time every streamed token, and report what the KV/prefix cache bought.",
         epilog=_EPILOG,
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
             opt.group, parser.add_argument_group(opt.group)
         )
         default = defaults[opt.name]
-        shown = "" if default in (None, (), False) else f" (default: {_show(default)})"
+        words = opt.default_words or ("" if default in (None, (), False) else _show(default))
+        shown = f" (default: {words})" if words else ""  # one style in every --help
         kw: dict[str, Any] = {"dest": opt.name, "default": None, "help": opt.help + shown}
         if opt.kind == "bool":
             kw["action"] = "store_const"
@@ -102,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="Start the bundled mock server on a free port, run the example dataset against it and print the report.",
     )
     run.add_argument("--debug", action="store_true", help="Show tracebacks of internal errors.")
-    run.add_argument("--version", action="version", version=f"drbench {__version__}")
     return parser
 
 
