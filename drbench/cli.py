@@ -34,8 +34,8 @@ examples:
   {PROG} --demo
   {PROG} --dataset examples/example_dataset.json \\
       --endpoint http://localhost:8000/v1/chat/completions --num-samples 10 --concurrency 5
-  {PROG} --dataset data/narrativeqa.jsonl --endpoint http://localhost:8000/v1/chat/completions \\
-      --num-samples 50 --concurrency 5 10 20 --prometheus-url http://localhost:8000/metrics \\
+  {PROG} --dataset datasets/longbench_sample.jsonl --endpoint http://localhost:8000 \\
+      --num-samples 20 --concurrency 5 10 20 --prometheus-url http://localhost:8000/metrics \\
       --slo-file examples/slo_example.yaml --output-dir results/test_run
 
 exit codes:

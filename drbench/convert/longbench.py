@@ -26,6 +26,7 @@ from drbench.convert.longbench_source import (
     input_dir_files,
     load_hub,
     read_local,
+    require_datasets,
 )
 from drbench.convert.longbench_template import ALL, ALL_E, TEMPLATES, LongBenchSpec
 from drbench.convert.recommend import SubsetReport, analyse, render
@@ -279,6 +280,7 @@ def _read(
         named = [n for n in opts.datasets if n not in (ALL, ALL_E)]
         return read_local(input_dir_files(opts.input_dir), spec, wanted=wanted, required=named)
     if loader is None:
+        require_datasets()  # the hub extra first: said before any network wait
         check_hub_reachable(opts.hub_repo)
     records: list[SourceRecord] = []
     for name in wanted:
