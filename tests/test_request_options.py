@@ -217,3 +217,16 @@ def test_a_recipe_gives_headers_as_a_list_and_the_extra_body_as_a_mapping() -> N
 def test_basic_auth_and_an_authorization_header_are_refused() -> None:
     with pytest.raises(UsageError, match="--header Authorization is given too"):
         Endpoint.parse("http://u:p@h/v1", headers=(("Authorization", "Bearer x"),))
+
+
+@pytest.mark.slow
+def test_worker_processes_send_the_same_extras(mocker_factory, tmp_path) -> None:
+    """The endpoint crosses to spawned workers with its headers, extra body and ignore_eos."""
+    m = mocker_factory(*FAST)
+    extra = ("--header", "X-Route: r1", "--extra-body", '{"top_k": 3}', "--ignore-eos")
+    assert run(m.base_url, tmp_path / "out", "--workers", "2", *extra) == 0
+    entries = logged(m.base_url)
+    assert len(entries) == 5  # preflight + 2 prompts x 2 rounds
+    for entry in entries:
+        assert entry["headers"]["X-Route"] == "r1"
+        assert entry["body"]["top_k"] == 3 and entry["body"]["ignore_eos"] is True
