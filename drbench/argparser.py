@@ -16,7 +16,7 @@ import argparse
 import difflib
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from drbench import __version__
@@ -36,10 +36,16 @@ class OneLineParser(argparse.ArgumentParser):
     """
 
     def __init__(
-        self, *args: Any, prefix: str = "", version: str | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        prefix: str = "",
+        version: str | None = None,
+        peers: Mapping[str, str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)  # argparse's own parameters, passed through
         self.error_prefix = prefix
+        self.peers = dict(peers or {})  # another tool's flag -> what to write here instead
         self.add_argument(
             "--version",
             action="version",
@@ -77,7 +83,7 @@ class OneLineParser(argparse.ArgumentParser):
         message = " ".join(message.split())
         if message.startswith(_UNRECOGNIZED):
             return unknown_flag_hint(
-                message.removeprefix(_UNRECOGNIZED).split(), self.known_flags()
+                message.removeprefix(_UNRECOGNIZED).split(), self.known_flags(), self.peers
             )
         match = _ARGUMENT.match(message)
         if match:
@@ -89,14 +95,19 @@ class OneLineParser(argparse.ArgumentParser):
         return sorted(s for s in self._option_string_actions if s.startswith("--"))
 
 
-def unknown_flag_hint(extra: list[str], known: list[str]) -> str:
-    """``unknown flag --concurency; did you mean --concurrency?`` for the first unknown word."""
+def unknown_flag_hint(
+    extra: list[str], known: list[str], peers: Mapping[str, str] | None = None
+) -> str:
+    """``unknown flag --concurency; did you mean --concurrency?`` for the first unknown word;
+    a peer tool's flag (``peers``: vLLM bench's ``--base-url``) gets what to write instead."""
     before = extra[: extra.index("--")] if "--" in extra else extra  # after it: no flags
     flags = [w for w in before if w.startswith("-")]
     if not flags:
         shown = " ".join(w for w in extra if w != "--")[:80]
         return f"unexpected argument {shown!r}; flags take the form --name VALUE (see --help)"
     word = flags[0].split("=", 1)[0]
+    if peers and word in peers:
+        return f"unknown flag {word}; {peers[word]}"
     near = difflib.get_close_matches(word, known, n=1, cutoff=0.7)
     hint = f"did you mean {near[0]}?" if near else "see --help for the flags"
     return f"unknown flag {word[:80]}; {hint}"

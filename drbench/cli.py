@@ -29,6 +29,21 @@ PROG = "dual_round_benchmarker.py"
 EXAMPLE_DATASET = Path(__file__).resolve().parent.parent / "examples" / "example_dataset.json"
 EXAMPLE_SLO = EXAMPLE_DATASET.parent / "slo_example.yaml"
 
+#: Flags of vLLM bench serve (--base-url, --num-prompts), AIPerf (--url, -H, --extra-inputs,
+#: --request-count), SGLang's bench_serving (--extra-request-body) and guidellm (--target) a
+#: user may type, and what to write instead.
+PEER_FLAGS: dict[str, str] = {
+    "--base-url": "give the server as --endpoint URL: a base URL (http://host:8000) or the full "
+    "path (http://host:8000/v1/chat/completions)",
+    "--url": "give the server as --endpoint URL: a base URL (http://host:8000) or the full path",
+    "--target": "give the server as --endpoint URL: a base URL (http://host:8000) or the full path",
+    "-H": "use --header 'NAME: VALUE' (once per header)",
+    "--extra-inputs": "use --extra-body JSON (an object merged into every request body)",
+    "--extra-request-body": "use --extra-body JSON (an object merged into every request body)",
+    "--num-prompts": "use --num-samples N",
+    "--request-count": "use --num-samples N",
+}
+
 _EPILOG = f"""\
 examples:
   {PROG} --demo
@@ -57,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
         version=f"drbench {__version__}",
+        peers=PEER_FLAGS,
         description="Send the same prompts twice (round 1 cold, round 2 warm) at each concurrency "
         "level, time every streamed token, and report what the KV/prefix cache bought.",
         epilog=_EPILOG,

@@ -58,6 +58,20 @@ ENTRY_POINTS = {
             "unknown flag --rond; did you mean --rounds?",
         ),
         ("convert_longbench", ["--verison"], "unknown flag --verison; did you mean --version?"),
+        # a peer tool's flag says what to write here instead
+        (
+            "drbench",
+            ["--base-url", "http://h:8000"],
+            "unknown flag --base-url; give the server as --endpoint URL",
+        ),
+        ("drbench", ["--url", "h:8000"], "unknown flag --url; give the server as --endpoint URL"),
+        ("drbench", ["-H", "X: 1"], "unknown flag -H; use --header 'NAME: VALUE'"),
+        (
+            "drbench",
+            ["--extra-inputs", "a:1"],
+            "unknown flag --extra-inputs; use --extra-body JSON",
+        ),
+        ("drbench", ["--num-prompts", "5"], "unknown flag --num-prompts; use --num-samples N"),
     ],
 )
 def test_bad_flags_are_one_line_exit_2(prog: str, argv: list[str], expected: str, capsys) -> None:
