@@ -26,6 +26,7 @@ from drbench.client import Endpoint, ModelInfo, check_reset, list_models, make_s
 from drbench.config import BenchConfig
 from drbench.dataset import in_schedule_order, load_prompts, select_prompts
 from drbench.errors import DrbenchError, ExitStatus, OutputDirError, PreflightError, UsageError
+from drbench.extras import load_extra_body, parse_headers
 from drbench.fdlimit import ensure_fd_limit
 from drbench.gates import evaluate_gates, exit_status
 from drbench.messages import Message
@@ -79,7 +80,14 @@ class Benchmark:
 
     @classmethod
     def _prepare(cls, cfg: BenchConfig) -> Benchmark:
-        endpoint = Endpoint.parse(cfg.endpoint or "", cfg.api_key)
+        endpoint = Endpoint.parse(
+            cfg.endpoint or "",
+            cfg.api_key,
+            cfg.endpoint_type,
+            headers=parse_headers(cfg.header, api_key=bool(cfg.api_key)),
+            extra_body=load_extra_body(cfg.extra_body) if cfg.extra_body is not None else None,
+            ignore_eos=cfg.ignore_eos,
+        )
         tokenizer = load_counter(cfg.tokenizer) if cfg.tokenizer else None
         workload = None
         if cfg.workload:

@@ -29,13 +29,28 @@ PROG = "dual_round_benchmarker.py"
 EXAMPLE_DATASET = Path(__file__).resolve().parent.parent / "examples" / "example_dataset.json"
 EXAMPLE_SLO = EXAMPLE_DATASET.parent / "slo_example.yaml"
 
+#: Flags of vLLM bench serve (--base-url, --num-prompts), AIPerf (--url, -H, --extra-inputs,
+#: --request-count), SGLang's bench_serving (--extra-request-body) and guidellm (--target) a
+#: user may type, and what to write instead.
+PEER_FLAGS: dict[str, str] = {
+    "--base-url": "give the server as --endpoint URL: a base URL (http://host:8000) or the full "
+    "path (http://host:8000/v1/chat/completions)",
+    "--url": "give the server as --endpoint URL: a base URL (http://host:8000) or the full path",
+    "--target": "give the server as --endpoint URL: a base URL (http://host:8000) or the full path",
+    "-H": "use --header 'NAME: VALUE' (once per header)",
+    "--extra-inputs": "use --extra-body JSON (an object merged into every request body)",
+    "--extra-request-body": "use --extra-body JSON (an object merged into every request body)",
+    "--num-prompts": "use --num-samples N",
+    "--request-count": "use --num-samples N",
+}
+
 _EPILOG = f"""\
 examples:
   {PROG} --demo
   {PROG} --dataset examples/example_dataset.json \\
       --endpoint http://localhost:8000/v1/chat/completions --num-samples 10 --concurrency 5
-  {PROG} --dataset data/narrativeqa.jsonl --endpoint http://localhost:8000/v1/chat/completions \\
-      --num-samples 50 --concurrency 5 10 20 --prometheus-url http://localhost:8000/metrics \\
+  {PROG} --dataset datasets/longbench_sample.jsonl --endpoint http://localhost:8000 \\
+      --num-samples 20 --concurrency 5 10 20 --prometheus-url http://localhost:8000/metrics \\
       --slo-file examples/slo_example.yaml --output-dir results/test_run
 
 exit codes:
@@ -56,6 +71,8 @@ Metric definitions, every output file and the summary.json contract: docs/benchm
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
+        version=f"drbench {__version__}",
+        peers=PEER_FLAGS,
         description="Send the same prompts twice (round 1 cold, round 2 warm) at each concurrency "
         "level, time every streamed token, and report what the KV/prefix cache bought.",
         epilog=_EPILOG,
@@ -68,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
             opt.group, parser.add_argument_group(opt.group)
         )
         default = defaults[opt.name]
-        shown = "" if default in (None, (), False) else f" (default: {_show(default)})"
+        words = opt.default_words or ("" if default in (None, (), False) else _show(default))
+        shown = f" (default: {words})" if words else ""  # one style in every --help
         kw: dict[str, Any] = {"dest": opt.name, "default": None, "help": opt.help + shown}
         if opt.kind == "bool":
             kw["action"] = "store_const"
@@ -76,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             kw["metavar"] = opt.metavar
             kw["type"] = _ARG_TYPES.get(opt.kind, str)
-            if opt.kind.endswith("_list"):  # both "--x a b" and "--x a --x b" work
+            if opt.kind == "line_list":  # one item per flag: --header 'A: 1' --header 'B: 2'
+                kw["action"] = "append"
+            elif opt.kind.endswith("_list"):  # both "--x a b" and "--x a --x b" work
                 kw["nargs"] = "+"
                 kw["action"] = "extend"
             if opt.choices:
@@ -100,7 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="Start the bundled mock server on a free port, run the example dataset against it and print the report.",
     )
     run.add_argument("--debug", action="store_true", help="Show tracebacks of internal errors.")
-    run.add_argument("--version", action="version", version=f"drbench {__version__}")
     return parser
 
 
@@ -218,6 +237,7 @@ def _run_demo(flags: dict[str, Any]) -> int:
             demo.pop("dataset")
             demo.pop("concurrency")
         cfg = _with_workload(build_config(typed, demo), set(typed) | set(demo))
+        cfg = _with_extra_body(cfg)
         if cfg.endpoint != endpoint:
             cfg = replace(cfg, endpoint=endpoint)
         print(f"drbench: demo against the bundled mock server at {mock.base_url}", file=sys.stderr)
@@ -239,7 +259,7 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
     """(name, config) of every run: one without a recipe, one per entry of the recipe's runs:."""
     typed = {k for k, v in flags.items() if v is not None}
     if recipe_path is None:
-        return [("", _with_workload(build_config(flags), typed))]
+        return [("", _with_extra_body(_with_workload(build_config(flags), typed)))]
     from drbench.recipe import load_recipe  # noqa: PLC0415
 
     recipe = load_recipe(recipe_path)
@@ -253,8 +273,17 @@ def _resolve_runs(flags: dict[str, Any], recipe_path: str | None) -> list[tuple[
 
             base = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
             cfg = replace(cfg, output_dir=str(base / run.name) if run.name else str(base))
-        out.append((run.name, cfg))
+        out.append((run.name, _with_extra_body(cfg)))
     return out
+
+
+def _with_extra_body(cfg: BenchConfig) -> BenchConfig:
+    """--extra-body @FILE read now, so --dry-run and summary.json show the fields sent."""
+    if isinstance(cfg.extra_body, str) and cfg.extra_body.startswith("@"):
+        from drbench.extras import load_extra_body  # noqa: PLC0415
+
+        return replace(cfg, extra_body=load_extra_body(cfg.extra_body))
+    return cfg
 
 
 def _with_workload(cfg: BenchConfig, given: set[str]) -> BenchConfig:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from time import perf_counter_ns
 from typing import Any
@@ -28,10 +28,11 @@ import aiohttp
 from drbench.errors import PreflightError, UsageError
 from drbench.prometheus.profiles import reset_hint
 from drbench.records import EndpointKind, ErrorKind, Prompt
-from drbench.redact import basic_auth_forms, mask_secrets
+from drbench.redact import basic_auth_forms, is_secret_header, mask_secrets
 from drbench.response import RawExchange, error_message, parse_exchange
 from drbench.socket_stamps import StampLog, attach, make_connector, sent_ns
 from drbench.tokens import EstimateCounter, TokenCounter
+from drbench.urls import resolve_endpoint
 
 __all__ = [
     "Endpoint",
@@ -71,26 +72,38 @@ class Endpoint:
     kind: EndpointKind
     api_key: str | None = None
     basic_auth: str | None = None  # "user:password" taken from the URL
+    extra_headers: tuple[tuple[str, str], ...] = ()  # --header, checked by extras.parse_headers
+    extra_body: dict[str, Any] = field(default_factory=dict)  # --extra-body, merged last
+    ignore_eos: bool = False  # --ignore-eos
 
     @classmethod
-    def parse(cls, url: str, api_key: str | None = None) -> Endpoint:
+    def parse(
+        cls,
+        url: str,
+        api_key: str | None = None,
+        kind: EndpointKind | None = None,
+        *,
+        headers: tuple[tuple[str, str], ...] = (),
+        extra_body: dict[str, Any] | None = None,
+        ignore_eos: bool = False,
+    ) -> Endpoint:
+        """The endpoint of ``--endpoint`` (a full or base URL) and ``--endpoint-type``."""
         url, userinfo = split_userinfo(url.strip())
         if userinfo and api_key:
             raise UsageError(
                 "--endpoint carries user:password@ and an API key is set too (--api-key or "
                 "$OPENAI_API_KEY): both would be the Authorization header; drop one of them"
             )
-        path = urlsplit(url).path.rstrip("/")
-        if path.endswith("/chat/completions"):
-            return cls(url, "chat", api_key, userinfo)
-        if path.endswith("/completions"):
-            return cls(url, "completions", api_key, userinfo)
-        base = url.rstrip("/")
-        hint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
-        raise UsageError(
-            f"--endpoint must be a chat-completions or completions URL (got {url}); "
-            f"did you mean {hint}?"
-        )
+        if userinfo and any(n.lower() == "authorization" for n, _ in headers):
+            raise UsageError(
+                "--endpoint carries user:password@ and --header Authorization is given too: "
+                "both would be the Authorization header; drop one of them"
+            )
+        try:
+            url, said = resolve_endpoint(url, kind)
+        except ValueError as exc:
+            raise UsageError(f"--endpoint: {exc}") from None
+        return cls(url, said, api_key, userinfo, headers, dict(extra_body or {}), ignore_eos)
 
     @property
     def models_url(self) -> str:
@@ -108,13 +121,15 @@ class Endpoint:
             h["Authorization"] = f"Bearer {self.api_key}"
         elif self.basic_auth:
             h["Authorization"] = "Basic " + basic_auth_forms(self.basic_auth)[1]
+        h.update(self.extra_headers)
         return h
 
     @cached_property
     def secrets(self) -> tuple[str, ...]:
         """What a server must not get to echo into a record: the key, the basic-auth forms."""
         auth = basic_auth_forms(self.basic_auth) if self.basic_auth else ()
-        return tuple(s for s in (self.api_key, *auth) if s)
+        sent = tuple(v for n, v in self.extra_headers if is_secret_header(n))
+        return tuple(s for s in (self.api_key, *auth, *sent, *_bearer_tokens(sent)) if s)
 
     def redact(self, text: str) -> str:
         """Text with the credentials masked, in case a server echoes them back in an error."""
@@ -129,7 +144,8 @@ class Endpoint:
         temperature: float,
         messages: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """The request body: the path decides between ``messages`` and ``prompt``."""
+        """The request body: the path decides between ``messages`` and ``prompt``; then
+        ``ignore_eos`` and the ``--extra-body`` fields (which never hold a key set here)."""
         body: dict[str, Any] = {"model": model}
         if self.kind == "chat":
             body["messages"] = messages if messages is not None else prompt.as_messages()
@@ -141,6 +157,10 @@ class Endpoint:
             stream=True,
             stream_options={"include_usage": True},
         )
+        if self.ignore_eos:
+            body["ignore_eos"] = True
+        if self.extra_body:
+            body.update(self.extra_body)
         return body
 
 
@@ -169,6 +189,11 @@ class PreparedRequest:
         body = json.dumps(payload, ensure_ascii=False).encode()
         tokens = (counter or EstimateCounter()).count(text)
         return cls(prompt_id=prompt_id, body=body, prompt_tokens=tokens, payload=payload)
+
+
+def _bearer_tokens(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The credential of ``Bearer X`` / ``Basic X`` header values, which a server may echo alone."""
+    return tuple(v.split(None, 1)[1] for v in values if len(v.split(None, 1)) == 2)
 
 
 def make_session(timeout_s: float) -> aiohttp.ClientSession:

@@ -9,6 +9,7 @@ No I/O here except what the caller passes in.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -16,12 +17,18 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from drbench.errors import ConfigError
+from drbench.extras import (
+    extra_body_problem,
+    parse_headers,
+    redact_extra_body,
+    redact_header_lines,
+)
 from drbench.levels import Level, format_rate
 from drbench.prometheus.profiles import PROFILE_CHOICES
-from drbench.records import ColdStart, ItlMode, Lang, Round2Mode
+from drbench.records import ColdStart, EndpointKind, ItlMode, Lang, Round2Mode
 from drbench.redact import redact_config
 from drbench.textsplit import split_outside_braces
-from drbench.urls import url_problem
+from drbench.urls import resolve_endpoint, url_problem
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -36,6 +43,7 @@ __all__ = [
 ]
 
 COLD_START_POLICIES: tuple[ColdStart, ...] = get_args(ColdStart)
+ENDPOINT_TYPES: tuple[EndpointKind, ...] = get_args(EndpointKind)
 DEFAULT_MAX_TOKENS = 128
 ROUND2_MODES: tuple[Round2Mode, ...] = get_args(Round2Mode)
 
@@ -49,8 +57,10 @@ OptionKind = Literal[
     "float_list",
     "number_list",  # floats, from "50,90,95" as well as "50 90 95" (the CLI passes strings)
     "str_list",
+    "line_list",  # a list whose items hold spaces: one item per flag (--header), never split
     "choice",
     "int_auto",
+    "json",  # a JSON object: text or @FILE from a flag, a mapping or text from a recipe
 ]
 SERVER_PROFILES = PROFILE_CHOICES  # auto, then every profile of drbench/prometheus/profiles.py
 
@@ -71,6 +81,7 @@ class Option:
     low_open: bool = False  # True: > low instead of >= low
     url: bool = False  # the value (every item of a list) must be an http(s) URL (urls.py)
     allow_inf: bool = False  # +inf passes the range check (--request-rate inf)
+    default_words: str | None = None  # --help's "(default: ...)" when the field's value says less
 
     @property
     def flag(self) -> str:
@@ -106,24 +117,48 @@ OPTIONS: tuple[Option, ...] = (
         "endpoint",
         "str",
         "target",
-        "Chat-completions or completions URL, e.g. http://localhost:8000/v1/chat/completions; the request body follows the path.",
+        "The server: a chat-completions or completions URL (http://localhost:8000/v1/chat/completions; the body follows the path), or a base URL (http://localhost:8000 or .../v1) that --endpoint-type completes.",
         metavar="URL",
         url=True,
+    ),
+    _o(
+        "endpoint_type",
+        "choice",
+        "target",
+        "The API a base --endpoint URL gets: 'chat' appends /v1/chat/completions (or /chat/completions after /v1), 'completions' /v1/completions; a full --endpoint path already says which.",
+        choices=ENDPOINT_TYPES,
+        default_words="chat",
     ),
     _o(
         "model",
         "str",
         "target",
-        "Model name to request (default: the first model GET /v1/models lists).",
+        "Model name to request.",
         metavar="NAME",
+        default_words="the first model GET /v1/models lists",
     ),
     _o(
         "api_key",
         "str",
         "target",
-        "Bearer token (default: $OPENAI_API_KEY). Never written to any output.",
+        "Bearer token, never written to any output.",
         metavar="KEY",
         secret=True,
+        default_words="$OPENAI_API_KEY",
+    ),
+    _o(
+        "header",
+        "line_list",
+        "target",
+        "An HTTP header sent with every request, 'NAME: VALUE' (or NAME=VALUE); repeat the flag for several (a router's session id, a gateway's key). Values of Authorization, Cookie and names with key, token, secret or password are masked in every output.",
+        metavar="'NAME: VALUE'",
+    ),
+    _o(
+        "extra_body",
+        "json",
+        "target",
+        """A JSON object merged into every request body, or @FILE.json to read it, e.g. '{"top_p": 0.9, "chat_template_kwargs": {"enable_thinking": false}}'; keys the tool sets (model, messages, prompt, stream, stream_options, max_tokens, temperature, ignore_eos) are refused.""",
+        metavar="JSON",
     ),
     _o(
         "timeout",
@@ -184,8 +219,9 @@ OPTIONS: tuple[Option, ...] = (
         "num_samples",
         "int",
         "workload",
-        "How many records to send per round (default: all); the first N, or a seeded sample with --shuffle.",
+        "How many records to send per round: the first N, or a seeded sample with --shuffle.",
         metavar="N",
+        default_words="all",
         low=1,
         high=10_000_000,
     ),
@@ -208,8 +244,9 @@ OPTIONS: tuple[Option, ...] = (
         "max_tokens",
         "int",
         "workload",
-        "max_tokens of every request; when given (flag or recipe) it wins over a record's own 'max_tokens' (default: the record's, else 128).",
+        "max_tokens of every request; when given (flag or recipe) it wins over a record's own 'max_tokens'.",
         metavar="N",
+        default_words="the record's 'max_tokens', else 128",
         low=1,
         high=1_000_000,
     ),
@@ -223,11 +260,18 @@ OPTIONS: tuple[Option, ...] = (
         high=2,
     ),
     _o(
+        "ignore_eos",
+        "bool",
+        "workload",
+        "Send ignore_eos: true (vLLM, SGLang): every answer runs to its max_tokens, so output lengths do not drift between rounds.",
+    ),
+    _o(
         "tokenizer",
         "str",
         "workload",
-        "Local tokenizer (a tokenizer.json, or a model folder with the transformers package) for token counts when the server sends no usage; default: the documented estimate.",
+        "Local tokenizer (a tokenizer.json, or a model folder with the transformers package) for token counts when the server sends no usage.",
         metavar="PATH",
+        default_words="the documented estimate",
     ),
     _o(
         "concurrency",
@@ -259,8 +303,9 @@ OPTIONS: tuple[Option, ...] = (
         "speedup",
         "float_list",
         "load",
-        "--fixed-schedule levels: replay speeds, in order (2 sends the trace in half its time); default 1.",
+        "--fixed-schedule levels: replay speeds, in order (2 sends the trace in half its time).",
         metavar="X",
+        default_words="1",
         low=0,
         high=10_000,
         low_open=True,
@@ -343,8 +388,9 @@ OPTIONS: tuple[Option, ...] = (
         "cold_start",
         "choice",
         "cache",
-        "How round 1 is made cold: 'nonce' (default) starts each prompt with a per-run, per-level, per-prompt nonce (round 1 a guaranteed miss); 'reset' POSTs --cache-reset-url before each level (the default when that URL is given); 'none' sends prompts as they are.",
+        "How round 1 is made cold: 'nonce' starts each prompt with a per-run, per-level, per-prompt nonce (round 1 a guaranteed miss); 'reset' POSTs --cache-reset-url before each level; 'none' sends prompts as they are.",
         choices=COLD_START_POLICIES,
+        default_words="nonce, or reset when --cache-reset-url is given",
     ),
     _o(
         "cache_reset_url",
@@ -398,8 +444,9 @@ OPTIONS: tuple[Option, ...] = (
         "prometheus_metrics",
         "str_list",
         "server metrics",
-        "Metric names to report, optionally with a label selector, with or without _total (default: a preset of vLLM, SGLang and LMCache cache/load metrics).",
+        "Metric names to report, optionally with a label selector, with or without _total.",
         metavar="NAME",
+        default_words="a preset of vLLM, SGLang and LMCache cache/load metrics",
     ),
     _o(
         "prometheus_interval",
@@ -453,8 +500,9 @@ OPTIONS: tuple[Option, ...] = (
         "output_dir",
         "str",
         "output",
-        "Directory for requests.jsonl, metrics_summary.csv, summary.json and per-round JSON (default: results/<timestamp>).",
+        "Directory for requests.jsonl, metrics_summary.csv, summary.json and per-round JSON.",
         metavar="DIR",
+        default_words="results/<timestamp>",
     ),
     _o("overwrite", "bool", "output", "Allow writing into an existing non-empty output directory."),
     _o(
@@ -495,8 +543,9 @@ OPTIONS: tuple[Option, ...] = (
         "max_response_bytes",
         "int",
         "target",
-        "Bytes kept of one response; a longer (or endless) stream is cut there and fails as 'oversize' (default: 32 MiB).",
+        "Bytes kept of one response; a longer (or endless) stream is cut there and fails as 'oversize'.",
         metavar="N",
+        default_words="33554432, 32 MiB",
         low=1024,
         high=1 << 40,
     ),
@@ -504,8 +553,9 @@ OPTIONS: tuple[Option, ...] = (
         "max_line_bytes",
         "int",
         "target",
-        "Longest SSE line accepted; a longer one fails the request as 'oversize' (default: 4 MiB).",
+        "Longest SSE line accepted; a longer one fails the request as 'oversize'.",
         metavar="N",
+        default_words="4194304, 4 MiB",
         low=1024,
         high=1 << 40,
     ),
@@ -513,7 +563,7 @@ OPTIONS: tuple[Option, ...] = (
         "server_profile",
         "choice",
         "server metrics",
-        "Which server's metrics --prometheus-url reads: its metric names, hit rates, idle gauges and cache sizes. 'auto' (default) detects it from the metric names of the first scrape (vllm:, sglang:, lmcache:; LMCache with the engine it runs in), else 'generic' (every known name).",
+        "Which server's metrics --prometheus-url reads: its metric names, hit rates, idle gauges and cache sizes. 'auto' detects it from the metric names of the first scrape (vllm:, sglang:, lmcache:; LMCache with the engine it runs in), else 'generic' (every known name).",
         choices=SERVER_PROFILES,
     ),
 )
@@ -526,6 +576,9 @@ class BenchConfig:
     endpoint: str | None = None
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    endpoint_type: EndpointKind | None = None  # None: the path says, else chat
+    header: tuple[str, ...] = field(default=(), repr=False)  # 'NAME: VALUE' lines
+    extra_body: dict[str, Any] | str | None = None  # a mapping, JSON text or @FILE
     timeout: float = 300.0
     dataset: str | None = None
     workload: tuple[str, ...] = ()  # NAME, then KEY=VALUE settings
@@ -538,6 +591,7 @@ class BenchConfig:
     seed: int = 0
     max_tokens: int | None = None  # None: each record's own, else DEFAULT_MAX_TOKENS
     temperature: float = 0.0
+    ignore_eos: bool = False
     tokenizer: str | None = None
     concurrency: tuple[int, ...] = (5,)  # () when --request-rate gives the levels
     request_rate: tuple[float, ...] = ()
@@ -616,7 +670,15 @@ def flag_label(name: str) -> str:
 def redacted(values: Mapping[str, Any]) -> dict[str, Any]:
     """A copy with every secret option's value replaced, so no key ever reaches a file or log."""
     secret = {o.name for o in OPTIONS if o.secret}
-    return redact_config({k: ("***" if k in secret and v else v) for k, v in values.items()})
+    out = {k: ("***" if k in secret and v else v) for k, v in values.items()}
+    if out.get("header"):
+        out["header"] = redact_header_lines(out["header"])
+    extra = out.get("extra_body")
+    if isinstance(extra, str) and not extra.startswith("@") and not extra_body_problem(extra):
+        extra = json.loads(extra)  # shown as the object it is, its credentials masked
+    if extra is not None:
+        out["extra_body"] = redact_extra_body(extra)
+    return redact_config(out)
 
 
 def coerce(option: Option, value: Any, where: str) -> Any:
@@ -649,6 +711,7 @@ def build_config(
         "prometheus_metrics",
         "slo",
         "slo_search",
+        "header",
     ):
         if name in values:
             values[name] = tuple(values[name])
@@ -785,6 +848,17 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
                 "drop one of them",
             )
         )
+    if c.endpoint and not url_problem(c.endpoint):
+        try:
+            resolve_endpoint(c.endpoint, c.endpoint_type)
+        except ValueError as exc:
+            out.append(("endpoint", f": {exc}"))
+    try:
+        parse_headers(c.header, api_key=bool(c.api_key))
+    except ConfigError as exc:
+        out.append(("header", str(exc).removeprefix("--header ")))
+    if (problem := extra_body_problem(c.extra_body)) is not None:
+        out.append(("extra_body", f": {problem}"))
     if c.round2_mode == "continue" and c.rounds < 2:
         out.append(("round2_mode", "continue needs --rounds 2 or more"))
     if c.server_profile != "auto" and not c.prometheus_url:
@@ -870,6 +944,21 @@ def _to_choice(option: Option, v: Any) -> str:
     return v
 
 
+def _to_lines(option: Option, v: Any) -> tuple[str, ...]:
+    """A recipe's list of header lines, or one line; never split at spaces or commas."""
+    items = v if isinstance(v, (list, tuple)) else [v]
+    return tuple(_to_str(option, x) for x in items)
+
+
+def _to_json(option: Option, v: Any) -> dict[str, Any] | str:
+    """A recipe's mapping as it is, or text (JSON, or @FILE) that check() and the run read."""
+    if isinstance(v, Mapping):
+        return dict(v)
+    if isinstance(v, str):
+        return v
+    raise ValueError(f"{option.name}: expected a mapping or JSON text, got a {type(v).__name__}")
+
+
 def _to_str(option: Option, v: Any) -> str:
     if isinstance(v, (dict, list)):
         raise ValueError(f"{option.name}: expected a string, got a {type(v).__name__}")
@@ -887,6 +976,8 @@ _COERCERS: dict[OptionKind, Callable[[Option, Any], Any]] = {
     "number_list": _to_numbers,
     "int_auto": lambda o, v: _to_int_or_auto(o, v),
     "str_list": lambda o, v: _to_list(o, v, lambda x: _to_str(o, x)),
+    "line_list": _to_lines,
+    "json": _to_json,
 }
 
 

@@ -90,7 +90,7 @@ def _closing_brace(text: str, start: int, where: str) -> int:
 def _substitute(body: str, environ: Mapping[str, str], where: str, used: list[str]) -> str:
     match = _NAME.match(body)
     if match is None:
-        raise ConfigError(f"{where}: bad substitution '${{{body}}}'; use {_FORMS}")
+        raise ConfigError(f"{where}: bad substitution {_shown(body)}; use {_FORMS}")
     name, rest = match.group(), body[match.end() :]
     used.append(name)
     value = environ.get(name)
@@ -109,4 +109,11 @@ def _substitute(body: str, environ: Mapping[str, str], where: str, used: list[st
             return value
         message = " ".join(expand(arg, environ, where, used).split()) or "is not set or empty"
         raise ConfigError(f"{where}: {name}: {message}")
-    raise ConfigError(f"{where}: bad substitution '${{{body}}}'; use {_FORMS}")
+    raise ConfigError(f"{where}: bad substitution {_shown(body)}; use {_FORMS}")
+
+
+def _shown(body: str) -> str:
+    """``'${BODY}'`` as written, or its repr when it holds a newline or a control character,
+    so the message stays one line."""
+    text = "${" + body + "}"
+    return repr(text) if any(ord(ch) < 32 for ch in text) else f"'{text}'"

@@ -302,6 +302,8 @@ def _option_value(ctx: _Context, option: Option, item: _Item) -> Any:
 
 
 def _shape_problem(option: Option, value: Any) -> str | None:
+    if option.kind == "json":  # a mapping, or JSON text / @FILE
+        return "expected a mapping or JSON text, got a list" if isinstance(value, list) else None
     if isinstance(value, dict):
         return "expected a single value or a list, got a mapping"
     if isinstance(value, list) and not option.kind.endswith("_list"):
@@ -383,7 +385,9 @@ def _kind_words(opt: Option) -> str:
         "float_list": "list of numbers",
         "number_list": "list of numbers",
         "str_list": "list of strings",
+        "line_list": "list of strings (one header a line)",
         "int_auto": "integer or `auto`",
+        "json": "mapping, JSON text or `@FILE`",
     }[opt.kind]
 
 

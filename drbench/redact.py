@@ -6,7 +6,8 @@ A URL may carry credentials (``http://user:pass@host/...``) or a token in its qu
 person or a file sees is redacted: the userinfo becomes ``***@`` and the value of every
 secret-looking query parameter becomes ``***``.  A server may also echo the API key or the
 basic-auth credentials back in an error body: ``mask_secrets`` replaces the known secret values
-(``client.Endpoint.redact`` calls it with the run's).  Pure string functions, no I/O.
+(``client.Endpoint.redact`` calls it with the run's, secret ``--header`` values included).
+``is_secret_header`` says which ``--header`` values are masked wherever the config is shown.  Pure string functions, no I/O.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 __all__ = [
     "MASK",
     "basic_auth_forms",
+    "is_secret_header",
     "is_secret_param",
     "mask_secrets",
     "redact_config",
@@ -32,6 +34,7 @@ UNPARSABLE = "<a URL that cannot be parsed>"
 # query parameter names, or parts of them (api_key, X-Amz-Signature, access_token), that hold secrets
 _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "sig", "signature", "auth"})
 _SECRET_ENDINGS = ("key", "token", "secret", "password", "passwd", "pwd", "signature")
+_SECRET_HEADERS = frozenset({"cookie", "set-cookie", "proxy-authorization", "authorization"})
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
 _TRAILING = ".,;:!?)]}"
 
@@ -42,6 +45,14 @@ def is_secret_param(name: str) -> bool:
     return any(
         p in _SECRET_WORDS or p.endswith(_SECRET_ENDINGS) or p.startswith("auth") for p in parts
     )
+
+
+def is_secret_header(name: str) -> bool:
+    """True for an HTTP header whose value looks like a credential: Authorization,
+    Proxy-Authorization, Cookie, and any name with a key, token, secret or password part
+    (X-Api-Key, X-Auth-Token); a routing or session id header is not one."""
+    low = name.lower()
+    return low in _SECRET_HEADERS or is_secret_param(low)
 
 
 def redact_url(url: str) -> str:

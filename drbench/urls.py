@@ -1,6 +1,9 @@
 """Check a URL given by the user (``--endpoint``, ``--prometheus-url``, ``--cache-reset-url``).
 
-One pure function, ``url_problem``, says why a string cannot be an http(s) URL to connect to,
+``resolve_endpoint`` completes a base ``--endpoint`` (``http://host:8000`` or ``.../v1``, as
+vLLM bench's ``--base-url`` and AIPerf's ``--url`` take it) with the path ``--endpoint-type``
+names, and refuses a path it cannot complete with the URL that was probably meant.
+``url_problem`` says why a string cannot be an http(s) URL to connect to,
 so that a typo is a usage error naming the flag (exit 2) instead of an "unreachable server"
 after a connection attempt (exit 3).  Its messages show at most ``scheme://host:port``, never
 the userinfo (``user:password@``) nor the path or query, which may carry credentials.
@@ -10,8 +13,11 @@ No network, no DNS: a well-formed URL to a host that does not exist is the prefl
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["SCHEMES", "url_problem"]
+from drbench.records import EndpointKind
+
+__all__ = ["SCHEMES", "resolve_endpoint", "url_problem"]
 
 SCHEMES = ("http", "https")
 _HOST = re.compile(r"[A-Za-z0-9._~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+(%[A-Za-z0-9._~-]+)?\]")
@@ -55,6 +61,48 @@ def url_problem(url: str) -> str | None:
         if not 1 <= int(port) <= 65535:
             return f"port {int(port)} is out of range (1-65535) in {shown[:100]}"
     return None
+
+
+def resolve_endpoint(url: str, kind: EndpointKind | None) -> tuple[str, EndpointKind]:
+    """The URL requests go to and the API it speaks, from ``--endpoint`` and ``--endpoint-type``.
+
+    A path ending in /chat/completions or /completions is used as given (``kind``, when set,
+    must agree with it); no path or a path ending in /v1 is completed (``kind`` defaults to
+    chat). Anything else raises ValueError naming the URL to give instead. The query string is
+    kept; ``url`` holds no userinfo (the caller takes it out first).
+    """
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    said: EndpointKind | None = (
+        "chat"
+        if path.endswith("/chat/completions")
+        else "completions"
+        if path.endswith("/completions")
+        else None
+    )
+    if said is not None:
+        if kind is not None and kind != said:
+            raise ValueError(
+                f"its path ends in /{'chat/' if said == 'chat' else ''}completions, which is the "
+                f"{said} API, and --endpoint-type says {kind}: drop --endpoint-type or change the path"
+            )
+        return url, said
+    kind = kind or "chat"
+    api = "/chat/completions" if kind == "chat" else "/completions"
+    if path == "" or path.endswith("/v1"):
+        return urlunsplit(parts._replace(path=path + ("" if path else "/v1") + api)), kind
+    if path.endswith("/chat"):  # .../v1/chat: the API's name cut short
+        meant = path + "/completions" if kind == "chat" else path[: -len("/chat")] + api
+    elif "/v1/" in path:  # .../v1/oops or .../v1/chat/complete: the API after /v1 mistyped
+        meant = path[: path.rindex("/v1/") + 3] + api
+    else:
+        meant = path + "/v1" + api
+    host = parts.netloc.rpartition("@")[2]  # never a password in a message
+    shown = urlunsplit(parts._replace(netloc=host, path=meant, query="", fragment=""))
+    raise ValueError(
+        f"path {path!r} is neither a base URL (http://host:8000 or .../v1) nor a "
+        f"chat-completions or completions URL; did you mean {shown}?"
+    )
 
 
 def _split_host_port(hostport: str) -> tuple[str, str | None, str | None]:

@@ -200,12 +200,12 @@ def test_cli_usage_errors_are_one_line_and_exit_2(
     assert (
         code == 2 and err.endswith("no.jsonl: no such file (check --dataset)") and "\n" not in err
     )
-    code = main(
-        ["--endpoint", "http://127.0.0.1:9/v1", "--dataset", "examples/example_dataset.json"]
+    code = main(  # a base URL is completed (tests/test_request_options.py); a cut path is not
+        ["--endpoint", "http://127.0.0.1:9/v1/chat", "--dataset", "examples/example_dataset.json"]
     )
     assert (
         code == 2
-        and "did you mean http://127.0.0.1:9/v1/chat/completions" in capsys.readouterr().err
+        and "did you mean http://127.0.0.1:9/v1/chat/completions?" in capsys.readouterr().err
     )
 
 

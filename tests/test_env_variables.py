@@ -633,3 +633,11 @@ def test_cli_recipe_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys
     out, err = capsys.readouterr()
     assert out == ""
     assert err == f"drbench: {path}:2: output_dir: DRB_TEST_OUT: set DRB_TEST_OUT\n"
+
+
+def test_a_bad_substitution_over_lines_is_still_one_line():
+    """Found by tests/test_properties.py: a quoted YAML value may hold a newline inside ${...}."""
+    with pytest.raises(ConfigError) as info:
+        parse_recipe("endpoint: '${A\n\n  }'\n", name="r.yaml", environ={})
+    assert "\n" not in str(info.value)
+    assert "bad substitution '${A\\n}'" in str(info.value)  # YAML folds the blank line

@@ -676,3 +676,23 @@ def test_parse_checks_the_context_with_the_true_count_of_a_long_prompt() -> None
     assert len(ok.prompt_tokens) == n
     with pytest.raises(Rejected, match=f"your request has {n} input tokens"):
         parse_request({"messages": msgs}, Kind.CHAT, SERVED, header, max_model_len=n)
+
+
+def test_request_log_keeps_each_bodys_headers_in_its_byte_budget() -> None:
+    log = RequestLog(5, 60)
+    log.add(b'{"a":1}', [(b"X-Session-Id", b"s1"), (b"Host", b"h")])
+    assert json.loads(log.render()) == [{"a": 1}]  # the plain list is unchanged
+    assert json.loads(log.render(with_headers=True)) == [
+        {"headers": {"X-Session-Id": "s1", "Host": "h"}, "body": {"a": 1}}
+    ]
+    assert log.bytes_held == 7 + 14 + 5
+    log.add(b'{"b":2}', [(b"X-Long", b"v" * 30)])  # 7 + 36: the first entry must go
+    assert json.loads(log.render(with_headers=True)) == [
+        {"headers": {"X-Long": "v" * 30}, "body": {"b": 2}}
+    ]
+    assert log.bytes_held == 43
+    log.add(b'{"c":3}', [(b"X", b"y" * 60)])  # alone over budget: a stub, without headers
+    assert json.loads(log.render(with_headers=True))[-1] == {
+        "headers": {},
+        "body": {"truncated": True, "bytes": 7},
+    }

@@ -195,4 +195,4 @@ def test_a_preflight_error_quoting_the_endpoint_leaks_nothing(
     bad = ["--endpoint", f"http://u:{SECRET}@h/v1/oops", "--dataset", str(DATASET)]
     assert main(bad) == 2
     err = capsys.readouterr().err
-    assert "--endpoint must be" in err and SECRET not in err
+    assert "did you mean http://h/v1/chat/completions?" in err and SECRET not in err

@@ -31,9 +31,9 @@ def add_output_and_seed(group: Any, default_output: str) -> None:
         type=Path,
         default=Path(default_output),
         metavar="FILE",
-        help=f"output JSONL (default {default_output})",
+        help=f"output JSONL (default: {default_output})",
     )
-    group.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    group.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
 
 
 def positive_int(text: str) -> int:

@@ -26,6 +26,7 @@ from drbench.convert.longbench_source import (
     input_dir_files,
     load_hub,
     read_local,
+    require_datasets,
 )
 from drbench.convert.longbench_template import ALL, ALL_E, TEMPLATES, LongBenchSpec
 from drbench.convert.recommend import SubsetReport, analyse, render
@@ -131,9 +132,11 @@ def _input_args(src: Any) -> None:
         "--hub-repo",
         default=HUB_REPO,
         metavar="REPO",
-        help=f"hub repository, or a local folder laid out like it (default {HUB_REPO})",
+        help=f"hub repository, or a local folder laid out like it (default: {HUB_REPO})",
     )
-    src.add_argument("--cache-dir", metavar="DIR", help="datasets cache folder (default: HF's)")
+    src.add_argument(
+        "--cache-dir", metavar="DIR", help="datasets cache folder (default: Hugging Face's)"
+    )
 
 
 def _output_args(out: Any) -> None:
@@ -142,7 +145,8 @@ def _output_args(out: Any) -> None:
         "--template",
         choices=TEMPLATES,
         default="official",
-        help="official: LongBench's per-subset template (default); raw: context and input only",
+        help="official: LongBench's per-subset template; raw: context and input only "
+        "(default: official)",
     )
     out.add_argument(
         "--max-tokens",
@@ -160,7 +164,8 @@ def _output_args(out: Any) -> None:
         "--stratify",
         choices=STRATIFY,
         default="equal",
-        help="split --num-samples across subsets equally (default) or in proportion to their sizes",
+        help="split --num-samples across subsets equally or in proportion to their sizes "
+        "(default: equal)",
     )
 
 
@@ -170,21 +175,21 @@ def _fit_args(fit: Any) -> None:
         type=positive_int,
         default=DEFAULT_MAX_MODEL_LEN,
         metavar="N",
-        help=f"the server's context length (default {DEFAULT_MAX_MODEL_LEN})",
+        help=f"the server's context length (default: {DEFAULT_MAX_MODEL_LEN})",
     )
     fit.add_argument(
         "--overlong",
         choices=OVERLONG,
         default="truncate",
         help="prompts that with max_tokens exceed --max-model-len: truncate in the "
-        "middle as LongBench does (default), drop, or keep",
+        "middle as LongBench does, drop, or keep (default: truncate)",
     )
     fit.add_argument(
         "--kv-cache-tokens",
         type=positive_int,
         metavar="N",
         help="the server's KV-cache size in tokens (vLLM logs it at startup); "
-        "default: --max-model-len",
+        "(default: --max-model-len)",
     )
     fit.add_argument(
         "--tokenizer",
@@ -275,6 +280,7 @@ def _read(
         named = [n for n in opts.datasets if n not in (ALL, ALL_E)]
         return read_local(input_dir_files(opts.input_dir), spec, wanted=wanted, required=named)
     if loader is None:
+        require_datasets()  # the hub extra first: said before any network wait
         check_hub_reachable(opts.hub_repo)
     records: list[SourceRecord] = []
     for name in wanted:

@@ -11,6 +11,7 @@ connection to the hub's host) before ``datasets`` is even imported.  Prompt buil
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -25,12 +26,14 @@ from drbench.errors import DatasetError, UsageError
 
 __all__ = [
     "HUB_REPO",
+    "NO_DATASETS",
     "SourceRecord",
     "check_hub_reachable",
     "hub_problem",
     "input_dir_files",
     "load_hub",
     "read_local",
+    "require_datasets",
 ]
 
 HUB_REPO = "THUDM/LongBench"
@@ -191,14 +194,25 @@ def _fallbacks(repo: str, subset: str) -> list[tuple[tuple[str, ...], dict[str, 
     return out
 
 
+NO_DATASETS = (
+    "loading LongBench from the hub needs the 'datasets' package (~260 MB with pyarrow and "
+    "pandas, so not in requirements.txt): pip install -r requirements-hub.txt, or pip install "
+    "'.[hub]'; or download the JSONL files and use --input-dir DIR"
+)
+
+
+def require_datasets() -> None:
+    """A one-line UsageError when ``datasets`` (the ``hub`` extra) is not installed; checked
+    before the hub probe, so a missing package is said before any network wait. No import."""
+    if importlib.util.find_spec("datasets") is None:
+        raise UsageError(NO_DATASETS)
+
+
 def _datasets_loader() -> Callable[..., Any]:
     try:
         import datasets
     except ImportError:
-        raise UsageError(
-            "loading LongBench from the hub needs the 'datasets' package: pip install datasets "
-            "(or download the files and use --input-dir)"
-        ) from None
+        raise UsageError(NO_DATASETS) from None
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     return datasets.load_dataset

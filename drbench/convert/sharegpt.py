@@ -96,8 +96,8 @@ def _io_args(p: Parser) -> None:
         "--mode",
         choices=MODES,
         default="first-turn",
-        help="first-turn: first user turn as text, next user turn as followup "
-        "(default); conversation: the conversation prefix as messages",
+        help="first-turn: first user turn as text, next user turn as followup; "
+        "conversation: the conversation prefix as messages (default: first-turn)",
     )
     p.add_argument(
         "--max-tokens-from-answer",
@@ -118,14 +118,14 @@ def _filter_args(p: Parser) -> None:
         type=non_negative_int,
         default=4,
         metavar="N",
-        help="drop prompts shorter than N tokens (default 4, as vLLM)",
+        help="drop prompts shorter than N tokens (as vLLM; default: 4)",
     )
     p.add_argument(
         "--max-prompt-tokens",
         type=non_negative_int,
         default=1024,
         metavar="N",
-        help="drop prompts longer than N tokens (default 1024, as vLLM; 0: no limit)",
+        help="drop prompts longer than N tokens (as vLLM; 0: no limit; default: 1024)",
     )
     p.add_argument(
         "--max-total-tokens",
@@ -133,7 +133,7 @@ def _filter_args(p: Parser) -> None:
         default=2048,
         metavar="N",
         help="drop records whose prompt plus answer exceed N tokens "
-        "(default 2048, as vLLM; 0: no limit)",
+        "(as vLLM; 0: no limit; default: 2048)",
     )
     p.add_argument(
         "--keep-lang",

@@ -203,7 +203,7 @@ async def _complete(request: web.Request, kind: Kind) -> web.StreamResponse:
     arrival = asyncio.get_running_loop().time()
     try:
         body = decode_body(raw)
-        state.recent.add(raw)
+        state.recent.add(raw, request.raw_headers)
         parsed = parse_request(body, kind, cfg.model, cfg.chat_template_header, cfg.max_model_len)
     except Rejected as rej:
         resp, _ = await _send_json(request, rej.body, rej.status)
@@ -454,7 +454,8 @@ async def _flush(request: web.Request) -> web.Response:
 
 
 async def _debug_get(request: web.Request) -> web.Response:
-    body = request.app[_STATE].recent.render()
+    with_headers = request.query.get("headers", "") not in ("", "0", "false")
+    body = request.app[_STATE].recent.render(with_headers)
     return web.Response(body=body, content_type="application/json")
 
 
