@@ -371,7 +371,7 @@ def _ratio_geomean(
     logs = np.asarray(
         [
             math.log(rb["ttft_ms"] / ra["ttft_ms"])
-            for ra, rb in zip(recs_a, recs_b)
+            for ra, rb in zip(recs_a, recs_b, strict=True)
             if (ra.get("ttft_ms") or 0) > 0 and (rb.get("ttft_ms") or 0) > 0
         ],
         dtype=float,
