@@ -38,6 +38,7 @@ class ExitStatus(IntEnum):
     SLO_FAILED = 4  # --fail-on-slo: some round's goodput fell below the threshold
     ERRORS_FAILED = 5  # --fail-on-errors: some round's failed-request share exceeded the threshold
     NO_SUCCESS = 6  # some round had no successful request at all (always checked; wins over 5, 4)
+    REGRESSION = 7  # --compare --fail-on-regression: B worse than A beyond the threshold and noise
     INTERRUPTED = 130  # Ctrl-C; every finished round is still reported
 
 
