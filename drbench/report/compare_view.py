@@ -121,7 +121,7 @@ def render_compare(a: RunDir, b: RunDir, data: dict[str, Any], js: str | None) -
     else:
         parts.append("<p class='note'>Charts are left out: pip install plotly to get them.</p>")
     if data["gates"]:
-        rows = "".join(
+        gate_rows = "".join(
             f"<tr><td class='l'>{esc(g['metric'])}={g['threshold_percent']:g}</td>"
             f"<td class='l'>{esc(g['level'])}</td><td>{g['round']}</td>"
             + cell(g["worse_percent"], "signed", f"gates.{i}.worse_percent")
@@ -130,7 +130,7 @@ def render_compare(a: RunDir, b: RunDir, data: dict[str, Any], js: str | None) -
         )
         parts.append(
             "<h2>Regression gates</h2><table><tr><th class='l'>gate</th><th class='l'>level</th>"
-            f"<th>round</th><th>B worse by</th><th class='l'>verdict</th></tr>{rows}</table>"
+            f"<th>round</th><th>B worse by</th><th class='l'>verdict</th></tr>{gate_rows}</table>"
         )
     for i, rc in enumerate(data["rounds"]):
         how = "paired by prompt id" if rc["paired"] else "unpaired (different prompts)"
