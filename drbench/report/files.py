@@ -63,7 +63,8 @@ _OFFERED_KEYS = tuple(Reuse(0, 0).to_dict())  # the columns of cache.offered
 OUTPUT_FILE = re.compile(
     r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+-]+|inf)|trace_[\d.e+-]+x)_round_\d+\.json"
     r"|metrics_summary\.csv|summary\.json|workload\.jsonl"
-    r"|plots\.png|ttft_by_(?:turn|context)\.csv|ttft_over_time\.csv)(?:\.tmp)?"
+    r"|plots\.png|report\.html|compare\.(?:json|html)"
+    r"|ttft_by_(?:turn|context)\.csv|ttft_over_time\.csv)(?:\.tmp)?"
 )
 _HINTS = {
     errno.ENOSPC: "free space or pick --output-dir",

@@ -92,7 +92,24 @@ _SCRIPT = """
 
 
 def plotly_js() -> str | None:
-    """The offline plotly.js bundle of the installed plotly package, or None without it."""
+    """The offline plotly.js bundle of the installed plotly package, or None without it.
+
+    Read straight from the package's data (one file opened, plotly itself not imported: at the
+    end of a run the connection pool may still hold many descriptors); the import is the
+    fallback should a plotly release move the file."""
+    import importlib.util  # noqa: PLC0415
+
+    try:
+        spec = importlib.util.find_spec("plotly")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    bundle = Path(spec.origin).parent / "package_data" / "plotly.min.js"
+    try:
+        return bundle.read_text(encoding="utf-8")
+    except OSError:
+        pass
     try:
         from plotly.offline import get_plotlyjs  # noqa: PLC0415
     except ImportError:
