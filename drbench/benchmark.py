@@ -367,8 +367,8 @@ def _import_report_modules(cfg: BenchConfig) -> None:
         from drbench.report.plots import plots_available  # noqa: PLC0415
 
         plots_available()  # imports matplotlib itself when it is installed
-    from drbench.report import charts, html  # noqa: F401, PLC0415 - report.html at the end
     from drbench import rundir  # noqa: F401, PLC0415
+    from drbench.report import charts, html  # noqa: F401, PLC0415 - report.html at the end
 
 
 def run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

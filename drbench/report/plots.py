@@ -8,8 +8,8 @@ says so once.  Pure apart from writing the one file (atomically, like every repo
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from drbench.levels import Level, format_rate
