@@ -55,14 +55,17 @@ def run_figures(run: RunDir) -> dict[str, dict[str, Any]]:
     if not levels:
         return {}
     figs = {
-        "ttft-vs-level": _per_level(
+        "ttft-p50-vs-level": _per_level(
             levels,
-            "TTFT by level (ms, lower is better)",
-            "TTFT (ms)",
-            [
-                ("p50", ("metrics", "ttft_ms", "p50"), "solid"),
-                ("p99", ("metrics", "ttft_ms", "p99"), "dot"),
-            ],
+            "TTFT p50 by level (ms, lower is better)",
+            "TTFT p50 (ms)",
+            [("p50", ("metrics", "ttft_ms", "p50"), "solid")],
+        ),
+        "ttft-p99-vs-level": _per_level(
+            levels,
+            "TTFT p99 by level (ms, lower is better)",
+            "TTFT p99 (ms)",
+            [("p99", ("metrics", "ttft_ms", "p99"), "solid")],
         ),
         "throughput-vs-level": _per_level(
             levels,
@@ -78,7 +81,7 @@ def run_figures(run: RunDir) -> dict[str, dict[str, Any]]:
     server = _server_rounds(levels)
     if server is not None:
         figs["server-by-round"] = server
-    return {k: v for k, v in figs.items() if v["data"]}
+    return {k: _fit_legend(v) for k, v in figs.items() if v["data"]}
 
 
 def level_figures(run: RunDir, index: int) -> dict[str, dict[str, Any]]:
@@ -99,7 +102,7 @@ def level_figures(run: RunDir, index: int) -> dict[str, dict[str, Any]]:
     )
     figs[f"ratio-{index}"] = _ratios(ok)
     figs[f"over-time-{index}"] = _over_time(lv)
-    return {k: v for k, v in figs.items() if v["data"]}
+    return {k: _fit_legend(v) for k, v in figs.items() if v["data"]}
 
 
 def compare_figure(rounds: list[dict[str, Any]], metrics: tuple[str, ...]) -> dict[str, Any]:
@@ -126,16 +129,18 @@ def compare_figure(rounds: list[dict[str, Any]], metrics: tuple[str, ...]) -> di
                 "hovertemplate": "%{x}: %{y:+.1f}%<extra>%{fullData.name}</extra>",
             }
         )
-    return {
-        "data": data,
-        "layout": _layout(
-            "Change of B against A (percent; bars: 95% bootstrap CI)",
-            "figure",
-            "change B vs A (%)",
-            barmode="group",
-            zero_line=True,
-        ),
-    }
+    return _fit_legend(
+        {
+            "data": data,
+            "layout": _layout(
+                "Change of B against A (percent; bars: 95% bootstrap CI)",
+                "figure",
+                "change B vs A (%)",
+                barmode="group",
+                zero_line=True,
+            ),
+        }
+    )
 
 
 def _level_axis(levels: list[dict[str, Any]]) -> tuple[list[Any], dict[str, Any]]:
@@ -364,6 +369,17 @@ def _over_time(lv: dict[str, Any]) -> dict[str, Any]:
     )
     layout["xaxis"]["rangemode"] = "tozero"
     return {"data": data, "layout": layout}
+
+
+def _fit_legend(fig: dict[str, Any]) -> dict[str, Any]:
+    """Room under the plot for the legend's rows (about two entries a row), so that the legend
+    never sits on the x axis' title."""
+    rows = math.ceil(len(fig["data"]) / 2)
+    layout = fig["layout"]
+    layout["margin"]["b"] = 70 + 22 * rows
+    layout["height"] = 360 + 22 * rows
+    layout["legend"]["y"] = -(60 / (layout["height"] - layout["margin"]["b"] - 48))
+    return fig
 
 
 def _layout(

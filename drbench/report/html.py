@@ -65,7 +65,7 @@ table{border-collapse:collapse;margin:6px 0 12px;font-variant-numeric:tabular-nu
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f6}
 td.l,th.l{text-align:left}.muted{color:#666}.warn{color:#a15c00}.bad{color:#b00020;font-weight:600}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px}
-.chart{min-height:440px;border:1px solid #eee}.note{background:#fff8e1;padding:6px 10px}
+.chart{border:1px solid #eee}.note{background:#fff8e1;padding:6px 10px}
 details{margin:8px 0}code{background:#f4f4f6;padding:0 3px}
 """
 _SCRIPT = """
@@ -199,7 +199,12 @@ def render_report(run: RunDir, js: str | None) -> str:
             "<p class='note'>No requests.jsonl beside summary.json: the distributions and "
             "per-prompt ratios need it and are left out.</p>"
         )
-    parts.append("<h2>All levels</h2>")
+    links = [("all", "All levels")] + [
+        (f"level-{i}", Level.from_dict(lv["level"]).label) for i, lv in enumerate(run.levels)
+    ]
+    links += [("failures", "Failures"), ("config", "Configuration")]
+    parts.append("<p>" + " · ".join(f"<a href='#{a}'>{esc(t)}</a>" for a, t in links) + "</p>")
+    parts.append("<h2 id='all'>All levels</h2>")
     parts.append(
         "<p class='muted'>Round 1 is cold (its prompts were never seen), round 2 warm (the same "
         "prompts again). Hover a point for its value and n; click a legend entry to hide a "
@@ -207,7 +212,13 @@ def render_report(run: RunDir, js: str | None) -> str:
     )
     parts.append(
         _charts(
-            ["ttft-vs-level", "throughput-vs-level", "hit-rate-vs-level", "server-by-round"],
+            [
+                "ttft-p50-vs-level",
+                "ttft-p99-vs-level",
+                "throughput-vs-level",
+                "hit-rate-vs-level",
+                "server-by-round",
+            ],
             figures,
         )
     )
@@ -334,9 +345,9 @@ def _failures(run: RunDir) -> str:
                     f"<td class='l'>{esc(e.get('message'))}</td></tr>"
                 )
     if not rows:
-        return "<h2>Failures</h2><p class='muted'>no request failed</p>"
+        return "<h2 id='failures'>Failures</h2><p class='muted'>no request failed</p>"
     return (
-        "<h2>Failures</h2><table id='failures'><tr><th class='l'>level</th><th>round</th>"
+        "<h2 id='failures'>Failures</h2><table id='failures'><tr><th class='l'>level</th><th>round</th>"
         "<th class='l'>kind</th><th>count</th><th class='l'>message (most common first)</th></tr>"
         + "".join(rows)
         + "</table>"
@@ -349,7 +360,7 @@ def _config(cfg: dict[str, Any]) -> str:
         for k, v in cfg.items()
     )
     return (
-        "<h2>Configuration</h2><details><summary>every option of the run (secrets shown as "
+        "<h2 id='config'>Configuration</h2><details><summary>every option of the run (secrets shown as "
         f"***)</summary><table>{rows}</table></details>"
     )
 
