@@ -137,10 +137,11 @@ def fmt(value: Any, kind: str) -> str:
 
 
 def cell(value: Any, kind: str, key: str) -> str:
-    """A number's table cell, with its source path and raw value for checking."""
+    """A number's table cell, with its source path, format and raw value for checking."""
     raw = "" if value is None else json.dumps(value)
     return (
-        f'<td data-key="{html.escape(key)}" data-value="{html.escape(raw)}">{fmt(value, kind)}</td>'
+        f'<td data-key="{html.escape(key)}" data-kind="{kind}" data-value="{html.escape(raw)}">'
+        f"{fmt(value, kind)}</td>"
     )
 
 
