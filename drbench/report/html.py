@@ -36,7 +36,7 @@ __all__ = [
 
 REPORT_NAME = "report.html"
 _NO_CHARTS = (
-    "Charts are left out: the plotly package is not installed here "
+    "Charts are left out: the run had --no-plots, or the plotly package is not installed "
     "(pip install plotly, then re-render with --report DIR)."
 )
 # The round table: (header, path in the round's dict, format kind)
