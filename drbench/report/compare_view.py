@@ -125,12 +125,17 @@ def render_compare(a: RunDir, b: RunDir, data: dict[str, Any], js: str | None) -
             f"<tr><td class='l'>{esc(g['metric'])}={g['threshold_percent']:g}</td>"
             f"<td class='l'>{esc(g['level'])}</td><td>{g['round']}</td>"
             + cell(g["worse_percent"], "signed", f"gates.{i}.worse_percent")
+            + cell((g["worse_ci95"] or [None, None])[0], "signed", f"gates.{i}.worse_ci95.0")
+            + cell((g["worse_ci95"] or [None, None])[1], "signed", f"gates.{i}.worse_ci95.1")
             + f"<td class='l{' bad' if g['failed'] else ''}'>{'FAILED' if g['failed'] else 'ok'}</td></tr>"
             for i, g in enumerate(data["gates"])
         )
         parts.append(
             "<h2>Regression gates</h2><table><tr><th class='l'>gate</th><th class='l'>level</th>"
-            f"<th>round</th><th>B worse by</th><th class='l'>verdict</th></tr>{gate_rows}</table>"
+            f"<th>round</th><th>B worse by</th><th>CI low</th><th>CI high</th>"
+            f"<th class='l'>verdict</th></tr>{gate_rows}</table>"
+            "<p class='muted'>A gate fails when B is worse by more than its threshold and the "
+            "whole 95% interval is above zero.</p>"
         )
     for i, rc in enumerate(data["rounds"]):
         how = "paired by prompt id" if rc["paired"] else "unpaired (different prompts)"
@@ -153,7 +158,8 @@ def render_compare(a: RunDir, b: RunDir, data: dict[str, Any], js: str | None) -
                 + f"<td class='l'>{esc(f['worse_when'])}</td></tr>"
             )
         parts.append(
-            "<table><tr><th class='l'>figure</th><th>A</th><th>B</th><th>change</th>"
+            "<table><tr><th class='l'>figure (ms; tokens/s, req/s)</th><th>A</th><th>B</th>"
+            "<th>change</th>"
             "<th>CI low</th><th>CI high</th><th class='l'>worse when</th></tr>"
             + "".join(rows)
             + "</table>"
