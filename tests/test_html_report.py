@@ -241,3 +241,33 @@ def test_compare_writes_json_and_html_and_gates_exit_7(tmp_path: Path, capsys) -
 def test_compare_usage_errors_exit_2(argv: list[str], message: str, capsys) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_text_from_the_files_is_escaped(tmp_path: Path) -> None:
+    out = copy_run(V2, tmp_path)
+    s = json.loads((out / "summary.json").read_text())
+    s["run"]["warnings"] = ["<script>alert(1)</script>"]
+    s["config"]["model"] = "</script><b>m</b>"
+    (out / "summary.json").write_text(json.dumps(s))
+    text = render_report(load_run_dir(out), plotly_js())
+    assert "<script>alert(1)" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<b>m</b>" not in text
+
+
+def test_a_run_without_plotly_says_so_once(tmp_path: Path, monkeypatch) -> None:
+    from drbench import benchmark  # noqa: PLC0415
+    from drbench.report import html  # noqa: PLC0415
+
+    notes: list[str] = []
+
+    class Reporter:
+        def note(self, message: str) -> None:
+            notes.append(message)
+
+    out = copy_run(V2, tmp_path)
+    monkeypatch.setattr(html, "plotly_js", lambda: None)
+    assert benchmark._write_html(out, Reporter(), charts=True) == []
+    assert notes == ["report.html has no charts: pip install plotly to get them"]
+    assert "Charts are left out" in (out / "report.html").read_text()
+    assert benchmark._write_html(out, Reporter(), charts=False) == []  # --no-plots: no note
+    assert len(notes) == 1
