@@ -254,6 +254,8 @@ class Benchmark:
                     problems.append(exc)
             else:
                 reporter.note(Message("plots_skipped"))
+        if not problems:
+            problems += _write_html(self.out_dir, reporter, charts=not self.config.no_plots)
         reporter.overview(result)  # the figures, even if a file failed
         if not problems and not failed:  # a failed run says why instead
             reporter.results_written()
@@ -325,6 +327,24 @@ def _too_long(
     ]
 
 
+def _write_html(out_dir: Path, reporter: LiveReporter, *, charts: bool) -> list[OutputDirError]:
+    """report.html, built from the files just written (as --report DIR would build it)."""
+    from drbench.errors import DrbenchError  # noqa: PLC0415
+    from drbench.report.html import plotly_js, write_report  # noqa: PLC0415
+    from drbench.rundir import load_run_dir  # noqa: PLC0415
+
+    js = plotly_js() if charts else None
+    if charts and js is None:
+        reporter.note("report.html has no charts: pip install plotly to get them")
+    try:
+        write_report(out_dir, load_run_dir(out_dir), js)
+    except OutputDirError as exc:
+        return [exc]
+    except DrbenchError as exc:  # a result file it reads back is unreadable
+        return [OutputDirError(f"report.html not written: {exc}")]
+    return []
+
+
 def _import_report_modules(cfg: BenchConfig) -> None:
     """Import what the reports need before the first round (after the preflight), not later.
 
@@ -368,6 +388,8 @@ def _import_report_modules(cfg: BenchConfig) -> None:
         from drbench.report.plots import plots_available  # noqa: PLC0415
 
         plots_available()  # imports matplotlib itself when it is installed
+    from drbench import rundir  # noqa: F401, PLC0415
+    from drbench.report import charts, html  # noqa: F401, PLC0415 - report.html at the end
 
 
 def run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

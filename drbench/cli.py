@@ -62,6 +62,8 @@ exit codes:
   5    --fail-on-errors: some round's failed-request share exceeded the threshold
          (5 wins when both gates fail)
   6    some round had no successful request at all (always checked; wins over 4 and 5)
+  7    --compare --fail-on-regression: B is worse than A by more than PCT, the 95% CI
+         excluding zero
   130  interrupted (Ctrl-C); finished rounds are still reported
 
 Metric definitions, every output file and the summary.json contract: docs/benchmarker_guide.md
@@ -119,6 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Start the bundled mock server on a free port, run the example dataset against it and print the report.",
     )
+    run.add_argument(
+        "--report",
+        metavar="DIR",
+        help="Re-render DIR/report.html of an earlier run from its summary.json and requests.jsonl (schema 1 or 2); sends nothing.",
+    )
+    run.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("DIR_A", "DIR_B"),
+        help="Compare run B against run A per level and round, with 95%% bootstrap CIs (paired by prompt id when both sent the same prompts); prints a table, writes compare.json and compare.html to --output-dir (default results/compare-<time>).",
+    )
+    run.add_argument(
+        "--fail-on-regression",
+        nargs="+",
+        action="extend",
+        metavar="METRIC=PCT",
+        help="With --compare: exit 7 when B is worse than A by more than PCT percent and the 95%% CI excludes zero, e.g. ttft_p99=10 (METRIC: ttft|itl|tpot|latency _ avg|p50|p90|p99).",
+    )
     run.add_argument("--debug", action="store_true", help="Show tracebacks of internal errors.")
     return parser
 
@@ -131,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_status)
     flags = {o.name: getattr(args, o.name) for o in OPTIONS}
     try:
+        offline = _offline(args, flags)
+        if offline is not None:
+            return offline
         if args.demo:
             return _run_demo(flags)
         runs = _resolve_runs(flags, args.recipe)
@@ -159,6 +182,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         _err(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         return int(ExitStatus.ERROR)
+
+
+def _offline(args: argparse.Namespace, flags: dict[str, Any]) -> int | None:
+    """--report DIR or --compare A B (result files in, nothing sent); None: neither was given."""
+    if args.fail_on_regression and not args.compare:
+        raise UsageError("--fail-on-regression needs --compare DIR_A DIR_B")
+    if args.report and args.compare:
+        raise UsageError("--report and --compare are two commands: give one of them")
+    from drbench.offline import compare_main, report_main  # noqa: PLC0415
+
+    if args.report:
+        return report_main(args.report)
+    if args.compare:
+        return compare_main(
+            args.compare,
+            args.fail_on_regression or [],
+            flags.get("output_dir"),
+            overwrite=bool(flags.get("overwrite")),
+        )
+    return None
 
 
 def run_config(cfg: BenchConfig, label: Any = flag_label) -> int:

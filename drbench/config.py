@@ -509,7 +509,7 @@ OPTIONS: tuple[Option, ...] = (
         "no_plots",
         "bool",
         "output",
-        "Do not write plots.png (it is written when matplotlib is installed).",
+        "Do not write plots.png (written when matplotlib is installed) nor report.html's charts (its tables are still written).",
     ),
     _o(
         "lang",

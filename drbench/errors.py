@@ -39,10 +39,11 @@ class ExitStatus(IntEnum):
     SLO_FAILED = 4  # --fail-on-slo: some round's goodput fell below the threshold
     ERRORS_FAILED = 5  # --fail-on-errors: some round's failed-request share exceeded the threshold
     NO_SUCCESS = 6  # some round had no successful request at all (always checked; wins over 5, 4)
+    REGRESSION = 7  # --compare --fail-on-regression: B worse than A beyond the threshold and noise
     INTERRUPTED = 130  # Ctrl-C; every finished round is still reported
 
 
-_SEVERITY = {130: 7, 1: 6, 3: 5, 2: 5, 6: 4, 5: 3, 4: 2, 0: 0}
+_SEVERITY = {130: 7, 1: 6, 3: 5, 2: 5, 6: 4, 5: 3, 4: 2, 7: 2, 0: 0}
 
 
 def severity(status: int) -> tuple[int, int]:

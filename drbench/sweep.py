@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # results imports the config; only types are needed here
 __all__ = [
     "FLAG",
     "MAX_VALUES",
-    "ORACLE_FIELD",
     "WORKING_SET_KEYS",
     "Crossing",
     "LevelPoint",
@@ -49,7 +48,6 @@ MAX_VALUES = 200  # a sweep of more runs than this is a typo (1:10000), not a pl
 WORKING_SET_KEYS = {"shared-prefix": "groups", "long-doc": "docs", "sessions": "users"}
 
 #: The oracle's expected hit rate on a RoundResult (issue 13, "The oracle"): read when present.
-ORACLE_FIELD = "expected_hit_rate"
 
 Metric = Literal["server_hit_rate", "cached_share"]
 Status = Literal["crossed", "not reached", "below from the first value", "no measured hit rate"]
@@ -198,7 +196,7 @@ class RoundFigures:
     server_hit_rate: float | None
     cached_share: float | None  # usage's cached_tokens / prompt_tokens
     offered_share: float | None  # what an unlimited prefix cache could reuse of the round
-    expected_hit_rate: float | None  # the oracle's, once RoundResult carries it (ORACLE_FIELD)
+    expected_hit_rate: float | None  # the oracle's (RoundResult.expected_share), if computed
     ttft_p50_ms: float | None
     ttft_p90_ms: float | None
     ttft_p99_ms: float | None
@@ -289,10 +287,9 @@ def _figures(r: RoundResult) -> RoundFigures:
 
 
 def expected_hit_rate(r: RoundResult) -> float | None:
-    """The hook for the oracle's expected hit rate: ``RoundResult.expected_hit_rate`` once the
-    oracle (issue 13) adds it, None until then (and for a round it could not simulate)."""
-    value = getattr(r, ORACLE_FIELD, None)
-    return float(value) if isinstance(value, (int, float)) else None
+    """The oracle's expected hit rate of the round (an LRU of the server's capacity,
+    drbench/oracle.py); None where it could not simulate it (no known capacity)."""
+    return r.expected_share
 
 
 # --- the crossing ---------------------------------------------------------------------------

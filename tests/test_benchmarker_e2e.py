@@ -73,6 +73,7 @@ def test_every_output_file_and_the_summary_contract(fast_mocker, tmp_path: Path)
         "concurrency_4_round_2.json",
         "metrics_summary.csv",
         "plots.png",
+        "report.html",
         "requests.jsonl",
         "summary.json",
     ]
@@ -138,6 +139,8 @@ def test_every_output_file_and_the_summary_contract(fast_mocker, tmp_path: Path)
     assert len(per_round["records"]) == 6 and per_round["summary"]["round"] == 2
     assert per_round["schema_version"] == 2 and per_round["level"]["concurrency"] == 4
     assert (out / "plots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()
+    assert "Plotly.newPlot" in page and "<div class='chart' id='ttft-cdf-1'></div>" in page
     for p in out.iterdir():
         if p.suffix != ".png":
             assert "sk-test-SECRET" not in p.read_text()

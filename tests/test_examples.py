@@ -50,3 +50,35 @@ def test_ci_gate_says_so_when_the_interpreter_is_missing(tmp_path: Path) -> None
     assert proc.returncode == 1
     assert "ci_gate: FAIL: the mock server did not start" in proc.stderr
     assert "no-such-python" in proc.stderr
+
+
+REGRESSION = ROOT / "examples" / "ci_regression.sh"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "candidate, code, line",
+    [
+        ("", 0, "ci_regression: PASS: no regression beyond ttft_p50=200"),
+        ("--ttft-ms 150", 7, "ci_regression: FAIL: the candidate regressed"),
+    ],
+)
+def test_ci_regression_script(tmp_path: Path, candidate: str, code: int, line: str) -> None:
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path / "reg"),
+        "PYTHON": sys.executable,
+        "EXTRA_ARGS": "--no-plots --num-samples 6",
+        "GATES": "ttft_p50=200",  # a mocker's TTFT moves a few ms between runs, never 3x
+        "CANDIDATE_MOCKER_ARGS": candidate,
+    }
+    for name in ("BASELINE", "BASE_ENDPOINT", "CANDIDATE_ENDPOINT"):
+        env.pop(name, None)
+    proc = subprocess.run(
+        ["bash", str(REGRESSION)], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert proc.returncode == code, proc.stderr
+    assert line in proc.stdout + proc.stderr
+    compare = tmp_path / "reg" / "compare"
+    assert (compare / "compare.json").exists() and (compare / "compare.html").exists()
+    assert (tmp_path / "reg" / "baseline" / "report.html").exists()

@@ -313,8 +313,8 @@ def test_plots_get_a_row_of_ttft_over_time_at_a_rate_level(tmp_path: Path) -> No
         png = write_plots(out, run).read_bytes()  # IHDR: width, then height, big-endian
         return int.from_bytes(png[20:24], "big")
 
-    assert height(session_run(2), "closed") == 800  # two rows of panels at 100 dpi
-    assert height(session_run(2, kind="rate"), "rate") == 1200  # and the over-time row
+    assert height(session_run(2), "closed") == 1200  # three rows of panels at 100 dpi
+    assert height(session_run(2, kind="rate"), "rate") == 1600  # and the over-time row
 
 
 def _tables(text: str) -> list[list[str]]:

@@ -65,7 +65,8 @@ _EXPECTED_KEYS = tuple(Expected(0, 0, 16, "server", 16, "tokens").to_dict())  # 
 OUTPUT_FILE = re.compile(
     r"(?:requests\.jsonl|(?:concurrency_\d+|rate_(?:[\d.e+-]+|inf)|trace_[\d.e+-]+x)_round_\d+\.json"
     r"|metrics_summary\.csv|summary\.json|workload\.jsonl"
-    r"|plots\.png|ttft_by_(?:turn|context)\.csv|ttft_over_time\.csv)(?:\.tmp)?"
+    r"|plots\.png|report\.html|compare\.(?:json|html)"
+    r"|ttft_by_(?:turn|context)\.csv|ttft_over_time\.csv)(?:\.tmp)?"
 )
 _HINTS = {
     errno.ENOSPC: "free space or pick --output-dir",

@@ -1,0 +1,83 @@
+"""``--report DIR`` and ``--compare DIR_A DIR_B``: work on result files, send nothing.
+
+``--report`` re-renders report.html of an earlier run (schema 1 or 2) into its directory.
+``--compare`` prints the comparison table, writes compare.json and compare.html into
+``--output-dir`` (default ``results/compare-<timestamp>``) and, with ``--fail-on-regression``,
+returns exit 7 when a gate fails.  Entry-point code: it prints; the work is in rundir.py,
+compare.py and report/.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from drbench.errors import ExitStatus, UsageError
+
+__all__ = ["compare_main", "report_main"]
+
+_NO_PLOTLY = "no charts in {}: pip install plotly to get them (the tables are there)"
+
+
+def report_main(directory: str) -> int:
+    """Re-render DIR/report.html from DIR/summary.json and DIR/requests.jsonl."""
+    from drbench.report.html import plotly_js, write_report  # noqa: PLC0415
+    from drbench.rundir import load_run_dir  # noqa: PLC0415
+
+    run = load_run_dir(directory, flag="--report")
+    js = plotly_js()
+    path = write_report(run.path, run, js)
+    if js is None:
+        _say(_NO_PLOTLY.format(path))
+    _say(f"wrote {path} (summary.json schema {run.schema_version}, {len(run.records)} requests)")
+    return int(ExitStatus.OK)
+
+
+def compare_main(
+    dirs: Sequence[str],
+    regressions: Sequence[str],
+    output_dir: str | None,
+    *,
+    overwrite: bool,
+) -> int:
+    """Compare run B (second) against run A (first); exit 7 when a regression gate fails."""
+    from drbench.compare import compare_runs, parse_regressions  # noqa: PLC0415
+    from drbench.report.compare_view import format_compare, write_compare  # noqa: PLC0415
+    from drbench.report.files import prepare_output_dir  # noqa: PLC0415
+    from drbench.report.html import plotly_js  # noqa: PLC0415
+    from drbench.rundir import load_run_dir  # noqa: PLC0415
+
+    gates = parse_regressions(regressions)
+    if len(dirs) != 2:
+        raise UsageError(f"--compare takes two result directories (A B), not {len(dirs)}")
+    a = load_run_dir(dirs[0], flag="--compare")
+    b = load_run_dir(dirs[1], flag="--compare")
+    comp = compare_runs(a, b, gates)
+    out = prepare_output_dir(
+        output_dir or Path("results") / f"compare-{datetime.now():%Y%m%d-%H%M%S}",
+        overwrite=overwrite,
+    )
+    js = plotly_js()
+    paths = write_compare(out, a, b, comp, js)
+    print(f"B = {b.path} against A = {a.path}")
+    print(format_compare(comp))
+    for check in comp.gates:
+        if check.failed:
+            _say(check.message())
+    if js is None:
+        _say(_NO_PLOTLY.format(paths[-1]))
+    _say(f"wrote {', '.join(map(str, paths))}")
+    if comp.failed_gates:
+        _say(
+            f"{len(comp.failed_gates)} regression gate(s) failed: exit {int(ExitStatus.REGRESSION)}"
+        )
+        return int(ExitStatus.REGRESSION)
+    if gates:
+        _say(f"every regression gate passed ({len(comp.gates)} checks)")
+    return int(ExitStatus.OK)
+
+
+def _say(message: str) -> None:
+    print(f"drbench: {message}", file=sys.stderr)
