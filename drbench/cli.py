@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--compare",
         nargs=2,
         metavar=("DIR_A", "DIR_B"),
-        help="Compare run B against run A per level and round, with 95%% bootstrap CIs (paired by prompt id when both sent the same prompts); prints a table, writes compare.json and compare.html to --output-dir (default results/compare-<time>).",
+        help="Compare run B against run A per level and round, with 95%% bootstrap CIs (paired by prompt id when both sent the same prompts); prints a table, writes compare.json and compare.html to --output-dir, else to results/compare-<time>.",
     )
     run.add_argument(
         "--fail-on-regression",

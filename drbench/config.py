@@ -212,7 +212,7 @@ OPTIONS: tuple[Option, ...] = (
         "slo_search",
         "str_list",
         "sweep",
-        "Sessions within an SLO: the largest U for which --workload sessions with users=U at concurrency U keeps round K's TTFT percentile within the bound, by doubling then bisection, each probe a measured run in its own subdirectory (slo_search.json at the top): ttft_p95_ms=MS (or p50/p90/p99), optionally round=K (default: the last) and max=N (default 64).",
+        "Sessions within an SLO: the largest U for which --workload sessions with users=U at concurrency U keeps round K's TTFT percentile within the bound, by doubling then bisection, each probe a measured run in its own subdirectory (slo_search.json at the top): ttft_p95_ms=MS (or p50/p90/p99), optionally round=K (else the last round) and max=N (else 64).",
         metavar="KEY=VALUE",
     ),
     _o(

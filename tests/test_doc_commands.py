@@ -13,7 +13,8 @@ in-process through ``main()`` (their imports paid once); the others as subproces
   become the mocker's URL; ``python`` is this interpreter, with the checkout on PYTHONPATH.
 - A benchmarker run (not ``--dry-run``, ``--help`` nor ``--write-workload``) is made small: ``--num-samples N``
   becomes ``min(N, 4)`` after checking that the file holds N records (what the real run checks,
-  so "50 of a 10-record file" still fails here), ``--num-samples 4`` is added when absent,
+  so "50 of a 10-record file" still fails here), ``--num-samples 4`` is added when absent
+  (not to a ``--sweep`` or ``--slo-search``, whose values generate their own sizes),
   ``--request-rate`` and ``--speedup`` values are multiplied by 100, ``--ramp-up`` becomes 0.1,
   ``--warmup`` at most 2, and ``--no-plots`` plus ``--output-dir results/doc-K`` (when absent) are
   added.
@@ -58,6 +59,11 @@ SKIPPED_BY_DESIGN: tuple[tuple[str, str], ...] = (
     (r"^python tests/test_prometheus\.py", "the Prometheus integration tests, part of the suite"),
     (r"^wget .*Mooncake", "downloads the full Mooncake trace from GitHub (network)"),
     (r"^python convert_longbench\.py --dataset \w+ ", "downloads LongBench from the HF hub"),
+    (
+        r"--fail-on-regression ",
+        "its exit code is the verdict on two runs' noise; tests/test_examples.py runs "
+        "examples/ci_regression.sh, which gates with it, and tests/test_compare.py the gates",
+    ),
 )
 
 
@@ -175,8 +181,8 @@ def benchmark_argv(words: list[str], cwd: Path, index: int) -> list[str]:
         elif flag == "--warmup":
             word = str(min(int(word), 2))
         out.append(word)
-    if "--num-samples" not in words:
-        out += ["--num-samples", str(MAX_SAMPLES)]
+    if "--num-samples" not in words and not {"--sweep", "--slo-search"} & set(words):
+        out += ["--num-samples", str(MAX_SAMPLES)]  # a sweep's values have their own sizes
     if "--output-dir" not in words:
         out += ["--output-dir", f"results/doc-{index}"]
     return [*out, "--no-plots"]
