@@ -27,7 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_mocker ARGS: start a mock server on a free port, print its base URL
+# start_mocker ARGS: start a mock server on a free port; its base URL goes to MOCK_BASE.  Not
+# called in $(...): a subshell's pids+= would not reach cleanup, and the server would outlive us.
 start_mocker() {
   local log base="" pid
   log=$(mktemp)
@@ -48,7 +49,7 @@ start_mocker() {
     cat "$log" >&2
     return 1
   fi
-  echo "$base"
+  MOCK_BASE=$base
 }
 
 # bench ENDPOINT DIR: one dual-round run (same prompts both times, so the comparison is paired)
@@ -60,15 +61,15 @@ bench() {
 
 if [ -z "${BASELINE:-}" ]; then
   if [ -z "${BASE_ENDPOINT:-}" ]; then
-    base=$(start_mocker "$BASE_MOCKER_ARGS") || exit 1
-    BASE_ENDPOINT="$base/v1/chat/completions"
+    start_mocker "$BASE_MOCKER_ARGS" || exit 1
+    BASE_ENDPOINT="$MOCK_BASE/v1/chat/completions"
   fi
   BASELINE="$OUT/baseline"
   bench "$BASE_ENDPOINT" "$BASELINE"
 fi
 if [ -z "${CANDIDATE_ENDPOINT:-}" ]; then
-  base=$(start_mocker "$CANDIDATE_MOCKER_ARGS") || exit 1
-  CANDIDATE_ENDPOINT="$base/v1/chat/completions"
+  start_mocker "$CANDIDATE_MOCKER_ARGS" || exit 1
+  CANDIDATE_ENDPOINT="$MOCK_BASE/v1/chat/completions"
 fi
 bench "$CANDIDATE_ENDPOINT" "$OUT/candidate"
 
