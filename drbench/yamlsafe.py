@@ -206,8 +206,10 @@ def _check_keys(name: str, root: yaml.Node) -> None:
                         f"'endpoint'), not {_kind(key_node)}"
                     )
                 if key_node.value in seen:
+                    key = key_node.value
+                    shown = key if key.isprintable() and key.strip() == key else repr(key)
                     raise ConfigError(
-                        f"{name}:{line}: {key_node.value}: given twice (first on line "
+                        f"{name}:{line}: {shown}: given twice (first on line "
                         f"{seen[key_node.value]}); give each key once"
                     )
                 seen[key_node.value] = line

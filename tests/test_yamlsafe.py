@@ -111,3 +111,10 @@ def test_flow_nesting_past_the_limit_is_refused_before_pyyaml_reads_it() -> None
     ok = "a: '" + "[" * 500 + "'\n# " + "{" * 500 + "\nb: " + "[" * MAX_FLOW_DEPTH + "]" * 100
     doc = compose_document(ok + "\n", "r.yaml")  # quoted and commented brackets do not count
     doc.close()
+
+
+def test_a_repeated_key_made_of_blanks_is_named_on_one_line() -> None:
+    # hypothesis found it: the key "\n" (a quoted scalar of blank lines) printed raw split the line
+    with pytest.raises(ConfigError) as err:
+        compose_document("? '\n\n  '\n: null\n? '\n\n  '\n: null\n", "r.yaml")
+    assert str(err.value) == "r.yaml:5: '\\n': given twice (first on line 1); give each key once"
