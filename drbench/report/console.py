@@ -416,19 +416,8 @@ def format_comparison(level: LevelResult, lang: Lang = "en") -> str:
     lines = ["-" * RULE, header]
     for key in ("p50", "avg", "p90", "p99"):
         lines.append(f"  TTFT {key:<4} {_change(c.ttft_ms[key], ' ms')}")
-    ci = c.ratio_geomean_ci95
-    ci_text = f" [95% CI {_num(ci[0], 3)}-{_num(ci[1], 3)}]" if ci else ""
     L = LABELS[lang]
-    lines.append(
-        "  "
-        + L["ratio"].format(
-            median=_num(c.ratio_median, 3),
-            geomean=_num(c.ratio_geomean, 3),
-            ci=ci_text,
-            faster=_pct(c.share_faster),
-            n=c.n_pairs,
-        )
-    )
+    lines.append(_ratio_line(c, lang))
     lines.append(f"  {_pad(L['cmp_tokens'], 16)} {_change(c.output_tokens_per_s)}")
     lines.append(f"  {_pad(L['cmp_requests'], 16)} {_change(c.requests_per_s)}")
     if c.goodput_percent.before is not None or c.goodput_percent.after is not None:
@@ -505,6 +494,20 @@ def format_overview(run: RunResult, lang: Lang = "en") -> str:
     return "\n".join(lines + _last_vs_first_lines(run, lang))
 
 
+def _ratio_line(c: Comparison, lang: Lang) -> str:
+    """The per-prompt TTFT ratio round 2 / round 1: median, geomean with its CI, share faster."""
+    ci = c.ratio_geomean_ci95
+    ci_text = f" [95% CI {_num(ci[0], 3)}-{_num(ci[1], 3)}]" if ci else ""
+    ratio = LABELS[lang]["ratio"].format(
+        median=_num(c.ratio_median, 3),
+        geomean=_num(c.ratio_geomean, 3),
+        ci=ci_text,
+        faster=_pct(c.share_faster),
+        n=c.n_pairs,
+    )
+    return "  " + ratio
+
+
 def format_level(level: LevelResult, lang: Lang = "en") -> str:
     """A level's answer, compact: a row per round (the chosen TTFT percentiles, ITL and latency
     P50, output tokens/s, goodput, offered and cached share, hit rate), a row of changes of the last round
@@ -566,18 +569,7 @@ def format_level(level: LevelResult, lang: Lang = "en") -> str:
     lines = ["-" * RULE, title, _indent(_table(rows, tuple(headers), stacked=True))]
     c = level.comparison
     if c is not None:
-        ci = c.ratio_geomean_ci95
-        ci_text = f" [95% CI {_num(ci[0], 3)}-{_num(ci[1], 3)}]" if ci else ""
-        lines.append(
-            "  "
-            + L["ratio"].format(
-                median=_num(c.ratio_median, 3),
-                geomean=_num(c.ratio_geomean, 3),
-                ci=ci_text,
-                faster=_pct(c.share_faster),
-                n=c.n_pairs,
-            )
-        )
+        lines.append(_ratio_line(c, lang))
     if len(level.comparisons) > 1:  # 3+ rounds: every round against round 1 and the one before
         lines += [L["rounds_table"], _indent(_comparisons_table(level, lang))]
     lines.extend(f"  ! {redact_text(render(w, lang))}" for w in level.warnings)
