@@ -335,7 +335,7 @@ def _write_html(out_dir: Path, reporter: LiveReporter, *, charts: bool) -> list[
 
     js = plotly_js() if charts else None
     if charts and js is None:
-        reporter.note("report.html has no charts: pip install plotly to get them")
+        reporter.note(Message("no_plotly_html"))
     try:
         write_report(out_dir, load_run_dir(out_dir), js)
     except OutputDirError as exc:

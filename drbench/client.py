@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiohttp
 
 from drbench.errors import PreflightError, UsageError
+from drbench.messages import Message
 from drbench.prometheus.profiles import reset_hint
 from drbench.records import EndpointKind, ErrorKind, Prompt
 from drbench.redact import basic_auth_forms, is_secret_header, mask_secrets
@@ -417,10 +418,15 @@ async def preflight(
         wait = backoff_s * 2 ** (attempt - 1)
         if retry_after is not None:
             wait = min(retry_after, _RETRY_AFTER_CAP_S)
-            capped = " (capped)" if retry_after > _RETRY_AFTER_CAP_S else ""
+            capped = Message("retry_capped") if retry_after > _RETRY_AFTER_CAP_S else ""
             notes.append(
-                f"preflight: HTTP {raw.status} with Retry-After {retry_after:g} s; "
-                f"waited {wait:g} s{capped} before trying again"
+                Message(
+                    "preflight_retry",
+                    status=raw.status,
+                    after=f"{retry_after:g}",
+                    wait=f"{wait:g}",
+                    capped=capped,
+                )
             )
         await asyncio.sleep(wait)
     return notes
@@ -492,9 +498,9 @@ async def post_reset(session: aiohttp.ClientSession, url: str) -> str | None:
             if 200 <= resp.status < 300:
                 return None
             body = (await resp.content.read(_ERROR_BODY_LIMIT)).decode("utf-8", "replace")
-            return f"cache reset {url} answered HTTP {resp.status}: {error_message(body)}"
+            return Message("reset_http", url=url, status=resp.status, error=error_message(body))
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-        return f"cache reset {url} failed: {_why(exc)}"
+        return Message("reset_failed", url=url, why=_why(exc))
 
 
 async def check_reset(session: aiohttp.ClientSession, url: str) -> None:

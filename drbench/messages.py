@@ -256,6 +256,106 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
     },
     "counted_tokenizer": {"en": "counted by --tokenizer", "zh": "由 --tokenizer 计数"},
     "counted_estimated": {"en": "estimated", "zh": "为估算值"},
+    "no_plotly_html": {
+        "en": "report.html has no charts: pip install plotly to get them",
+        "zh": "report.html 没有图表: pip install plotly 后即可生成",
+    },
+    # client.py: the preflight and the cache reset
+    "preflight_retry": {
+        "en": "preflight: HTTP {status} with Retry-After {after} s; waited {wait} s{capped} "
+        "before trying again",
+        "zh": "预检: HTTP {status}, Retry-After {after} 秒; 等待 {wait} 秒{capped}后重试",
+    },
+    "retry_capped": {"en": " (capped)", "zh": " (已封顶)"},
+    "reset_http": {
+        "en": "cache reset {url} answered HTTP {status}: {error}",
+        "zh": "缓存重置 {url} 返回 HTTP {status}: {error}",
+    },
+    "reset_failed": {
+        "en": "cache reset {url} failed: {why}",
+        "zh": "缓存重置 {url} 失败: {why}",
+    },
+    "reset_not_cold": {
+        "en": "{problem} (round 1 may not be cold)",
+        "zh": "{problem} (第 1 轮可能不是冷启动)",
+    },
+    # prometheus/: the server metrics
+    "scrape_http": {"en": "HTTP {status}{reason}", "zh": "HTTP {status}{reason}"},
+    "scrape_timeout": {"en": "no answer within {s} s", "zh": "{s} 秒内无应答"},
+    "scrape_connect": {"en": "cannot connect: {why}", "zh": "无法连接: {why}"},
+    "scrape_not_utf8": {
+        "en": "not Prometheus text (not UTF-8)",
+        "zh": "不是 Prometheus 文本 (非 UTF-8)",
+    },
+    "scrape_too_big": {
+        "en": "metrics page larger than {size}; not read further",
+        "zh": "指标页面大于 {size}; 不再继续读取",
+    },
+    "metrics_down": {
+        "en": "server metrics: {url} unavailable ({reason}); its figures are marked missing and "
+        "the run goes on. Check --prometheus-url.",
+        "zh": "服务端指标: {url} 不可用 ({reason}); 其指标记为缺失, 运行继续。"
+        "请检查 --prometheus-url。",
+    },
+    "metrics_no_preset": {
+        "en": "server metrics: {url} exposes none of the known {known} metrics; name the ones to "
+        "read with --prometheus-metrics.",
+        "zh": "服务端指标: {url} 没有任何已知的 {known} 指标; 请用 --prometheus-metrics "
+        "指定要读取的指标。",
+    },
+    "known_generic": {
+        "en": "vLLM, SGLang, LMCache or TGI",
+        "zh": "vLLM、SGLang、LMCache 或 TGI",
+    },
+    "metrics_no_match": {
+        "en": "server metrics: {url} exposes no metric matching --prometheus-metrics {sel}; it is "
+        "reported as missing.",
+        "zh": "服务端指标: {url} 没有与 --prometheus-metrics {sel} 匹配的指标; 该项记为缺失。",
+    },
+    "profile_note": {
+        "en": "server metrics: {title}: {note}",
+        "zh": "服务端指标: {title}: {note}",
+    },
+    "flush_lag": {
+        "en": "server metrics: {who} publishes its counters about every {flush} s, so its "
+        "per-round figures can lag the round by that much; give --round-pause {flush} or more.",
+        "zh": "服务端指标: {who} 大约每 {flush} 秒发布一次计数器, 因此每轮指标可能滞后同样久; "
+        "请给出 --round-pause {flush} 或更大的值。",
+    },
+    "profile_mismatch": {
+        "en": "server metrics: --server-profile {choice} but the endpoint exposes {detected} "
+        "metrics; its {title} hit rates may be missing (use --server-profile auto or {found})",
+        "zh": "服务端指标: 指定了 --server-profile {choice}, 但该端点提供的是 {detected} 指标; "
+        "{title} 的命中率可能缺失 (请使用 --server-profile auto 或 {found})",
+    },
+    "cache_off_vllm": {
+        "en": "prefix caching is off (vLLM: --enable-prefix-caching)",
+        "zh": "前缀缓存未开启 (vLLM: --enable-prefix-caching)",
+    },
+    "cache_off_sglang": {
+        "en": "prefix caching is off (SGLang: the radix cache is disabled, --disable-radix-cache)",
+        "zh": "前缀缓存未开启 (SGLang: radix cache 被禁用, --disable-radix-cache)",
+    },
+    "cache_off_lmcache": {
+        "en": "LMCache stored nothing reusable (check vLLM's --kv-transfer-config; LMCache "
+        "stores whole chunks, LMCACHE_CHUNK_SIZE)",
+        "zh": "LMCache 没有存下可复用的内容 (请检查 vLLM 的 --kv-transfer-config; LMCache "
+        "只存完整的块, LMCACHE_CHUNK_SIZE)",
+    },
+    "cache_off_generic": {
+        "en": "prefix caching is off (vLLM: --enable-prefix-caching; SGLang: the radix cache is "
+        "disabled)",
+        "zh": "前缀缓存未开启 (vLLM: --enable-prefix-caching; SGLang: radix cache 被禁用)",
+    },
+    "cache_off_either": {"en": "{a}, or {b}", "zh": "{a}, 或{b}"},
+    # oracle.py
+    "no_capacity": {
+        "en": "not computed: the server's cache capacity is unknown (give --prometheus-url of a "
+        "vLLM server, whose vllm:cache_config_info has num_gpu_blocks, or "
+        "--cache-capacity-tokens N)",
+        "zh": "未计算: 服务端的缓存容量未知 (请给出 vLLM 服务的 --prometheus-url, 其 "
+        "vllm:cache_config_info 含 num_gpu_blocks; 或给出 --cache-capacity-tokens N)",
+    },
     # report/live.py: the run's own lines
     "warning": {"en": "warning: {text}", "zh": "警告: {text}"},
     "workload": {"en": "workload {name}", "zh": "负载 {name}"},

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from drbench.messages import Message
 from drbench.reuse import (
     BlockSource,
     LevelReuse,
@@ -52,10 +53,7 @@ __all__ = [
 CapacitySource = Literal["server", "flag"]
 
 #: What the report says when there is no capacity to compute the expected hit rate from.
-NO_CAPACITY = (
-    "not computed: the server's cache capacity is unknown (give --prometheus-url of a vLLM "
-    "server, whose vllm:cache_config_info has num_gpu_blocks, or --cache-capacity-tokens N)"
-)
+NO_CAPACITY = Message("no_capacity")
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,7 +146,7 @@ async def _run_level(
     if cfg.cold_start == "reset" and cfg.cache_reset_url:
         problem = await post_reset(session, cfg.cache_reset_url)
         if problem:
-            level.warnings.append(problem + " (round 1 may not be cold)")
+            level.warnings.append(Message("reset_not_cold", problem=problem))
             observer.warning(level.warnings[-1])
     requests = level_requests(plan, index)
     n, c = len(requests), level.level.concurrency

@@ -117,3 +117,62 @@ def test_a_message_survives_pickle_and_deepcopy() -> None:
     m = Message("warning", text=round_where(1, Level.closed(3)))
     for twin in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
         assert twin == m and twin.render("zh") == "警告: 并发 3 的第 1 轮"
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_server_metrics_and_oracle_sentences_keep_their_english_and_have_chinese() -> None:
+    from drbench.oracle import NO_CAPACITY  # noqa: PLC0415
+    from drbench.prometheus.profiles import LMCACHE, VLLM, resolve_profile, with_engine  # noqa: PLC0415
+    from drbench.prometheus.watch import _profile_notes  # noqa: PLC0415
+
+    (mismatch,) = resolve_profile("sglang", ["vllm:num_requests_running"]).warnings
+    assert mismatch == (
+        "server metrics: --server-profile sglang but the endpoint exposes vLLM metrics; its "
+        "SGLang hit rates may be missing (use --server-profile auto or vllm)"
+    )
+    assert render(mismatch, "zh").startswith("服务端指标: 指定了 --server-profile sglang")
+    lmcache = with_engine(LMCACHE, VLLM)
+    (lag,) = _profile_notes(lmcache, round_pause_s=0.0)
+    assert lag.startswith("server metrics: LMCache publishes its counters about every 10 s")
+    assert "每 10 秒" in render(lag, "zh") and "publishes" not in render(lag, "zh")
+    assert lmcache.cache_off.endswith(", or prefix caching is off (vLLM: --enable-prefix-caching)")
+    assert render(lmcache.cache_off, "zh").endswith("或前缀缓存未开启 (vLLM: --enable-prefix-caching)")
+    assert NO_CAPACITY.startswith("not computed: the server's cache capacity is unknown")
+    assert render(NO_CAPACITY, "zh").startswith("未计算: 服务端的缓存容量未知")
+
+
+def test_a_zh_run_prints_no_english_warning(mocker_factory, tmp_path, capsys) -> None:
+    """End to end: a dead --prometheus-url and prompts over the mocker's context length give
+    their warnings in Chinese, as every other line the run prints on stderr."""
+    import socket  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from drbench.cli import main  # noqa: PLC0415
+
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8",
+                          "--max-model-len", "600")  # fmt: skip
+    dataset = Path(__file__).resolve().parent.parent / "examples" / "example_dataset.json"
+    code = main(
+        ["--endpoint", mock.base_url + "/v1/chat/completions", "--dataset", str(dataset),
+         "--output-dir", str(tmp_path / "o"), "--no-plots", "--lang", "zh", "--rounds", "2",
+         "--max-tokens", "16", "--concurrency", "2",
+         "--prometheus-url", f"http://127.0.0.1:{dead}/metrics"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("drbench: ")]
+    warnings = [ln for ln in lines if ln.startswith("drbench: 警告: ")]
+    assert any("max_model_len 600" in ln for ln in warnings), err
+    assert any(f"127.0.0.1:{dead}" in ln and "不可用" in ln for ln in warnings), err
+    assert all(_has_cjk(ln) for ln in lines), err
+    for english in ("warning:", "need more than", "unavailable", "marked missing", "cannot connect",
+                    "Likely cause", "Check --prometheus-url", "they will likely fail"):  # fmt: skip
+        assert english not in err, english
+    s = __import__("json").loads((tmp_path / "o" / "summary.json").read_text())
+    assert any("need more than the model's max_model_len 600" in w for w in s["run"]["warnings"])

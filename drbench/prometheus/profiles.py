@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from drbench.messages import Message
+
 __all__ = [
     "DERIVED_RATES",
     "GENERIC",
@@ -162,7 +164,7 @@ VLLM = ServerProfile(
     "(SGLang's is /flush_cache)",
     block_size=SizeSource("vllm:cache_config_info", "block_size"),
     capacity_tokens=SizeSource("vllm:cache_config_info", "num_gpu_blocks", "block_size"),
-    cache_off="prefix caching is off (vLLM: --enable-prefix-caching)",
+    cache_off=Message("cache_off_vllm"),
 )
 
 SGLANG = ServerProfile(
@@ -187,7 +189,7 @@ SGLANG = ServerProfile(
     reset_refused="SGLang serves /flush_cache; vLLM's is /reset_prefix_cache",
     # SGLang's page size is a server argument, not a metric: the block size stays unknown.
     capacity_tokens=SizeSource("sglang:max_total_num_tokens"),
-    cache_off="prefix caching is off (SGLang: the radix cache is disabled, --disable-radix-cache)",
+    cache_off=Message("cache_off_sglang"),
 )
 
 LMCACHE = ServerProfile(
@@ -204,8 +206,7 @@ LMCACHE = ServerProfile(
         "lmcache:retrieve_hit_rate",  # per flush interval, reads 1 when idle: reported only
     ),
     rates=_LMCACHE_RATES,
-    cache_off="LMCache stored nothing reusable (check vLLM's --kv-transfer-config; LMCache "
-    "stores whole chunks, LMCACHE_CHUNK_SIZE)",
+    cache_off=Message("cache_off_lmcache"),
     flush_interval_s=10.0,  # LMCache's log_interval, hard-coded in its engine builder
     flushed_by="LMCache",
 )
@@ -232,8 +233,7 @@ GENERIC = ServerProfile(
         "tgi_queue_size",
         "tgi_batch_current_size",
     ),
-    cache_off="prefix caching is off (vLLM: --enable-prefix-caching; SGLang: the radix cache is "
-    "disabled)",
+    cache_off=Message("cache_off_generic"),
 )
 
 #: The profiles ``--server-profile`` names, in the order the docs list them.
@@ -300,9 +300,13 @@ def resolve_profile(choice: str, names: Iterable[str] | None) -> ProfileChoice:
     own = profile.prefixes[:1]  # LMCache on vLLM: lmcache:, not the engine's vllm:
     if detected is not None and profile is not GENERIC and not any(n.startswith(own) for n in seen):
         warnings = (
-            f"server metrics: --server-profile {choice} but the endpoint exposes "
-            f"{detected.title} metrics; its {profile.title} hit rates "
-            f"may be missing (use --server-profile auto or {found})",
+            Message(
+                "profile_mismatch",
+                choice=choice,
+                detected=detected.title,
+                title=profile.title,
+                found=found or "",
+            ),
         )
     return ProfileChoice(profile, "flag", found, warnings)
 
@@ -321,7 +325,7 @@ def with_engine(cache: ServerProfile, engine: ServerProfile) -> ServerProfile:
         reset_refused=engine.reset_refused,
         block_size=engine.block_size,
         capacity_tokens=engine.capacity_tokens,
-        cache_off=f"{cache.cache_off}, or {engine.cache_off}",
+        cache_off=Message("cache_off_either", a=cache.cache_off, b=engine.cache_off),
         notes=(*cache.notes, *engine.notes),
         flush_interval_s=max(cache.flush_interval_s, engine.flush_interval_s),
         flushed_by=cache.flushed_by or engine.flushed_by,

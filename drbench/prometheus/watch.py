@@ -19,6 +19,7 @@ import aiohttp
 import yarl
 
 from drbench.errors import UsageError
+from drbench.messages import Message
 from drbench.prometheus.parse import (
     ExpositionError,
     MetricSelector,
@@ -38,7 +39,14 @@ _READ_CHUNK = 64 * 1024
 
 
 class ScrapeError(Exception):
-    """One scrape that gave nothing usable; the message is short and names no secret."""
+    """One scrape that gave nothing usable; the message is short and names no secret.
+
+    ``reason`` keeps the ``Message`` itself (``str(exc)`` would be its English text only), so
+    the warning that quotes it renders in ``--lang`` too."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 async def scrape(
@@ -67,22 +75,24 @@ async def fetch_text(
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         async with session.get(url, timeout=timeout, headers={"Accept": "text/plain"}) as resp:
             if resp.status != 200:
-                raise ScrapeError(f"HTTP {resp.status} {resp.reason or ''}".rstrip())
+                reason = f" {resp.reason}" if resp.reason else ""
+                raise ScrapeError(Message("scrape_http", status=resp.status, reason=reason))
             body = await _read_capped(resp, max_bytes)
     except (asyncio.TimeoutError, TimeoutError):
-        raise ScrapeError(f"no answer within {timeout_s:g} s") from None
+        raise ScrapeError(Message("scrape_timeout", s=f"{timeout_s:g}")) from None
     except aiohttp.ClientConnectorError as exc:
-        raise ScrapeError(f"cannot connect: {exc.os_error.strerror or exc.os_error}") from None
+        why = str(exc.os_error.strerror or exc.os_error)
+        raise ScrapeError(Message("scrape_connect", why=why)) from None
     except aiohttp.ClientError as exc:
         raise ScrapeError(redact_text(f"{type(exc).__name__}: {exc}")) from None
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        raise ScrapeError("not Prometheus text (not UTF-8)") from None
+        raise ScrapeError(Message("scrape_not_utf8")) from None
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    too_big = ScrapeError(f"metrics page larger than {_size(max_bytes)}; not read further")
+    too_big = ScrapeError(Message("scrape_too_big", size=_size(max_bytes)))
     if resp.content_length is not None and resp.content_length > max_bytes:
         raise too_big
     chunks, size = [], 0
@@ -243,7 +253,7 @@ class ServerMetricsWatcher:
         except asyncio.CancelledError:
             raise
         except ScrapeError as exc:
-            self._failed(url, role, str(exc))
+            self._failed(url, role, exc.reason)
             return None
         except Exception as exc:  # never let a metrics endpoint end a benchmark run
             self._failed(url, role, redact_text(f"{type(exc).__name__}: {exc}"))
@@ -257,8 +267,7 @@ class ServerMetricsWatcher:
         self._warn_once(
             url,
             "down",
-            f"server metrics: {redact_url(url)} unavailable ({reason}); its figures are marked "
-            "missing and the run goes on. Check --prometheus-url.",
+            Message("metrics_down", url=redact_url(url), reason=reason),
         )
 
     def _note(self, url: str, role: str, snap: Snapshot) -> None:
@@ -271,16 +280,14 @@ class ServerMetricsWatcher:
             self._warn_once(
                 url,
                 "preset",
-                f"server metrics: {where} exposes none of the known {_known(self._profile)} "
-                "metrics; name the ones to read with --prometheus-metrics.",
+                Message("metrics_no_preset", url=where, known=_known(self._profile)),
             )
         for sel in [] if self._preset else self._reported:
             if sel not in snap:
                 self._warn_once(
                     url,
                     sel,
-                    f"server metrics: {where} exposes no metric matching --prometheus-metrics "
-                    f"{sel}; it is reported as missing.",
+                    Message("metrics_no_match", url=where, sel=str(sel)),
                 )
 
     def _reported_for(self, url: str) -> list[str]:
@@ -300,19 +307,19 @@ class ServerMetricsWatcher:
 
 def _profile_notes(profile: ServerProfile, round_pause_s: float) -> list[str]:
     """The notes a profile gives once per run; the flush lag only when the pause is shorter."""
-    lines = [f"server metrics: {profile.title}: {note}" for note in profile.notes]
+    lines: list[str] = [
+        Message("profile_note", title=profile.title, note=note) for note in profile.notes
+    ]
     flush = profile.flush_interval_s
     if flush > 0 and round_pause_s < flush:
         lines.append(
-            f"server metrics: {profile.flushed_by} publishes its counters about every "
-            f"{flush:g} s, so its per-round figures can lag the round by that much; give "
-            f"--round-pause {flush:g} or more."
+            Message("flush_lag", who=profile.flushed_by, flush=f"{flush:g}")
         )
     return lines
 
 
 def _known(profile: ServerProfile) -> str:
-    return "vLLM, SGLang, LMCache or TGI" if profile is GENERIC else profile.title
+    return Message("known_generic") if profile is GENERIC else profile.title
 
 
 def _check_url(url: str) -> None:

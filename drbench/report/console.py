@@ -330,7 +330,7 @@ def _expected_lines(result: RoundResult, lang: Lang) -> list[str]:
     if result.offered is None:
         return []
     if exp is None:
-        return [L["expected_missing"].format(why=NO_CAPACITY)]
+        return [L["expected_missing"].format(why=render(NO_CAPACITY, lang))]
     source = L[f"source_{exp.capacity_source}"]
     return [L["expected"].format(cap=exp.capacity_tokens, source=source, v=_pct(exp.share))]
 
