@@ -356,6 +356,88 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
         "zh": "未计算: 服务端的缓存容量未知 (请给出 vLLM 服务的 --prometheus-url, 其 "
         "vllm:cache_config_info 含 num_gpu_blocks; 或给出 --cache-capacity-tokens N)",
     },
+    # report/sweep_files.py: --sweep and --slo-search
+    "sweep_value": {
+        "en": "sweep {name}={value} ({index} of {total}): results in {dir}",
+        "zh": "扫描 {name}={value} (第 {index} 个, 共 {total} 个): 结果目录 {dir}",
+    },
+    "sweep_nothing": {
+        "en": "sweep: no value finished a round; no sweep files written",
+        "zh": "扫描: 没有任何取值完成一轮; 未写入扫描文件",
+    },
+    "sweep_stopped": {
+        "en": "sweep stopped ({why}); the values that finished are in {out}",
+        "zh": "扫描已停止 ({why}); 已完成的取值在 {out}",
+    },
+    "sweep_written": {"en": "sweep written to {path}", "zh": "扫描结果已写入 {path}"},
+    "sweep_plot_skipped": {
+        "en": "{file} skipped: pip install matplotlib to get it",
+        "zh": "未生成 {file}: pip install matplotlib 后即可生成",
+    },
+    "stopped_interrupted": {"en": "interrupted", "zh": "被中断"},
+    "sweep_at": {"en": "at {level}: ", "zh": "{level}: "},
+    "sweep_no_rate": {
+        "en": "sweep: {at}no measured hit rate to compare with {threshold}: the server's needs "
+        "--prometheus-url, and the responses' usage had no cached_tokens",
+        "zh": "扫描: {at}没有可与 {threshold} 比较的实测命中率: 服务端命中率需要 "
+        "--prometheus-url, 而回答的 usage 中没有 cached_tokens",
+    },
+    "sweep_what": {"en": "the round {round} {metric}", "zh": "第 {round} 轮的{metric}"},
+    "metric_server_hit_rate": {"en": "server hit rate", "zh": "服务端命中率"},
+    "metric_cached_share": {"en": "usage cached share", "zh": "usage 缓存占比"},
+    "sweep_units": {
+        "en": "; about {n} {unit} of working set",
+        "zh": "; 工作集约 {n} {unit}",
+    },
+    "sweep_crossed": {
+        "en": "sweep: {at}{what} falls below {threshold} at {name}={value} (between {lo} and "
+        "{hi}{units})",
+        "zh": "扫描: {at}{what}在 {name}={value} 处低于 {threshold} (介于 {lo} 与 {hi} 之间{units})",
+    },
+    "sweep_below_first": {
+        "en": "sweep: {at}{what} is below {threshold} already at {name}={value}, the lowest "
+        "value: sweep lower values",
+        "zh": "扫描: {at}{what}在最小取值 {name}={value} 处已低于 {threshold}: 请扫描更小的取值",
+    },
+    "sweep_not_reached": {
+        "en": "sweep: {at}{what} stays at or above {threshold} up to {name}={top}: not reached",
+        "zh": "扫描: {at}{what}直到 {name}={top} 都不低于 {threshold}: 未到达",
+    },
+    "search_what": {"en": "round {round} TTFT p{p}", "zh": "第 {round} 轮 TTFT p{p}"},
+    "search_failed": {"en": ", {n} failed", "zh": ", 失败 {n}"},
+    "search_within": {"en": "within", "zh": "达标"},
+    "search_over": {"en": "over", "zh": "超限"},
+    "search_probe": {
+        "en": "slo-search users={users} at concurrency {users}: {what} {figure}{failed} (bound "
+        "{bound} ms): {verdict}",
+        "zh": "slo-search users={users} (并发 {users}): {what} {figure}{failed} (上限 {bound} ms): "
+        "{verdict}",
+    },
+    "search_bound": {
+        "en": "round {round} TTFT p{p} within {bound} ms",
+        "zh": "第 {round} 轮 TTFT p{p} 不超过 {bound} ms",
+    },
+    "search_none": {
+        "en": "slo-search: not even 1 session keeps {what}",
+        "zh": "slo-search: 连 1 个会话都做不到{what}",
+    },
+    "search_most": {
+        "en": "slo-search: {best} concurrent sessions keep {what}, the most probed (raise max= "
+        "to look further)",
+        "zh": "slo-search: {best} 个并发会话可保持{what}, 这是探测的最大值 (调高 max= 可继续探测)",
+    },
+    "search_answer": {
+        "en": "slo-search: at most {best} concurrent sessions keep {what} ({next} do not)",
+        "zh": "slo-search: 最多 {best} 个并发会话可保持{what} ({next} 个则不能)",
+    },
+    "search_stopped": {
+        "en": "slo-search stopped ({why}) before an answer; the probes are in {out}",
+        "zh": "slo-search 在得出答案前停止 ({why}); 探测结果在 {out}",
+    },
+    "search_nothing": {
+        "en": "slo-search: no probe finished; nothing written",
+        "zh": "slo-search: 没有完成的探测; 未写入任何文件",
+    },
     # report/live.py: the run's own lines
     "warning": {"en": "warning: {text}", "zh": "警告: {text}"},
     "workload": {"en": "workload {name}", "zh": "负载 {name}"},

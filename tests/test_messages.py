@@ -176,3 +176,25 @@ def test_a_zh_run_prints_no_english_warning(mocker_factory, tmp_path, capsys) ->
         assert english not in err, english
     s = __import__("json").loads((tmp_path / "o" / "summary.json").read_text())
     assert any("need more than the model's max_model_len 600" in w for w in s["run"]["warnings"])
+
+
+def test_sweep_and_slo_search_lines_keep_their_english_and_have_chinese() -> None:
+    from drbench.report.sweep_files import answer_sentence, probe_sentence  # noqa: PLC0415
+    from drbench.slo_search import Probe, SearchSpec  # noqa: PLC0415
+
+    spec = SearchSpec(percentile=95, bound_ms=2000, round=2, max_users=64)
+    probe = probe_sentence(spec, Probe(8, 2500.0, 1, False, "d", 0))
+    assert probe == (
+        "slo-search users=8 at concurrency 8: round 2 TTFT p95 2500.0 ms, 1 failed "
+        "(bound 2000 ms): over"
+    )
+    assert render(probe, "zh") == (
+        "slo-search users=8 (并发 8): 第 2 轮 TTFT p95 2500.0 ms, 失败 1 (上限 2000 ms): 超限"
+    )
+    best = answer_sentence(spec, {4: True, 8: False})
+    assert best == "slo-search: at most 4 concurrent sessions keep round 2 TTFT p95 within 2000 ms (5 do not)"
+    assert render(best, "zh") == (
+        "slo-search: 最多 4 个并发会话可保持第 2 轮 TTFT p95 不超过 2000 ms (5 个则不能)"
+    )
+    for english in ("concurrent", "within", "do not", "failed", "bound"):
+        assert english not in render(probe, "zh") + render(best, "zh"), english

@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 from drbench import __version__
 from drbench.config import BenchConfig
+from drbench.messages import Message, render
+from drbench.records import Lang
 from drbench.report.files import replacing_file, write_json
 from drbench.slo_search import Probe, SearchSpec, answer
 from drbench.sweep import Crossing, SweepPoint, SweepSpec, crossing, measured_round
@@ -61,7 +63,7 @@ _CSV_COLUMNS = (
     "interrupted",
     "dir",
 )
-_METRIC_WORDS = {"server_hit_rate": "server hit rate", "cached_share": "usage cached share"}
+_METRIC_WORDS = {"server_hit_rate": "metric_server_hit_rate", "cached_share": "metric_cached_share"}
 
 
 class SweepReport:
@@ -76,13 +78,22 @@ class SweepReport:
         self._out = stream or sys.stdout
 
     def value_started(self, value: int, index: int, total: int, run_dir: Path) -> None:
-        _line(f"sweep {self.spec.key}={value} ({index} of {total}): results in {run_dir}")
+        self._line(
+            Message(
+                "sweep_value",
+                name=self.spec.key,
+                value=value,
+                index=index,
+                total=total,
+                dir=str(run_dir),
+            )
+        )
 
     def finish(self, points: Sequence[SweepPoint], *, stopped: str | None) -> None:
         """Write sweep.json, sweep.csv and sweep.png (unless --no-plots), print the table and
         the crossing of every level; with nothing measured, say so and write nothing."""
         if not any(p.levels for p in points):
-            _line("sweep: no value finished a round; no sweep files written")
+            self._line(Message("sweep_nothing"))
             return
         rnd = measured_round(self.cfg.rounds)
         levels = list(dict.fromkeys(lp.level for p in points for lp in p.levels))
@@ -110,12 +121,12 @@ class SweepReport:
             tmp.write_text(_csv_text(self.spec.key, points), encoding="utf-8")
         self._print(_table(self.spec, points, levels, rnd))
         for c in found:
-            _line(crossing_sentence(c, self.spec, several=len(levels) > 1))
+            self._line(crossing_sentence(c, self.spec, several=len(levels) > 1))
         self._plot(points, found, rnd)
         if stopped:
-            _line(f"sweep stopped ({stopped}); the values that finished are in {self.out_dir}")
+            self._line(Message("sweep_stopped", why=_why(stopped), out=str(self.out_dir)))
         else:
-            _line(f"sweep written to {self.out_dir / SWEEP_JSON}")
+            self._line(Message("sweep_written", path=str(self.out_dir / SWEEP_JSON)))
 
     def _plot(self, points: Sequence[SweepPoint], found: list[Crossing], rnd: int) -> None:
         if self.cfg.no_plots:
@@ -123,12 +134,15 @@ class SweepReport:
         from drbench.report.plots import plots_available, write_sweep_plot  # noqa: PLC0415
 
         if not plots_available():
-            _line(f"{SWEEP_PLOT} skipped: pip install matplotlib to get it")
+            self._line(Message("sweep_plot_skipped", file=SWEEP_PLOT))
             return
         write_sweep_plot(self.out_dir / SWEEP_PLOT, self.spec, points, found, rnd)
 
     def _print(self, text: str) -> None:
         print(text, file=self._out, flush=True)
+
+    def _line(self, message: str) -> None:
+        _line(message, self.cfg.lang)
 
 
 class SearchReport:
@@ -140,12 +154,12 @@ class SearchReport:
         self.cfg = cfg
 
     def probe_done(self, probe: Probe) -> None:
-        _line(probe_sentence(self.spec, probe))
+        _line(probe_sentence(self.spec, probe), self.cfg.lang)
 
     def finish(self, probes: Sequence[Probe], *, stopped: str | None) -> None:
         """slo_search.json and the answer line (also after Ctrl-C, from the probes that ran)."""
         if not probes:
-            _line("slo-search: no probe finished; nothing written")
+            _line(Message("search_nothing"), self.cfg.lang)
             return
         passed = {p.users: p.passed for p in probes}
         best = answer(passed, self.spec.max_users) if stopped is None else None
@@ -161,67 +175,77 @@ class SearchReport:
             },
         )
         if stopped:
-            _line(
-                f"slo-search stopped ({stopped}) before an answer; the probes are in {self.out_dir}"
-            )
+            why = _why(stopped)
+            _line(Message("search_stopped", why=why, out=str(self.out_dir)), self.cfg.lang)
         else:
-            _line(answer_sentence(self.spec, passed))
+            _line(answer_sentence(self.spec, passed), self.cfg.lang)
 
 
-def probe_sentence(spec: SearchSpec, p: Probe) -> str:
+def probe_sentence(spec: SearchSpec, p: Probe) -> Message:
     """One probe: its figure against the bound, and the verdict."""
-    what = f"round {spec.round} TTFT p{spec.percentile}"
-    figure = "-" if p.ttft_ms is None else f"{p.ttft_ms:.1f} ms"
-    failed = f", {p.failed} failed" if p.failed else ""
-    verdict = "within" if p.passed else "over"
-    return (
-        f"slo-search users={p.users} at concurrency {p.users}: {what} {figure}{failed} "
-        f"(bound {spec.bound_ms:g} ms): {verdict}"
+    return Message(
+        "search_probe",
+        users=p.users,
+        what=Message("search_what", round=spec.round, p=spec.percentile),
+        figure="-" if p.ttft_ms is None else f"{p.ttft_ms:.1f} ms",
+        failed=Message("search_failed", n=p.failed) if p.failed else "",
+        bound=f"{spec.bound_ms:g}",
+        verdict=Message("search_within" if p.passed else "search_over"),
     )
 
 
-def answer_sentence(spec: SearchSpec, passed: dict[int, bool]) -> str:
+def answer_sentence(spec: SearchSpec, passed: dict[int, bool]) -> Message:
     """The search's answer, and the probe that bounds it."""
-    what = f"round {spec.round} TTFT p{spec.percentile} within {spec.bound_ms:g} ms"
+    what = Message("search_bound", round=spec.round, p=spec.percentile, bound=f"{spec.bound_ms:g}")
     best = answer(passed, spec.max_users)
     if best is None:
-        return f"slo-search: not even 1 session keeps {what}"
+        return Message("search_none", what=what)
     if best >= spec.max_users:
-        return (
-            f"slo-search: {best} concurrent sessions keep {what}, the most probed "
-            "(raise max= to look further)"
-        )
-    return f"slo-search: at most {best} concurrent sessions keep {what} ({best + 1} do not)"
+        return Message("search_most", best=best, what=what)
+    return Message("search_answer", best=best, what=what, next=best + 1)
 
 
-def crossing_sentence(c: Crossing, spec: SweepSpec, *, several: bool = False) -> str:
+def crossing_sentence(c: Crossing, spec: SweepSpec, *, several: bool = False) -> Message:
     """The one line that answers the sweep: where the measured hit rate falls below the
     threshold, that it never does, that it is below from the start, or that none was read."""
-    at = f"at {c.level}: " if several else ""
+    at = Message("sweep_at", level=c.level) if several else ""
+    threshold = f"{c.threshold:g}"
     if c.metric is None:
-        return (
-            f"sweep: {at}no measured hit rate to compare with {c.threshold:g}: the server's needs "
-            "--prometheus-url, and the responses' usage had no cached_tokens"
-        )
-    what = f"the round {c.round} {_METRIC_WORDS[c.metric]}"
+        return Message("sweep_no_rate", at=at, threshold=threshold)
+    what = Message("sweep_what", round=c.round, metric=Message(_METRIC_WORDS[c.metric]))
     if c.status == "crossed" and c.value is not None and c.between:
         units = (
-            f"; about {c.working_set_units:,.0f} {c.unit} of working set"
+            Message("sweep_units", n=f"{c.working_set_units:,.0f}", unit=c.unit)
             if c.working_set_units is not None
             else ""
         )
-        return (
-            f"sweep: {at}{what} falls below {c.threshold:g} at {spec.key}={c.value:.2f} "
-            f"(between {c.between[0]} and {c.between[1]}{units})"
+        return Message(
+            "sweep_crossed",
+            at=at,
+            what=what,
+            threshold=threshold,
+            name=spec.key,
+            value=f"{c.value:.2f}",
+            lo=c.between[0],
+            hi=c.between[1],
+            units=units,
         )
     if c.status == "below from the first value":
-        return (
-            f"sweep: {at}{what} is below {c.threshold:g} already at {spec.key}={c.value:g}, "
-            "the lowest value: sweep lower values"
+        return Message(
+            "sweep_below_first",
+            at=at,
+            what=what,
+            threshold=threshold,
+            name=spec.key,
+            value=f"{c.value:g}",
         )
-    return (
-        f"sweep: {at}{what} stays at or above {c.threshold:g} up to {spec.key}="
-        f"{max(spec.values)}: not reached"
+    return Message(
+        "sweep_not_reached",
+        at=at,
+        what=what,
+        threshold=threshold,
+        name=spec.key,
+        top=max(spec.values),
     )
 
 
@@ -299,5 +323,11 @@ def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f} ms"
 
 
-def _line(message: str) -> None:
-    print(f"drbench: {message}", file=sys.stderr, flush=True)
+def _line(message: str, lang: Lang) -> None:
+    print(f"drbench: {render(message, lang)}", file=sys.stderr, flush=True)
+
+
+def _why(stopped: str) -> str:
+    """Why a sweep or search stopped, in the line's language when it is Ctrl-C (an error's
+    text stays as it was raised)."""
+    return Message("stopped_interrupted") if stopped == "interrupted" else stopped
