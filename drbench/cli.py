@@ -22,6 +22,8 @@ from drbench import __version__
 from drbench.argparser import OneLineParser
 from drbench.config import OPTIONS, BenchConfig, build_config, flag_label, int_or_auto
 from drbench.errors import DrbenchError, ExitStatus, UsageError, severity
+from drbench.messages import Message
+from drbench.records import Lang
 
 __all__ = ["build_parser", "main"]
 
@@ -192,14 +194,16 @@ def _offline(args: argparse.Namespace, flags: dict[str, Any]) -> int | None:
         raise UsageError("--report and --compare are two commands: give one of them")
     from drbench.offline import compare_main, report_main  # noqa: PLC0415
 
+    lang: Lang = "zh" if flags.get("lang") == "zh" else "en"
     if args.report:
-        return report_main(args.report)
+        return report_main(args.report, lang)
     if args.compare:
         return compare_main(
             args.compare,
             args.fail_on_regression or [],
             flags.get("output_dir"),
             overwrite=bool(flags.get("overwrite")),
+            lang=lang,
         )
     return None
 
@@ -247,13 +251,15 @@ def _write_workload(cfg: BenchConfig) -> int:
     counter = load_counter(cfg.tokenizer) if cfg.tokenizer else None
     workload, _ = workload_prompts(cfg, counter)
     write_workload(cfg.write_workload or "", workload)
-    print(f"drbench: wrote {cfg.write_workload}: {workload.describe()}", file=sys.stderr)
+    wrote = Message("workload_wrote", file=str(cfg.write_workload), what=workload.describe())
+    print(f"drbench: {wrote.render(cfg.lang)}", file=sys.stderr)
     hints = " ".join(
         flag_label(k) if v is True else f"{flag_label(k)} {_show(v)}"
         for k, v in workload.implied.items()
     )
     if hints:
-        print(f"drbench: as --dataset, run it with {hints} to keep the workload", file=sys.stderr)
+        hint = Message("workload_hint", hints=hints)
+        print(f"drbench: {hint.render(cfg.lang)}", file=sys.stderr)
     return int(ExitStatus.OK)
 
 
@@ -283,7 +289,8 @@ def _run_demo(flags: dict[str, Any]) -> int:
         cfg = _with_extra_body(cfg)
         if cfg.endpoint != endpoint:
             cfg = replace(cfg, endpoint=endpoint)
-        print(f"drbench: demo against the bundled mock server at {mock.base_url}", file=sys.stderr)
+        demo_line = Message("demo", url=mock.base_url)
+        print(f"drbench: {demo_line.render(cfg.lang)}", file=sys.stderr)
         return run_config(cfg)
 
 

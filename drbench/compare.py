@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from drbench.errors import DatasetError, UsageError
+from drbench.messages import Message
 from drbench.rundir import RunDir, level_key
 
 __all__ = [
@@ -158,16 +159,22 @@ class GateCheck:
         w, ci = self.worse_percent, self.worse_ci95
         return w is not None and ci is not None and w > self.gate.percent and ci[0] > 0
 
-    def message(self) -> str:
-        where = f"round {self.round} at {self.level}"
-        w = "n/a" if self.worse_percent is None else f"{self.worse_percent:+.1f}%"
+    def message(self) -> Message:
         ci = (
-            "no CI"
+            Message("regression_no_ci")
             if self.worse_ci95 is None
-            else (f"95% CI {self.worse_ci95[0]:+.1f}% .. {self.worse_ci95[1]:+.1f}%")
+            else Message(
+                "regression_ci", lo=f"{self.worse_ci95[0]:+.1f}", hi=f"{self.worse_ci95[1]:+.1f}"
+            )
         )
-        verdict = "FAILED" if self.failed else "ok"
-        return f"--fail-on-regression {self.gate.text}: {where}: B worse by {w} ({ci}): {verdict}"
+        return Message(
+            "regression_gate",
+            gate=self.gate.text,
+            where=Message("where", round=self.round, level=self.level),
+            w="n/a" if self.worse_percent is None else f"{self.worse_percent:+.1f}%",
+            ci=ci,
+            verdict=Message("regression_failed" if self.failed else "regression_ok"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -438,6 +438,41 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
         "en": "slo-search: no probe finished; nothing written",
         "zh": "slo-search: 没有完成的探测; 未写入任何文件",
     },
+    # offline.py (--report, --compare) and cli.py (--demo, --write-workload)
+    "no_charts_in": {
+        "en": "no charts in {path}: pip install plotly to get them (the tables are there)",
+        "zh": "{path} 中没有图表: pip install plotly 后即可生成 (表格都在)",
+    },
+    "report_wrote": {
+        "en": "wrote {path} (summary.json schema {schema}, {n} requests)",
+        "zh": "已写入 {path} (summary.json 格式版本 {schema}, {n} 个请求)",
+    },
+    "wrote": {"en": "wrote {paths}", "zh": "已写入 {paths}"},
+    "regression_gate": {
+        "en": "--fail-on-regression {gate}: {where}: B worse by {w} ({ci}): {verdict}",
+        "zh": "--fail-on-regression {gate}: {where}: B 比 A 差 {w} ({ci}): {verdict}",
+    },
+    "regression_ci": {"en": "95% CI {lo}% .. {hi}%", "zh": "95% 置信区间 {lo}% .. {hi}%"},
+    "regression_no_ci": {"en": "no CI", "zh": "无置信区间"},
+    "regression_failed": {"en": "FAILED", "zh": "未通过"},
+    "regression_ok": {"en": "ok", "zh": "通过"},
+    "regressions_failed": {
+        "en": "{n} regression gate(s) failed: exit {status}",
+        "zh": "{n} 个回归门限未通过: 退出码 {status}",
+    },
+    "regressions_passed": {
+        "en": "every regression gate passed ({n} checks)",
+        "zh": "所有回归门限均通过 ({n} 项检查)",
+    },
+    "demo": {
+        "en": "demo against the bundled mock server at {url}",
+        "zh": "演示: 目标为自带的模拟服务 {url}",
+    },
+    "workload_wrote": {"en": "wrote {file}: {what}", "zh": "已写入 {file}: {what}"},
+    "workload_hint": {
+        "en": "as --dataset, run it with {hints} to keep the workload",
+        "zh": "作为 --dataset 使用时, 请加上 {hints} 以保持该负载",
+    },
     # report/live.py: the run's own lines
     "warning": {"en": "warning: {text}", "zh": "警告: {text}"},
     "workload": {"en": "workload {name}", "zh": "负载 {name}"},

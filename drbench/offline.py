@@ -15,13 +15,13 @@ from datetime import datetime
 from pathlib import Path
 
 from drbench.errors import ExitStatus, UsageError
+from drbench.messages import Message, render
+from drbench.records import Lang
 
 __all__ = ["compare_main", "report_main"]
 
-_NO_PLOTLY = "no charts in {}: pip install plotly to get them (the tables are there)"
 
-
-def report_main(directory: str) -> int:
+def report_main(directory: str, lang: Lang = "en") -> int:
     """Re-render DIR/report.html from DIR/summary.json and DIR/requests.jsonl."""
     from drbench.report.html import plotly_js, write_report  # noqa: PLC0415
     from drbench.rundir import load_run_dir  # noqa: PLC0415
@@ -30,8 +30,9 @@ def report_main(directory: str) -> int:
     js = plotly_js()
     path = write_report(run.path, run, js)
     if js is None:
-        _say(_NO_PLOTLY.format(path))
-    _say(f"wrote {path} (summary.json schema {run.schema_version}, {len(run.records)} requests)")
+        _say(Message("no_charts_in", path=str(path)), lang)
+    n = len(run.records)
+    _say(Message("report_wrote", path=str(path), schema=run.schema_version, n=n), lang)
     return int(ExitStatus.OK)
 
 
@@ -41,6 +42,7 @@ def compare_main(
     output_dir: str | None,
     *,
     overwrite: bool,
+    lang: Lang = "en",
 ) -> int:
     """Compare run B (second) against run A (first); exit 7 when a regression gate fails."""
     from drbench.compare import compare_runs, parse_regressions  # noqa: PLC0415
@@ -65,19 +67,18 @@ def compare_main(
     print(format_compare(comp))
     for check in comp.gates:
         if check.failed:
-            _say(check.message())
+            _say(check.message(), lang)
     if js is None:
-        _say(_NO_PLOTLY.format(paths[-1]))
-    _say(f"wrote {', '.join(map(str, paths))}")
+        _say(Message("no_charts_in", path=str(paths[-1])), lang)
+    _say(Message("wrote", paths=", ".join(map(str, paths))), lang)
     if comp.failed_gates:
-        _say(
-            f"{len(comp.failed_gates)} regression gate(s) failed: exit {int(ExitStatus.REGRESSION)}"
-        )
-        return int(ExitStatus.REGRESSION)
+        status = int(ExitStatus.REGRESSION)
+        _say(Message("regressions_failed", n=len(comp.failed_gates), status=status), lang)
+        return status
     if gates:
-        _say(f"every regression gate passed ({len(comp.gates)} checks)")
+        _say(Message("regressions_passed", n=len(comp.gates)), lang)
     return int(ExitStatus.OK)
 
 
-def _say(message: str) -> None:
-    print(f"drbench: {message}", file=sys.stderr)
+def _say(message: str, lang: Lang) -> None:
+    print(f"drbench: {render(message, lang)}", file=sys.stderr)

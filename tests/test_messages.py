@@ -139,7 +139,9 @@ def test_server_metrics_and_oracle_sentences_keep_their_english_and_have_chinese
     assert lag.startswith("server metrics: LMCache publishes its counters about every 10 s")
     assert "每 10 秒" in render(lag, "zh") and "publishes" not in render(lag, "zh")
     assert lmcache.cache_off.endswith(", or prefix caching is off (vLLM: --enable-prefix-caching)")
-    assert render(lmcache.cache_off, "zh").endswith("或前缀缓存未开启 (vLLM: --enable-prefix-caching)")
+    assert render(lmcache.cache_off, "zh").endswith(
+        "或前缀缓存未开启 (vLLM: --enable-prefix-caching)"
+    )
     assert NO_CAPACITY.startswith("not computed: the server's cache capacity is unknown")
     assert render(NO_CAPACITY, "zh").startswith("未计算: 服务端的缓存容量未知")
 
@@ -192,9 +194,25 @@ def test_sweep_and_slo_search_lines_keep_their_english_and_have_chinese() -> Non
         "slo-search users=8 (并发 8): 第 2 轮 TTFT p95 2500.0 ms, 失败 1 (上限 2000 ms): 超限"
     )
     best = answer_sentence(spec, {4: True, 8: False})
-    assert best == "slo-search: at most 4 concurrent sessions keep round 2 TTFT p95 within 2000 ms (5 do not)"
+    assert best == (
+        "slo-search: at most 4 concurrent sessions keep round 2 TTFT p95 within 2000 ms (5 do not)"
+    )
     assert render(best, "zh") == (
         "slo-search: 最多 4 个并发会话可保持第 2 轮 TTFT p95 不超过 2000 ms (5 个则不能)"
     )
     for english in ("concurrent", "within", "do not", "failed", "bound"):
         assert english not in render(probe, "zh") + render(best, "zh"), english
+
+
+def test_a_regression_gate_line_speaks_both_languages() -> None:
+    from drbench.compare import GateCheck, Regression  # noqa: PLC0415
+
+    msg = GateCheck(Regression("ttft_p99", 10.0), "concurrency=2", 2, 25.0, (5.0, 40.0)).message()
+    assert msg == (
+        "--fail-on-regression ttft_p99=10: round 2 at concurrency=2: "
+        "B worse by +25.0% (95% CI +5.0% .. +40.0%): FAILED"
+    )
+    assert render(msg, "zh") == (
+        "--fail-on-regression ttft_p99=10: concurrency=2 的第 2 轮: "
+        "B 比 A 差 +25.0% (95% 置信区间 +5.0% .. +40.0%): 未通过"
+    )

@@ -312,9 +312,7 @@ def _profile_notes(profile: ServerProfile, round_pause_s: float) -> list[str]:
     ]
     flush = profile.flush_interval_s
     if flush > 0 and round_pause_s < flush:
-        lines.append(
-            Message("flush_lag", who=profile.flushed_by, flush=f"{flush:g}")
-        )
+        lines.append(Message("flush_lag", who=profile.flushed_by, flush=f"{flush:g}"))
     return lines
 
 
