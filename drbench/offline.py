@@ -46,7 +46,11 @@ def compare_main(
 ) -> int:
     """Compare run B (second) against run A (first); exit 7 when a regression gate fails."""
     from drbench.compare import compare_runs, parse_regressions  # noqa: PLC0415
-    from drbench.report.compare_view import format_compare, write_compare  # noqa: PLC0415
+    from drbench.report.compare_view import (  # noqa: PLC0415
+        compare_header,
+        format_compare,
+        write_compare,
+    )
     from drbench.report.files import prepare_output_dir  # noqa: PLC0415
     from drbench.report.html import plotly_js  # noqa: PLC0415
     from drbench.rundir import load_run_dir  # noqa: PLC0415
@@ -63,8 +67,8 @@ def compare_main(
     )
     js = plotly_js()
     paths = write_compare(out, a, b, comp, js)
-    print(f"B = {b.path} against A = {a.path}")
-    print(format_compare(comp))
+    print(compare_header(a.path, b.path, lang))
+    print(format_compare(comp, lang))
     for check in comp.gates:
         if check.failed:
             _say(check.message(), lang)

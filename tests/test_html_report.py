@@ -229,6 +229,24 @@ def test_compare_writes_json_and_html_and_gates_exit_7(tmp_path: Path, capsys) -
     assert "already holds results" in capsys.readouterr().err
 
 
+def test_compare_table_in_chinese_is_aligned_by_display_width(tmp_path: Path, capsys) -> None:
+    from wcwidth import wcswidth  # noqa: PLC0415
+
+    b = slower(V2, tmp_path, 1.5)
+    argv = ["--compare", str(V1), str(b), "--output-dir", str(tmp_path / "zh"), "--lang", "zh"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("B = ") and " 对比 A = " in lines[0]
+    head, dashes, *rows = lines[1:]
+    assert head.split()[:3] == ["级别", "轮次", "指标"] and "配对, n=5" in rows[0]
+    # every cell of the round column starts where its dashes start, in display columns
+    starts = [i for i, ch in enumerate(dashes) if ch == "-" and (i == 0 or dashes[i - 1] == " ")]
+    col = starts[1]
+    for row in [head, *rows[:3]]:
+        cut = next(i for i in range(len(row)) if wcswidth(row[:i]) == col)
+        assert row[cut] != " " and row[cut - 1] == " ", row
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from drbench.compare import GATEABLE, Comparison
+from drbench.records import Lang
 from drbench.report.charts import compare_figure, round_name
 from drbench.report.files import write_json
 from drbench.report.html import cell, esc, page, write_page
@@ -21,6 +22,7 @@ __all__ = [
     "COMPARE_SCHEMA",
     "HEADLINE",
     "compare_dict",
+    "compare_header",
     "format_compare",
     "render_compare",
     "write_compare",
@@ -66,10 +68,43 @@ def compare_dict(a: RunDir, b: RunDir, comp: Comparison) -> dict[str, Any]:
     }
 
 
-def format_compare(comp: Comparison) -> str:
+#: The console table's words, by --lang (the figure names stay: they are --fail-on-regression's).
+_WORDS: dict[Lang, dict[str, str]] = {
+    "en": {
+        "head": "level|round|figure|A|B|change|95% CI|requests",
+        "paired": "paired, n={n}",
+        "unpaired": "unpaired, n={a}/{b}",
+        "only_a": "only in A: {levels}",
+        "only_b": "only in B: {levels}",
+        "round": "round {n}",
+        "cold": "round 1 (cold)",
+        "warm": "round 2 (warm)",
+        "header": "B = {b} against A = {a}",
+    },
+    "zh": {
+        "head": "级别|轮次|指标|A|B|变化|95% 置信区间|请求",
+        "paired": "配对, n={n}",
+        "unpaired": "未配对, n={a}/{b}",
+        "only_a": "仅 A 有: {levels}",
+        "only_b": "仅 B 有: {levels}",
+        "round": "第 {n} 轮",
+        "cold": "第 1 轮 (冷)",
+        "warm": "第 2 轮 (热)",
+        "header": "B = {b} 对比 A = {a}",
+    },
+}
+
+
+def compare_header(a: Path | str, b: Path | str, lang: Lang = "en") -> str:
+    """The line above the table: which run is A and which is B."""
+    return _WORDS[lang]["header"].format(a=a, b=b)
+
+
+def format_compare(comp: Comparison, lang: Lang = "en") -> str:
     """The console table: a row per level, round and headline (or gated) figure."""
     from tabulate import tabulate  # noqa: PLC0415 - only --compare needs it
 
+    w = _WORDS[lang]
     shown = list(HEADLINE) + [g.gate.metric for g in comp.gates if g.gate.metric not in HEADLINE]
     rows = []
     for rc in comp.rounds:
@@ -80,20 +115,28 @@ def format_compare(comp: Comparison) -> str:
             rows.append(
                 [
                     rc.level,
-                    round_name(rc.round),
+                    _round_words(rc.round, lang),
                     name,
                     _txt(c.a, kind),
                     _txt(c.b, kind),
                     "-" if c.change_percent is None else f"{c.change_percent:+.1f}%",
                     "-" if ci is None else f"{ci[0]:+.1f}% .. {ci[1]:+.1f}%",
-                    f"paired, n={rc.n_a}" if rc.paired else f"unpaired, n={rc.n_a}/{rc.n_b}",
+                    w["paired"].format(n=rc.n_a)
+                    if rc.paired
+                    else w["unpaired"].format(a=rc.n_a, b=rc.n_b),
                 ]
             )
-    head = ["level", "round", "figure", "A", "B", "change", "95% CI", "requests"]
+    head = w["head"].split("|")
     text = tabulate(rows, head, tablefmt="simple", disable_numparse=True)
-    notes = [f"only in A: {', '.join(comp.only_a)}"] if comp.only_a else []
-    notes += [f"only in B: {', '.join(comp.only_b)}"] if comp.only_b else []
+    notes = [w["only_a"].format(levels=", ".join(comp.only_a))] if comp.only_a else []
+    notes += [w["only_b"].format(levels=", ".join(comp.only_b))] if comp.only_b else []
     return "\n".join([text, *notes])
+
+
+def _round_words(n: int, lang: Lang) -> str:
+    """As ``charts.round_name`` (the English is the same), in ``lang``."""
+    w = _WORDS[lang]
+    return {1: w["cold"], 2: w["warm"]}.get(n) or w["round"].format(n=n)
 
 
 def _txt(v: float | None, kind: str) -> str:
