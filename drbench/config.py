@@ -482,7 +482,7 @@ OPTIONS: tuple[Option, ...] = (
         "fail_on_slo",
         "float",
         "ci",
-        "Exit 4 when any round's goodput is below PCT percent (after writing every report).",
+        "Exit 4 when any round's goodput is below PCT percent, or a round missed a percentile bound of the SLO (ttft_p95_ms), after writing every report.",
         metavar="PCT",
         low=0,
         high=100,

@@ -2,7 +2,8 @@
 
 Always on: a round in which no request succeeded fails the run (exit 6), so a CI job never goes
 green on 0/N.  With ``--fail-on-errors`` a round whose failed share is above the threshold fails
-(exit 5); with ``--fail-on-slo`` a round whose goodput is below it (exit 4).  The worst failing
+(exit 5); with ``--fail-on-slo`` a round whose goodput is below it, or that missed one of the
+SLO's percentile bounds (``ttft_p95_ms``: they judge the round, not its requests), fails (exit 4).  The worst failing
 gate gives the exit code (6 > 5 > 4).  Pure: results in, verdicts out.
 """
 
@@ -27,7 +28,7 @@ _SEVERITY = {ExitStatus.NO_SUCCESS: 3, ExitStatus.ERRORS_FAILED: 2, ExitStatus.S
 class GateResult:
     """One gate checked on one round."""
 
-    gate: str  # "no_success" | "fail_on_errors" | "fail_on_slo"
+    gate: str  # "no_success" | "fail_on_errors" | "fail_on_slo" | "slo_percentile"
     level: Level
     round: int
     value: float | None  # percent: failed share, goodput; succeeded count for no_success
@@ -42,6 +43,15 @@ class GateResult:
         if self.gate == "no_success":
             return Message(
                 "gate_no_success", where=where, detail=self.detail, status=int(self.status)
+            )
+        if self.gate == "slo_percentile":
+            return Message(
+                "gate_percentile",
+                where=where,
+                bound=self.detail,
+                value=f"{self.value:.2f}" if self.value is not None else "-",
+                threshold=f"{self.threshold:g}",
+                status=int(self.status),
             )
         return Message(
             "gate_failed",
@@ -121,6 +131,20 @@ def evaluate_gates(result: RunResult, cfg: BenchConfig) -> list[GateResult]:
                         detail=Message("gate_good", good=s.goodput.good, total=s.requests_total),
                     )
                 )
+            if cfg.fail_on_slo is not None:
+                out += [
+                    GateResult(
+                        "slo_percentile",
+                        s.level,
+                        s.round,
+                        value=bound.value_ms,
+                        threshold=bound.bound_ms,
+                        passed=bound.met is not False,  # no value: no_success says why
+                        status=ExitStatus.SLO_FAILED,
+                        detail=bound.key,
+                    )
+                    for bound in s.slo_bounds
+                ]
     return out
 
 

@@ -238,6 +238,12 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
         "en": "{flag} {threshold}% failed: {where} had {value}% {what} ({detail}): exit {status}",
         "zh": "{flag} {threshold}% 未通过: {where} 的{what}为 {value}% ({detail}): 退出码 {status}",
     },
+    "gate_percentile": {
+        "en": "--fail-on-slo: {where} missed its SLO bound {bound} <= {threshold} ms (it was "
+        "{value} ms): exit {status}",
+        "zh": "--fail-on-slo: {where} 未满足 SLO 界限 {bound} <= {threshold} ms (实际 {value} ms): "
+        "退出码 {status}",
+    },
     "gate_errors": {"en": "failed requests", "zh": "失败请求占比"},
     "gate_goodput": {"en": "goodput", "zh": "有效吞吐"},
     "gate_failed_detail": {

@@ -72,3 +72,22 @@ def test_a_round_with_no_success_wins_over_every_gate() -> None:
     assert gate.to_dict()["exit_status"] == 6 and gate.to_dict()["passed"] is False
     assert gate.level == Level.closed(4)
     assert (gate.to_dict()["level"], gate.to_dict()["concurrency"]) == ("concurrency=4", 4)
+
+
+def test_fail_on_slo_also_gates_the_percentile_bounds() -> None:
+    from drbench.slo import PercentileBound  # noqa: PLC0415
+
+    records = [rec(i, ttft=t) for i, t in enumerate((10.0, 12.0, 14.0, 40.0))]
+    loose = SLO(percentile_bounds=(PercentileBound("ttft_p95_ms", 100.0),))
+    tight = SLO(percentile_bounds=(PercentileBound("ttft_p95_ms", 20.0),))
+    # a round's P95 TTFT is 36.1 ms: within 100 ms, not within 20 ms
+    assert status(records, loose, fail_on_slo=90.0) is ExitStatus.OK
+    assert status(records, tight, fail_on_slo=90.0) is ExitStatus.SLO_FAILED
+    assert status(records, tight) is ExitStatus.OK  # judged and reported, gated only on request
+    gate = evaluate_gates(run_of(records, tight), BenchConfig(fail_on_slo=90.0))[-1]
+    assert (gate.gate, gate.passed) == ("slo_percentile", False)
+    assert gate.message() == (
+        "--fail-on-slo: round 1 at concurrency 4 missed its SLO bound ttft_p95_ms <= 20 ms (it "
+        "was 36.10 ms): exit 4"
+    )
+    assert gate.message().render("zh").startswith("--fail-on-slo: 并发 4 的第 1 轮 未满足")
