@@ -60,7 +60,8 @@ exit codes:
   1    internal error (a bug: rerun with --debug and report it)
   2    usage error: bad flag, recipe, SLO file, dataset or output directory
   3    preflight failed: endpoint unreachable, model rejected or API key refused
-  4    --fail-on-slo: some round's goodput fell below the threshold
+  4    --fail-on-slo: some round's goodput fell below the threshold, or a round
+         missed a percentile bound of the SLO (ttft_p95_ms)
   5    --fail-on-errors: some round's failed-request share exceeded the threshold
          (5 wins when both gates fail)
   6    some round had no successful request at all (always checked; wins over 4 and 5)
