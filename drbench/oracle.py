@@ -34,6 +34,7 @@ from drbench.reuse import (
     UnitKind,
     Units,
     chain_hashes,
+    reusable_blocks,
 )
 
 if TYPE_CHECKING:
@@ -135,8 +136,7 @@ def replay(
         s, rec = done[i]
         if kind == 1:
             count = s.units.count
-            reusable = max(count - 1, 0) // block_size
-            cached += cache.lookup(s.hashes[:reusable]) * block_size
+            cached += cache.lookup(s.hashes[: reusable_blocks(count, block_size)]) * block_size
             total += count
             cache.insert(s.hashes)
         else:

@@ -63,6 +63,7 @@ __all__ = [
     "remember",
     "render_chat",
     "request_text",
+    "reusable_blocks",
     "tokenization_for",
     "units_of",
     "with_answer",
@@ -188,6 +189,12 @@ class UnlimitedCache:
 
     def insert(self, hashes: Sequence[int]) -> None:
         self.blocks.update(hashes)
+
+
+def reusable_blocks(units: int, block_size: int) -> int:
+    """How many leading blocks of an N-unit prompt can be cache hits: floor((N - 1) / B), as
+    vLLM and SGLang always compute the last prompt token (the mocker's cache uses it too)."""
+    return max(units - 1, 0) // block_size
 
 
 @dataclass(slots=True)
@@ -364,8 +371,7 @@ def offered_chains(
     """``offered`` on sequences already hashed: (units, chained block hashes) each."""
     reused = total = 0
     for count, hashes in chains:
-        reusable = max(count - 1, 0) // block_size
-        reused += cache.lookup(hashes[:reusable]) * block_size
+        reused += cache.lookup(hashes[: reusable_blocks(count, block_size)]) * block_size
         total += count
         cache.insert(hashes)
     return Reuse(reused, total, block_size)

@@ -82,7 +82,8 @@ def test_lru_capacity_edges() -> None:
 )
 def test_lru_is_the_mockers_cache(ops: list[tuple[bool, list[int]]], capacity: int) -> None:
     """Chains of shared stems (the integers pick a path), looked up or inserted in any order:
-    the oracle's LRU holds the same blocks in the same order as the mocker's PrefixCache."""
+    the oracle's LRU holds the same blocks in the same order as the mocker's PrefixCache (which
+    is built on it: this pins the mocker's token-level wrapper to the LRU's order)."""
     ours, theirs = LruCache(capacity), PrefixCache(1, capacity)
     for is_lookup, path in ops:
         chain = [hash(tuple(path[: i + 1])) for i in range(len(path))]
@@ -91,7 +92,7 @@ def test_lru_is_the_mockers_cache(ops: list[tuple[bool, list[int]]], capacity: i
         else:
             ours.insert(chain)
             theirs.insert(chain)
-        assert list(ours.blocks) == list(theirs._blocks)
+        assert list(ours.blocks) == list(theirs._lru.blocks)
 
 
 # -- the replay of a round ------------------------------------------------------------------

@@ -13,8 +13,9 @@ process, which is all a cache that lives in one process needs.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
+
+from drbench.reuse import LruCache, reusable_blocks
 
 __all__ = ["PrefixCache", "block_hashes", "cacheable_blocks"]
 
@@ -35,59 +36,48 @@ def block_hashes(tokens: Sequence[str], block_size: int, parents: Sequence[int] 
 
 def cacheable_blocks(num_tokens: int, block_size: int) -> int:
     """How many leading blocks of an N-token prompt can be cache hits: floor((N - 1) / B)."""
-    return max(num_tokens - 1, 0) // block_size
+    return reusable_blocks(num_tokens, block_size)
 
 
 class PrefixCache:
-    """An LRU set of block hashes bounded by a capacity in tokens."""
+    """An LRU set of block hashes bounded by a capacity in tokens.
 
-    __slots__ = ("_blocks", "block_size", "capacity_blocks", "evicted_blocks")
+    The LRU itself is the client's oracle's (``reuse.LruCache``), so the cache the mocker serves
+    and the one the benchmarker simulates cannot drift apart; this adds tokens, the per-prompt
+    cap of ``cacheable_blocks`` and the reset endpoint.
+    """
+
+    __slots__ = ("_lru", "block_size")
 
     def __init__(self, block_size: int, capacity_tokens: int) -> None:
         self.block_size = block_size
-        self.capacity_blocks = capacity_tokens // block_size
-        self.evicted_blocks = 0
-        self._blocks: OrderedDict[int, None] = OrderedDict()
+        self._lru = LruCache(capacity_tokens // block_size)
 
     def __len__(self) -> int:
-        return len(self._blocks)
+        return len(self._lru.blocks)
+
+    @property
+    def capacity_blocks(self) -> int:
+        return self._lru.capacity_blocks
+
+    @property
+    def evicted_blocks(self) -> int:
+        return self._lru.evicted
 
     @property
     def cached_tokens(self) -> int:
         """Tokens held (full blocks only)."""
-        return len(self._blocks) * self.block_size
+        return len(self._lru.blocks) * self.block_size
 
     def match(self, hashes: Sequence[int], num_tokens: int) -> int:
         """Cached prefix length in tokens for a prompt of ``num_tokens``; touches the hits."""
-        limit = min(len(hashes), cacheable_blocks(num_tokens, self.block_size))
-        blocks = self._blocks
-        hit = 0
-        while hit < limit and hashes[hit] in blocks:
-            hit += 1
-        self._touch(hashes[:hit])
-        return hit * self.block_size
+        limit = cacheable_blocks(num_tokens, self.block_size)
+        return self._lru.lookup(hashes[:limit]) * self.block_size
 
     def insert(self, hashes: Sequence[int]) -> None:
         """Add (or refresh) a chain of blocks, evicting the least recently used past capacity."""
-        if self.capacity_blocks <= 0:
-            return
-        self._touch(hashes)
-        blocks = self._blocks
-        overflow = len(blocks) - self.capacity_blocks
-        for _ in range(max(overflow, 0)):
-            blocks.popitem(last=False)
-        self.evicted_blocks += max(overflow, 0)
+        self._lru.insert(hashes)
 
     def reset(self) -> None:
         """Empty the cache (``POST /reset_prefix_cache``)."""
-        self._blocks.clear()
-
-    def _touch(self, hashes: Sequence[int]) -> None:
-        # Tail first, so the head ends most recently used and is evicted last.
-        blocks = self._blocks
-        move = blocks.move_to_end
-        for h in reversed(hashes):
-            if h in blocks:
-                move(h)
-            else:
-                blocks[h] = None
+        self._lru.blocks.clear()
