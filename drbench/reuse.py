@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Container, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -180,15 +180,20 @@ class UnlimitedCache:
     blocks: set[int] = field(default_factory=set)
 
     def lookup(self, hashes: Sequence[int]) -> int:
-        held, hit = self.blocks, 0
-        for h in hashes:
-            if h not in held:
-                break
-            hit += 1
-        return hit
+        return _leading(self.blocks, hashes)
 
     def insert(self, hashes: Sequence[int]) -> None:
         self.blocks.update(hashes)
+
+
+def _leading(held: Container[int], hashes: Sequence[int]) -> int:
+    """How many leading hashes of the chain ``held`` contains (a chain is cut at its first miss)."""
+    hit = 0
+    for h in hashes:
+        if h not in held:
+            break
+        hit += 1
+    return hit
 
 
 def reusable_blocks(units: int, block_size: int) -> int:
@@ -213,11 +218,7 @@ class LruCache:
     evicted: int = 0
 
     def lookup(self, hashes: Sequence[int]) -> int:
-        held, hit = self.blocks, 0
-        for h in hashes:
-            if h not in held:
-                break
-            hit += 1
+        hit = _leading(self.blocks, hashes)
         self._touch(hashes[:hit])
         return hit
 
