@@ -25,7 +25,14 @@ from drbench.chat_template import load_chat_template
 from drbench.client import Endpoint, ModelInfo, check_reset, list_models, make_session, preflight
 from drbench.config import BenchConfig
 from drbench.dataset import in_schedule_order, load_prompts, select_prompts
-from drbench.errors import DrbenchError, ExitStatus, OutputDirError, PreflightError, UsageError
+from drbench.errors import (
+    DrbenchError,
+    ExitStatus,
+    LostWorkerError,
+    OutputDirError,
+    PreflightError,
+    UsageError,
+)
 from drbench.extras import load_extra_body, parse_headers
 from drbench.fdlimit import ensure_fd_limit
 from drbench.gates import evaluate_gates, exit_status
@@ -106,6 +113,10 @@ class Benchmark:
         selectors = _selectors(cfg)
         in_flight = max((lv.in_flight_cap or len(prompts)) for lv in cfg.levels)
         ensure_fd_limit(in_flight, len(cfg.prometheus_url), len(prompts))
+        if cfg.executor == "ray":
+            from drbench.ray_executor import import_ray  # noqa: PLC0415 - optional
+
+            import_ray()  # one line saying how to install it, before anything is sent
         out_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
         created = not out_dir.exists()
         prepare_output_dir(out_dir, overwrite=cfg.overwrite)
@@ -140,6 +151,9 @@ class Benchmark:
             failed = False
         except KeyboardInterrupt:
             result.interrupted, status, failed = True, ExitStatus.INTERRUPTED, False
+        except LostWorkerError:  # --on-lost-worker stop: reported as a stop, then exit 8
+            result.interrupted, failed = True, False
+            raise
         except BaseException:
             result.interrupted = True
             raise

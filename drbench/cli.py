@@ -67,6 +67,8 @@ exit codes:
   6    some round had no successful request at all (always checked; wins over 4 and 5)
   7    --compare --fail-on-regression: B is worse than A by more than PCT, the 95% CI
          excluding zero
+  8    --on-lost-worker stop: a worker process or Ray actor was lost mid-round; the
+         rounds before it and its finished requests are still reported
   130  interrupted (Ctrl-C); finished rounds are still reported
 
 Metric definitions, every output file and the summary.json contract: docs/benchmarker_guide.md

@@ -25,7 +25,15 @@ from drbench.extras import (
 )
 from drbench.levels import Level, format_rate
 from drbench.prometheus.profiles import PROFILE_CHOICES
-from drbench.records import ColdStart, EndpointKind, ItlMode, Lang, Round2Mode
+from drbench.records import (
+    ColdStart,
+    EndpointKind,
+    ExecutorKind,
+    ItlMode,
+    Lang,
+    OnLostWorker,
+    Round2Mode,
+)
 from drbench.redact import redact_config
 from drbench.textsplit import split_outside_braces
 from drbench.urls import resolve_endpoint, url_problem
@@ -46,6 +54,8 @@ COLD_START_POLICIES: tuple[ColdStart, ...] = get_args(ColdStart)
 ENDPOINT_TYPES: tuple[EndpointKind, ...] = get_args(EndpointKind)
 DEFAULT_MAX_TOKENS = 128
 ROUND2_MODES: tuple[Round2Mode, ...] = get_args(Round2Mode)
+EXECUTORS: tuple[ExecutorKind, ...] = get_args(ExecutorKind)
+ON_LOST_WORKER: tuple[OnLostWorker, ...] = get_args(OnLostWorker)
 
 #: How an option's value is read and checked (``_COERCERS``) and what argparse type it gets.
 OptionKind = Literal[
@@ -367,6 +377,36 @@ OPTIONS: tuple[Option, ...] = (
         high=256,
     ),
     _o(
+        "executor",
+        "choice",
+        "load",
+        "Where the load is sent from: 'local' is this machine (this process, or --workers processes); 'ray' places the workers as Ray actors on the hosts of a Ray cluster, --workers of them per host (docs/distributed.md; pip install \".[ray]\").",
+        choices=EXECUTORS,
+    ),
+    _o(
+        "ray_address",
+        "str",
+        "load",
+        "--executor ray: the cluster to join, as ray.init takes it: 'auto' (the cluster `ray start` began on this machine), HOST:PORT of its head, or ray://HOST:10001 (Ray Client). Default: RAY_ADDRESS, else a cluster of this machine, else a new local one.",
+        metavar="ADDR",
+    ),
+    _o(
+        "ray_hosts",
+        "int",
+        "load",
+        "--executor ray: how many of the cluster's hosts send load, --workers actors on each (default: every live host with the CPUs for them)",
+        metavar="N",
+        low=1,
+        high=4096,
+    ),
+    _o(
+        "on_lost_worker",
+        "choice",
+        "load",
+        "When a worker process or Ray actor is lost mid-round (its requests in flight are recorded as failed): 'continue' runs the round on with the others; 'stop' sends nothing more, reports what was done and exits 8.",
+        choices=ON_LOST_WORKER,
+    ),
+    _o(
         "rounds",
         "int",
         "load",
@@ -602,7 +642,11 @@ class BenchConfig:
     warmup: int = 0
     ramp_up: float = 0.0
     max_round_duration: float | None = None
-    workers: int | str = 1  # or "auto"
+    workers: int | str = 1  # or "auto"; per host under --executor ray
+    executor: ExecutorKind = "local"
+    ray_address: str | None = None
+    ray_hosts: int | None = None
+    on_lost_worker: OnLostWorker = "continue"
     rounds: int = 2
     round_pause: float = 0.0
     cold_start: ColdStart = "nonce"  # build_config makes it "reset" when only a reset URL is given
@@ -859,6 +903,9 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
         out.append(("header", str(exc).removeprefix("--header ")))
     if (problem := extra_body_problem(c.extra_body)) is not None:
         out.append(("extra_body", f": {problem}"))
+    for name in ("ray_address", "ray_hosts"):
+        if getattr(c, name) is not None and c.executor != "ray":
+            out.append((name, "is a setting of --executor ray, which is not given: add it"))
     if c.round2_mode == "continue" and c.rounds < 2:
         out.append(("round2_mode", "continue needs --rounds 2 or more"))
     if c.server_profile != "auto" and not c.prometheus_url:

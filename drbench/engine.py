@@ -9,7 +9,8 @@ together never holds up the stamping of other streams' reads for more than one s
 
 The executor is a seam: ``executors.InProcess`` sends through a transport (aiohttp, or a test
 double), ``workers.WorkerPool`` through worker processes.  ``--max-round-duration`` stops the
-releases; what is in flight then finishes and the round is marked truncated.  Ctrl-C cancels
+releases; what is in flight then finishes and the round is marked truncated; so does an executor
+that lost a worker under ``--on-lost-worker stop`` (its ``halted``).  Ctrl-C cancels
 the round; every exchange that ended before it is still parsed and reported.
 """
 
@@ -20,7 +21,7 @@ import gc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Protocol
+from typing import Any, Protocol
 
 from drbench.client import PreparedRequest
 from drbench.pacing import Pacer
@@ -28,7 +29,7 @@ from drbench.records import RequestRecord
 from drbench.selfcheck import LoopSampler, ProcessLoad
 from drbench.sse import DEFAULT_MAX_LINE_BYTES
 
-__all__ = ["Executor", "RoundContext", "RoundRun", "run_round", "sleep_until"]
+__all__ = ["Executor", "ExecutorInfo", "RoundContext", "RoundRun", "run_round", "sleep_until"]
 
 _SPIN_NS = 2_000_000  # the last 2 ms before a due time are waited by yielding, not by a timer
 
@@ -43,12 +44,29 @@ class RoundContext:
     max_line_bytes: int
 
 
+@dataclass(frozen=True)
+class ExecutorInfo:
+    """Where a run's load came from: summary.json's ``run.executor``, and a line for the
+    console when there is something to say (the Ray hosts and their clocks)."""
+
+    details: dict[str, Any]
+    line: str | None = None
+
+
 class Executor(Protocol):
     """Where a round's requests run."""
 
     #: How long before its due time a request is handed over: 0 when the executor sends it at
     #: once; more when it must cross to another process first (it then waits for the due time).
     lead_s: float
+
+    #: Why releases must stop (``--on-lost-worker stop`` and a worker was lost), else None.
+    halted: str | None
+
+    def describe(self) -> ExecutorInfo | None:
+        """What the run's summary.json and console say about where the load came from (None:
+        this process alone)."""
+        ...
 
     async def open_connections(self, n: int) -> None:
         """Open up to ``n`` connections before a level, spread over the executor's processes."""
@@ -76,7 +94,8 @@ class RoundRun:
 
     records: list[RequestRecord]
     truncated: bool  # --max-round-duration stopped the releases
-    unsent: int  # requests never sent because of that
+    unsent: int  # requests never sent because of that, or of a halt
+    halted: str | None  # the executor's reason to stop releasing (a lost worker), if any
     client: list[ProcessLoad]  # self-check: this process first, then the executor's
 
 
@@ -128,6 +147,7 @@ async def run_round(
         records=sent,
         truncated=dispatcher.truncated,
         unsent=len(requests) - dispatcher.released,
+        halted=executor.halted,
         client=[own, *workers],
     )
 
@@ -165,6 +185,8 @@ class _Dispatcher:
                 if not await self._wait_until(due_ns, int(self.executor.lead_s * 1e9)):
                     break
                 if not await self._wait_for_room():
+                    break
+                if self.executor.halted is not None:
                     break
                 self._release(i, req, due_ns)
                 await asyncio.sleep(0)  # one release per loop iteration

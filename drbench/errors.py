@@ -40,10 +40,11 @@ class ExitStatus(IntEnum):
     ERRORS_FAILED = 5  # --fail-on-errors: some round's failed-request share exceeded the threshold
     NO_SUCCESS = 6  # some round had no successful request at all (always checked; wins over 5, 4)
     REGRESSION = 7  # --compare --fail-on-regression: B worse than A beyond the threshold and noise
+    LOST_WORKER = 8  # --on-lost-worker stop: a worker process or Ray actor was lost mid-round
     INTERRUPTED = 130  # Ctrl-C; every finished round is still reported
 
 
-_SEVERITY = {130: 7, 1: 6, 3: 5, 2: 5, 6: 4, 5: 3, 4: 2, 7: 2, 0: 0}
+_SEVERITY = {130: 7, 1: 6, 8: 5, 3: 5, 2: 5, 6: 4, 5: 3, 4: 2, 7: 2, 0: 0}
 
 
 def severity(status: int) -> tuple[int, int]:
@@ -73,6 +74,13 @@ class DatasetError(DrbenchError):
 
 class OutputDirError(DrbenchError):
     """The output directory cannot be used (exists and is not empty, or is not writable)."""
+
+
+class LostWorkerError(DrbenchError):
+    """--on-lost-worker stop: a worker was lost, so the run stopped after the round it hit (the
+    rounds before it, and that round's finished requests, are still reported: exit 8)."""
+
+    exit_status = ExitStatus.LOST_WORKER
 
 
 class PreflightError(DrbenchError):

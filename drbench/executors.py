@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 
 from drbench.client import PreparedRequest
-from drbench.engine import RoundContext, sleep_until
+from drbench.engine import ExecutorInfo, RoundContext, sleep_until
 from drbench.records import RequestRecord
 from drbench.response import RawExchange, finish_steps, parse_steps
 from drbench.selfcheck import ProcessLoad
@@ -41,6 +41,7 @@ class InProcess:
     """Sends from this process's event loop; ``lead_s`` 0 (the dispatcher releases on time)."""
 
     lead_s = 0.0
+    halted: str | None = None  # nothing here to lose
 
     def __init__(
         self,
@@ -61,6 +62,9 @@ class InProcess:
         self._parser: asyncio.Task[None] | None = None
         self._current: _Pending | None = None  # the exchange being parsed
         self._parsed: list[tuple[int, RequestRecord]] = []  # this round's records, for salvage
+
+    def describe(self) -> ExecutorInfo | None:
+        return None
 
     async def open_connections(self, n: int) -> None:
         """Open ``n`` connections ahead of a level (``client.open_connections``), if it can."""

@@ -177,6 +177,19 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
     # selfcheck.py
     "process_main": {"en": "the main process", "zh": "主进程"},
     "process_worker": {"en": "worker {n}", "zh": "工作进程 {n}"},
+    "process_actor": {"en": "Ray actor {n} on host {host}", "zh": "主机 {host} 上的 Ray actor {n}"},
+    "ray_host_limit": {
+        "en": "{line}; host {host} limited the load: add hosts (--ray-hosts) or actors per host "
+        "(--workers {n}) where there are free cores",
+        "zh": "{line}; 主机 {host} 限制了负载: 请在有空闲核的地方增加主机 (--ray-hosts) "
+        "或每台主机的 actor 数 (--workers {n})",
+    },
+    "ray_driver_limit": {
+        "en": "{line}; this process dispatches every request to the Ray actors: run it on a "
+        "quieter or larger machine (the head node's cores are shared with Ray's own processes)",
+        "zh": "{line}; 本进程负责把每个请求分派给 Ray actor: 请在更空闲或更大的机器上运行它 "
+        "(头节点的核与 Ray 自身进程共享)",
+    },
     "lagged": {
         "en": "its event loop lagged {lag} ms at p99 (limit {limit} ms)",
         "zh": "其事件循环 p99 延迟 {lag} ms (上限 {limit} ms)",
@@ -217,6 +230,28 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
         "zh": "{line}; {machine}, 瓶颈是客户端机器: 请在更大的机器上运行客户端或降低负载",
     },
     # runner.py
+    "ray_started": {
+        "en": "Ray: {actors} actor(s) on {hosts} host(s) ({where}); {clocks}",
+        "zh": "Ray: {hosts} 台主机上共 {actors} 个 actor ({where}); {clocks}",
+    },
+    "ray_clock_shared": {
+        "en": "every actor shares this machine's clock",
+        "zh": "所有 actor 与本机共用时钟",
+    },
+    "ray_clock_error": {
+        "en": "clock offsets measured, error at most {ms} ms",
+        "zh": "已测量时钟偏移, 误差不超过 {ms} ms",
+    },
+    "halted": {
+        "en": "{where}: stopped early: {why} (--on-lost-worker stop); {unsent} request(s) not sent",
+        "zh": "{where}: 提前停止: {why} (--on-lost-worker stop); {unsent} 个请求未发送",
+    },
+    "halted_run": {
+        "en": "the run stopped: {why} (--on-lost-worker stop); the rounds before, and this "
+        "round's finished requests, are reported (give --on-lost-worker continue to run on)",
+        "zh": "运行已停止: {why} (--on-lost-worker stop); 之前的各轮及本轮已完成的请求已报告 "
+        "(给出 --on-lost-worker continue 可继续运行)",
+    },
     "fewer_prompts": {
         "en": "concurrency {c} with {n} prompts keeps at most {n} requests in flight: the level "
         "is really concurrency {n} (give --num-samples {c} or more to load it)",

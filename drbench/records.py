@@ -19,8 +19,10 @@ __all__ = [
     "ColdStart",
     "EndpointKind",
     "ErrorKind",
+    "ExecutorKind",
     "ItlMode",
     "Lang",
+    "OnLostWorker",
     "Prompt",
     "RequestRecord",
     "Round2Mode",
@@ -35,6 +37,8 @@ Round2Mode = Literal["repeat", "continue"]  # what round 2 sends (--round2-mode)
 Lang = Literal["en", "zh"]  # console report language (--lang)
 ItlMode = Literal["mean", "max"]  # which gap an itl_ms SLO bound applies to (--slo-itl-mode)
 EndpointKind = Literal["chat", "completions"]  # the request body an --endpoint path asks for
+ExecutorKind = Literal["local", "ray"]  # where the load is sent from (--executor)
+OnLostWorker = Literal["continue", "stop"]  # what a lost worker or actor does (--on-lost-worker)
 
 
 class TokenSource(str, Enum):

@@ -54,7 +54,8 @@ class RoundResult:
     records: list[RequestRecord]
     server: ServerRound | None = None  # when --prometheus-url is given
     truncated: bool = False  # --max-round-duration stopped it before every request was sent
-    unsent: int = 0  # requests the truncation left unsent
+    unsent: int = 0  # requests the truncation (or a halt) left unsent
+    halted: str | None = None  # --on-lost-worker stop: the lost worker that stopped the round
     client: list[ProcessLoad] = field(default_factory=list)  # self-check: main process first
     offered: Reuse | None = None  # what an unlimited prefix cache could reuse of the round
     # What an LRU of the server's capacity would reuse (oracle.py); None without a capacity.
@@ -118,6 +119,7 @@ class RoundResult:
         d["server_metrics"] = self.server.to_dict() if self.server is not None else None
         d["truncated"] = self.truncated
         d["unsent"] = self.unsent
+        d["halted"] = self.halted
         d["client"] = [p.to_dict() for p in self.client]
         return d
 
@@ -178,6 +180,7 @@ class RunResult:
     gates: list[GateResult] = field(default_factory=list)  # once the run ended
     server_profile: dict[str, Any] | None = None  # prometheus ServerSetup.to_dict(), if scraped
     workload: dict[str, Any] | None = None  # --workload: workload_run.workload_summary
+    executor: dict[str, Any] | None = None  # --workers / --executor ray: engine.ExecutorInfo
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,6 +199,7 @@ class RunResult:
                 "warnings": [redact_text(w) for w in self.warnings],
                 "timing": dict(self.timing),
                 "server_profile": self.server_profile,
+                "executor": self.executor,
             },
             "workload": self.workload,
             "levels": [lv.to_dict() for lv in self.levels if lv.rounds],

@@ -23,6 +23,7 @@ import aiohttp
 
 from drbench.client import PreparedRequest, make_session, open_connections, post_reset, send
 from drbench.engine import Executor, RoundRun, run_round
+from drbench.errors import LostWorkerError
 from drbench.executors import InProcess, Transport
 from drbench.levels import Level
 from drbench.messages import Message, round_where
@@ -71,6 +72,7 @@ class RunObserver(Protocol):
     def round_done(self, level: LevelResult, result: RoundResult) -> None: ...
     def level_done(self, level: LevelResult) -> None: ...
     def warning(self, message: str) -> None: ...
+    def note(self, message: str) -> None: ...
 
 
 async def run(
@@ -89,6 +91,10 @@ async def run(
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(make_session(cfg.timeout))
         executor = await stack.enter_async_context(_executor(plan, session, transport))
+        if (info := executor.describe()) is not None:
+            result.executor = info.details
+            if info.line:
+                observer.note(info.line)
         watcher = plan.watcher_factory(session) if plan.watcher_factory else None
         try:
             if watcher is not None:
@@ -114,8 +120,15 @@ async def run(
 def _executor(
     plan: RunPlan, session: aiohttp.ClientSession, transport: Transport | None
 ) -> AbstractAsyncContextManager[Executor]:
-    """The run's executor as an async context (worker processes are stopped on the way out)."""
+    """The run's executor as an async context (worker processes and Ray actors are stopped on
+    the way out)."""
     cfg = plan.config
+    if cfg.executor == "ray" and transport is None:
+        from drbench.ray_executor import RayPool  # noqa: PLC0415 - Ray: optional, only when asked
+
+        return RayPool.start(
+            plan, per_host=cfg.worker_count, hosts=cfg.ray_hosts, address=cfg.ray_address
+        )
     if cfg.worker_count > 1 and transport is None:
         from drbench.workers import WorkerPool  # noqa: PLC0415 - multiprocessing, only when asked
 
@@ -207,9 +220,14 @@ async def _run_level(
         )
         if line := client_limit_warning(result.client, where=where, workers=cfg.worker_count):
             lines.append(line)
+        if result.halted is not None:
+            lines.append(Message("halted", where=where, why=result.halted, unsent=result.unsent))
         for line in lines:
             level.warnings.append(line)
             observer.warning(line)
+        if result.halted is not None:
+            _compare(level, cfg.seed)
+            raise LostWorkerError(Message("halted_run", why=result.halted))
     _compare(level, cfg.seed)
 
 
@@ -306,7 +324,7 @@ async def _run_round(
     finally:
         progress.close()
         if done is None and len(seen) == len(requests):  # Ctrl-C after the last record
-            done = RoundRun(sorted(seen, key=_order(requests)), False, 0, [])
+            done = RoundRun(sorted(seen, key=_order(requests)), False, 0, None, [])
             result = _keep_round(plan, level, done, rnd, watcher, offered, settle)
             observer.round_done(level, result)
         elif done is not None:
@@ -354,6 +372,7 @@ def _keep_round(
         server=server,
         truncated=done.truncated,
         unsent=done.unsent,
+        halted=done.halted,
         client=list(done.client),
         offered=offered,
         expected=settle(done.records) if settle is not None else None,

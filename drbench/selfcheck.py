@@ -58,6 +58,11 @@ class ProcessLoad:
     loop_lag_p99_ms: float | None
     loop_lag_max_ms: float | None
     samples: int
+    # --executor ray: the host the process ran on, and how its clock maps onto the driver's
+    # (clocks.ClockOffset; 0 and 0 when it shares this kernel's clock).  None for local ones.
+    host: str | None = None
+    clock_offset_ms: float | None = None
+    clock_error_ms: float | None = None
 
     @property
     def cpu_percent(self) -> float | None:
@@ -83,6 +88,9 @@ class ProcessLoad:
             "loop_lag_p99_ms": _round_opt(self.loop_lag_p99_ms),
             "loop_lag_max_ms": _round_opt(self.loop_lag_max_ms),
             "samples": self.samples,
+            "host": self.host,
+            "clock_offset_ms": _round_opt(self.clock_offset_ms),
+            "clock_error_ms": _round_opt(self.clock_error_ms),
         }
 
     @classmethod
@@ -100,6 +108,9 @@ class ProcessLoad:
             loop_lag_p99_ms=_float_opt(d["loop_lag_p99_ms"]),
             loop_lag_max_ms=_float_opt(d["loop_lag_max_ms"]),
             samples=int(d["samples"]),
+            host=_str_opt(d.get("host")),
+            clock_offset_ms=_float_opt(d.get("clock_offset_ms")),
+            clock_error_ms=_float_opt(d.get("clock_error_ms")),
         )
 
 
@@ -186,7 +197,7 @@ def client_limit_warning(
     loads: Sequence[ProcessLoad], *, where: str, workers: int, cpus: int | None = None
 ) -> str | None:
     """One warning line when the client, not the server, may have limited the round, naming the
-    process and the figure, and suggesting --workers N (N = double the current, at most the cores
+    process (and its host under --executor ray) and the figure, and suggesting --workers N (N = double the current, at most the cores
     this process may use; ``cpus`` overrides that count) — or, when already at the core count,
     saying the machine is the limit.  None when every process stayed under the limits."""
     over = [(load, _excess(load)) for load in loads]
@@ -194,16 +205,21 @@ def client_limit_warning(
     if not over:
         return None
     worst = max(over, key=lambda pair: pair[1])[0]
-    name = (
-        Message("process_main")
-        if worst.worker is None
-        else Message("process_worker", n=worst.worker)
-    )
+    if worst.host is not None:
+        name = Message("process_actor", n=worst.worker, host=worst.host)
+    elif worst.worker is None:
+        name = Message("process_main")
+    else:
+        name = Message("process_worker", n=worst.worker)
     several = Message("several_over", over=len(over), n=len(loads)) if len(over) > 1 else ""
     line = Message("client_limit", where=where, name=name, figures=_figures(worst), several=several)
     cpu = worst.cpu_percent
     if cpu is not None and cpu < BUSY_ELSEWHERE_PERCENT and cpu <= CPU_LIMIT_PERCENT:
         return Message("busy_elsewhere", line=line, cpu=f"{cpu:.0f}")
+    if any(load.host is not None for load in loads):  # --executor ray: hosts, not cores
+        if worst.host is None:
+            return Message("ray_driver_limit", line=line)
+        return Message("ray_host_limit", line=line, host=worst.host, n=max(workers, 1) * 2)
     current = max(workers, 1)
     cores = cpus if cpus is not None else _usable_cpus()
     suggested = min(current * 2, cores)
@@ -308,3 +324,7 @@ def _round_opt(value: float | None) -> float | None:
 
 def _float_opt(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _str_opt(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -31,17 +31,22 @@ from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing.connection import Connection
 from time import perf_counter_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drbench.client import Endpoint, PreparedRequest, make_session, open_connections, send
-from drbench.engine import RoundContext
+from drbench.engine import ExecutorInfo, RoundContext
 from drbench.errors import DrbenchError
 from drbench.executors import InProcess
 from drbench.plan import RunPlan
 from drbench.records import ErrorKind, RequestRecord
 from drbench.selfcheck import LoopSampler, ProcessLoad
 
-__all__ = ["WorkerPool", "WorkerSpec"]
+if TYPE_CHECKING:
+    import aiohttp
+
+    from drbench.tokens import TokenCounter
+
+__all__ = ["WorkerPool", "WorkerSide", "WorkerSpec", "local_executor", "lost_record"]
 
 _START_TIMEOUT_S = 60.0  # spawning imports drbench and aiohttp in every worker
 _DRAIN_TIMEOUT_S = 10.0  # how long a cancelled round waits for the workers' last records
@@ -83,6 +88,7 @@ class WorkerPool:
         self._late: list[tuple[int, RequestRecord]] = []  # records of cancelled requests
         self._ctx: RoundContext | None = None
         self._loop = asyncio.get_running_loop()
+        self.halted: str | None = None  # set when a worker dies under --on-lost-worker stop
 
     @classmethod
     @asynccontextmanager
@@ -111,6 +117,9 @@ class WorkerPool:
         finally:
             await pool._stop()
 
+    def describe(self) -> ExecutorInfo:
+        return ExecutorInfo({"kind": "workers", "workers": len(self.workers)})
+
     async def open_connections(self, n: int) -> None:
         alive = [w for w in self.workers if w.alive]
         if alive and n > 0:
@@ -124,7 +133,7 @@ class WorkerPool:
     async def run_one(self, i: int, req: PreparedRequest, due_ns: int | None) -> RequestRecord:
         alive = [w for w in self.workers if w.alive]
         if not alive:
-            return _lost(self._ctx, req, "every worker process exited")
+            return lost_record(self._ctx, req, "every worker process exited")
         worker = min(alive, key=lambda w: len(w.futures))
         fut: asyncio.Future[RequestRecord] = self._loop.create_future()
         worker.futures[i] = fut
@@ -190,9 +199,11 @@ class WorkerPool:
         why = f"worker process {worker.spec.index} exited" + (
             f" (exit code {code})" if code is not None else ""
         )
+        if self.plan.config.on_lost_worker == "stop" and self.halted is None:
+            self.halted = why
         for i, fut in worker.futures.items():
             if not fut.done():
-                fut.set_result(_lost(self._ctx, worker.sent.get(i), why))
+                fut.set_result(lost_record(self._ctx, worker.sent.get(i), why))
         worker.futures.clear()
         for pending in (worker.ready, worker.reply):
             if pending is not None and not pending.done():
@@ -244,7 +255,7 @@ class WorkerPool:
             worker.conn.close()
 
 
-def _lost(ctx: RoundContext | None, req: PreparedRequest | None, why: str) -> RequestRecord:
+def lost_record(ctx: RoundContext | None, req: PreparedRequest | None, why: str) -> RequestRecord:
     """The record of a request a dead worker took with it."""
     now = perf_counter_ns()
     return RequestRecord(
@@ -268,6 +279,57 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         asyncio.run(_serve(conn, spec))
 
 
+class WorkerSide:
+    """A worker's executor and the bookkeeping of its rounds, whatever carries the messages
+    (this module's pipe, or a Ray actor's method calls: ``ray_executor.py``)."""
+
+    def __init__(self, spec: WorkerSpec, executor: InProcess) -> None:
+        self.spec = spec
+        self.executor = executor
+        self.tasks: set[asyncio.Task[RequestRecord]] = set()
+        self.sampler: LoopSampler | None = None
+
+    async def run(self, i: int, req: PreparedRequest, due_ns: int | None) -> RequestRecord:
+        """Send request ``i`` (at ``due_ns`` on this process's clock) and return its record."""
+        task = asyncio.ensure_future(self.executor.run_one(i, req, due_ns))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return await task
+
+    def collect(self) -> None:
+        """A full collection between rounds (at start, and as each round ends), so the next
+        round's start only freezes the heap, as engine.run_round does in the main process, and
+        its first requests do not wait for a collection."""
+        gc.collect()
+
+    async def begin(self, ctx: RoundContext) -> None:
+        gc.freeze()
+        await self.executor.begin_round(ctx)
+        self.sampler = LoopSampler(worker=self.spec.index)
+        self.sampler.start()
+
+    async def end(self) -> tuple[dict[str, Any], dict[str, int]]:
+        """The round's self-check figures (a ``ProcessLoad`` dict) and its stamp-source counts."""
+        load = self.sampler.stop() if self.sampler is not None else None
+        self.sampler = None
+        await self.executor.end_round()
+        gc.unfreeze()
+        self.collect()
+        timing = dict(self.executor.timing)
+        self.executor.timing.clear()
+        return (load.to_dict() if load else _idle(self.spec)), timing
+
+    async def cancel(self) -> list[tuple[int, RequestRecord]]:
+        """Stop what is in flight; every record of the round, parsed."""
+        await self.stop_all()
+        return await self.executor.salvage()
+
+    async def stop_all(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 async def _serve(conn: Connection, spec: WorkerSpec) -> None:
     from drbench.tokens import load_counter  # noqa: PLC0415 - only with --tokenizer
 
@@ -284,60 +346,54 @@ async def _serve(conn: Connection, spec: WorkerSpec) -> None:
             inbox.put_nowait(None)
 
     async with make_session(spec.timeout_s) as session:
-        transport = partial(
-            send,
-            session,
-            spec.endpoint,
-            timeout_s=spec.timeout_s,
-            max_bytes=spec.max_response_bytes,
-        )
-        connect = partial(open_connections, session, spec.endpoint)
-        executor = InProcess(transport, tokenizer=tokenizer, worker=spec.index, connect=connect)
-        tasks: set[asyncio.Task[None]] = set()
-        sampler: LoopSampler | None = None
+        side = WorkerSide(spec, local_executor(spec, session, tokenizer))
+        relays: set[asyncio.Task[None]] = set()
 
         async def one(i: int, req: PreparedRequest, due_ns: int | None) -> None:
-            rec = await executor.run_one(i, req, due_ns)
-            conn.send(("rec", i, rec.to_dict()))
+            with suppress(asyncio.CancelledError):  # "cancel" salvages it
+                rec = await side.run(i, req, due_ns)
+                conn.send(("rec", i, rec.to_dict()))
 
         loop.add_reader(conn.fileno(), readable)
+        side.collect()
         conn.send(("ready",))
         while (msg := await inbox.get()) is not None:
             kind = msg[0]
             if kind == "go":
                 _, i, due_ns, req = msg
-                task = asyncio.ensure_future(one(i, req, due_ns))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                relay = asyncio.ensure_future(one(i, req, due_ns))
+                relays.add(relay)
+                relay.add_done_callback(relays.discard)
             elif kind == "round":
-                gc.collect()  # as engine.run_round does in the main process
-                gc.freeze()
-                await executor.begin_round(msg[1])
-                sampler = LoopSampler(worker=spec.index)
-                sampler.start()
+                await side.begin(msg[1])
             elif kind == "end":
-                load = sampler.stop() if sampler is not None else None
-                sampler = None
-                await executor.end_round()
-                gc.unfreeze()
-                timing = dict(executor.timing)
-                executor.timing.clear()
-                conn.send(("ended", (load.to_dict() if load else _idle(spec), timing)))
+                conn.send(("ended", await side.end()))
             elif kind == "cancel":
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                for i, rec in await executor.salvage():
+                for i, rec in await side.cancel():
                     conn.send(("rec", i, rec.to_dict()))
                 conn.send(("cancelled",))
             elif kind == "connect":
-                await executor.open_connections(msg[1])
+                await side.executor.open_connections(msg[1])
                 conn.send(("connected",))
             elif kind == "stop":
                 break
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await side.stop_all()
+        await asyncio.gather(*relays, return_exceptions=True)
+
+
+def local_executor(
+    spec: WorkerSpec, session: aiohttp.ClientSession, tokenizer: TokenCounter | None
+) -> InProcess:
+    """The in-process executor a worker runs, on its own session."""
+    transport = partial(
+        send,
+        session,
+        spec.endpoint,
+        timeout_s=spec.timeout_s,
+        max_bytes=spec.max_response_bytes,
+    )
+    connect = partial(open_connections, session, spec.endpoint)
+    return InProcess(transport, tokenizer=tokenizer, worker=spec.index, connect=connect)
 
 
 def _idle(spec: WorkerSpec) -> dict[str, Any]:

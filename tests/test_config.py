@@ -67,6 +67,7 @@ COMPANIONS = {
     "request_rate": {"concurrency": ()},
     "max_concurrency": {"request_rate": (10.0,), "concurrency": ()},
     "speedup": {"fixed_schedule": True, "concurrency": ()},
+    "ray_hosts": {"executor": "ray"},
 }
 
 

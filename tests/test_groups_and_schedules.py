@@ -237,6 +237,9 @@ class _Quiet:
     def warning(self, message: str) -> None:
         pass
 
+    def note(self, message: str) -> None:
+        pass
+
 
 def _run(cfg: BenchConfig, prompts: list[Prompt]) -> tuple[RunResult, list[dict[str, Any]]]:
     sent: list[dict[str, Any]] = []

@@ -264,6 +264,9 @@ class FileObserver(Observer):
     def warning(self, message: str) -> None:
         pass
 
+    def note(self, message: str) -> None:
+        pass
+
 
 @pytest.mark.parametrize("mode", ["repeat", "continue"])
 def test_answers_are_logged_and_filed_then_freed_once_no_round_needs_them(mode: str) -> None:

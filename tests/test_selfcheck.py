@@ -211,8 +211,13 @@ def test_to_dict_is_json_and_from_dict_is_its_inverse() -> None:
         "loop_lag_p99_ms": 3.5,
         "loop_lag_max_ms": 12.0,
         "samples": 120,
+        "host": None,
+        "clock_offset_ms": None,
+        "clock_error_ms": None,
     }
     assert ProcessLoad.from_dict(d) == load
+    remote = ProcessLoad(1, 1.0, 0.5, 0.1, 0.2, 0.3, 50, "gpu-7", -3.25, 0.125)
+    assert ProcessLoad.from_dict(json.loads(json.dumps(remote.to_dict()))) == remote
     empty = ProcessLoad(None, 0.0, 0.0, None, None, None, 0)
     assert ProcessLoad.from_dict(empty.to_dict()) == empty
 

@@ -367,7 +367,8 @@ def _load_lines(result: RoundResult, lang: Lang) -> list[str]:
             else ("main", "worker", "loop lag")
         )
         procs = " | ".join(
-            f"{main if p.worker is None else f'{worker} {p.worker}'} {loop_lag} p99 "
+            f"{main if p.worker is None else f'{worker} {p.worker}'}"
+            f"{'' if p.host is None else f'@{p.host}'} {loop_lag} p99 "
             f"{_num(p.loop_lag_p99_ms)} ms, CPU {_num(p.cpu_percent, 0)}%"
             for p in result.client
         )

@@ -1,0 +1,445 @@
+"""``--executor ray``: one level's load sent by Ray actors on the hosts of a Ray cluster.
+
+Each actor is what a ``--workers`` process is (``workers.WorkerSide``): the in-process executor on
+its own event loop, aiohttp session and read stamping.  This process (the driver) keeps the
+dispatcher (``engine.py``), so one level is one load across every actor: a closed loop keeps at
+most C in flight in total, the driver being the shared queue (a request goes to the actor with
+the fewest in flight when any request ends), and an open loop's one schedule is split over the
+actors as it is released.  A round ends only when every actor's requests have ended and each has
+answered ``end_round``, so round 2 starts on no host before round 1 finished on all of them.
+
+Clocks (``clocks.py``): an actor under this kernel shares its CLOCK_MONOTONIC (offset 0, exact);
+one on another host has its offset measured at start and again after every round (the fastest of
+a few round trips; the error bound is half that trip).  The actor gets the round's start and each
+due time on its own clock, so its records' times are relative to the driver's round start and a
+due time is kept on every host; its absolute ``send_ns`` is mapped back.
+
+Records come back as dicts, one Ray reply per request, as it ends, so ``requests.jsonl`` stays
+crash-safe.  A lost actor (its process or host gone: Ray raises ``RayActorError``) fails its
+in-flight requests (``connection``) and the round goes on without it, or stops under
+``--on-lost-worker stop``; a reply that never comes is given up after the request's timeout and a
+grace period, so nothing waits for a host forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any
+
+from drbench.client import PreparedRequest, make_session
+from drbench.clocks import ClockOffset, ClockSample, boot_id, estimate_offset
+from drbench.engine import ExecutorInfo, RoundContext
+from drbench.errors import DrbenchError, UsageError
+from drbench.messages import Message
+from drbench.plan import RunPlan
+from drbench.records import RequestRecord
+from drbench.selfcheck import ProcessLoad
+from drbench.workers import WorkerSide, WorkerSpec, local_executor, lost_record
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["RayPool", "RayWorker", "import_ray"]
+
+_START_TIMEOUT_S = 120.0  # placing actors may wait for a node, and each imports drbench
+_REPLY_TIMEOUT_S = 30.0  # an end/cancel/connect answer; a request waits its timeout plus this
+_CLOCK_SAMPLES = 7
+_MAX_CONCURRENCY = 100_000  # an actor's concurrent calls: never the limit (the pacer is)
+_PACKAGE = Path(__file__).resolve().parent
+RAY_HINT = 'pip install ".[ray]" (or pip install ray) on this machine and on every host'
+
+
+def import_ray() -> ModuleType:
+    """The ``ray`` module, or a one-line UsageError saying how to install it."""
+    try:
+        import ray  # noqa: PLC0415 - optional: only --executor ray needs it
+    except ImportError:
+        raise UsageError(f"--executor ray needs Ray, which is not installed: {RAY_HINT}") from None
+    return ray
+
+
+class RayWorker:
+    """The body of one actor (made a Ray actor class by ``ray.remote`` at start, so this module
+    imports without Ray).  Every method is a coroutine: Ray runs them on the actor's event loop,
+    where the session, the parser task and the stamping live."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self._stack = AsyncExitStack()
+        self._side: WorkerSide | None = None
+        self._ctx: RoundContext | None = None
+
+    async def start(self) -> dict[str, Any]:
+        """Open the session; where this actor runs (host, pid, kernel boot id)."""
+        from drbench.tokens import load_counter  # noqa: PLC0415 - only with --tokenizer
+
+        tokenizer = load_counter(self.spec.tokenizer) if self.spec.tokenizer else None
+        session = await self._stack.enter_async_context(make_session(self.spec.timeout_s))
+        self._side = WorkerSide(self.spec, local_executor(self.spec, session, tokenizer))
+        self._side.collect()
+        return {"host": socket.gethostname(), "pid": os.getpid(), "boot_id": boot_id()}
+
+    async def now(self) -> int:
+        return perf_counter_ns()
+
+    async def connect(self, n: int) -> None:
+        await self._require().executor.open_connections(n)
+
+    async def begin_round(self, ctx: RoundContext) -> None:
+        await self._enter(ctx)
+
+    async def run(
+        self, ctx: RoundContext, i: int, due_ns: int | None, req: PreparedRequest
+    ) -> dict[str, Any]:
+        """Send request ``i`` of round ``ctx`` (``due_ns`` on this host's clock); its record.
+
+        The round comes with the request because Ray does not keep the order of an async
+        actor's calls: the first of the round to arrive begins it."""
+        await self._enter(ctx)
+        rec = await self._require().run(i, req, due_ns)
+        return rec.to_dict()
+
+    async def end_round(self) -> tuple[dict[str, Any], dict[str, int]]:
+        self._ctx = None
+        return await self._require().end()
+
+    async def cancel(self) -> list[tuple[int, dict[str, Any]]]:
+        return [(i, rec.to_dict()) for i, rec in await self._require().cancel()]
+
+    async def stop(self) -> None:
+        if self._side is not None:
+            await self._side.stop_all()
+        await self._stack.aclose()
+
+    async def _enter(self, ctx: RoundContext) -> None:
+        if self._ctx != ctx:
+            self._ctx = ctx  # before the await: a second call of the round does not begin it
+            await self._require().begin(ctx)
+
+    def _require(self) -> WorkerSide:
+        if self._side is None:
+            raise RuntimeError("RayWorker.start() first")
+        return self._side
+
+
+@dataclass
+class _Actor:
+    """The driver's end of one actor."""
+
+    index: int
+    handle: Any  # ray.actor.ActorHandle
+    host: str = "?"
+    pid: int | None = None
+    clock: ClockOffset = field(default_factory=ClockOffset)
+    in_flight: int = 0
+    alive: bool = True
+    why_lost: str = ""
+
+
+class RayPool:
+    """An executor whose requests are sent by Ray actors."""
+
+    lead_s = 0.05  # a Ray call to another host, with room for a busy driver
+
+    def __init__(self, ray: ModuleType, actors: list[_Actor], plan: RunPlan) -> None:
+        self.ray = ray
+        self.actors = actors
+        self.plan = plan
+        self.halted: str | None = None
+        self._ctx: RoundContext | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls, plan: RunPlan, *, per_host: int, hosts: int | None, address: str | None
+    ) -> AsyncIterator[RayPool]:
+        """Join (or start) the cluster, place ``per_host`` actors on each of ``hosts`` hosts,
+        wait until each is ready, and stop them all on the way out."""
+        ray = import_ray()
+        owns = not ray.is_initialized()
+        if owns:
+            _init(ray, address)
+        pool = cls(ray, [], plan)
+        group = None
+        try:
+            group = await _place(ray, per_host, hosts)
+            await pool._start_actors(group, per_host)
+            await pool._measure_clocks()
+            yield pool
+        finally:
+            await pool._stop()
+            if group is not None:
+                with suppress(Exception):
+                    ray.util.remove_placement_group(group)
+            if owns:
+                ray.shutdown()
+
+    @property
+    def hosts(self) -> dict[str, int]:
+        """Actors per host, in order."""
+        out: dict[str, int] = {}
+        for actor in self.actors:
+            out[actor.host] = out.get(actor.host, 0) + 1
+        return out
+
+    def describe(self) -> ExecutorInfo:
+        hosts = self.hosts
+        shared = all(a.clock.shared for a in self.actors)
+        worst = max((a.clock.error_ms for a in self.actors), default=0.0)
+        clocks = (
+            Message("ray_clock_shared") if shared else Message("ray_clock_error", ms=f"{worst:.3f}")
+        )
+        line = Message(
+            "ray_started",
+            actors=len(self.actors),
+            hosts=len(hosts),
+            where=", ".join(f"{host} x{n}" for host, n in hosts.items()),
+            clocks=clocks,
+        )
+        details = {
+            "kind": "ray",
+            "hosts": len(hosts),
+            "actors": [
+                {
+                    "index": a.index,
+                    "host": a.host,
+                    "pid": a.pid,
+                    "shared_clock": a.clock.shared,
+                    "clock_offset_ms": round(a.clock.offset_ms, 6),
+                    "clock_error_ms": round(a.clock.error_ms, 6),
+                }
+                for a in self.actors
+            ],
+        }
+        return ExecutorInfo(details, line)
+
+    async def open_connections(self, n: int) -> None:
+        alive = self._alive()
+        if alive and n > 0:
+            each = -(-n // len(alive))
+            await self._ask(alive, lambda a: a.handle.connect.remote(each))
+
+    async def begin_round(self, ctx: RoundContext) -> None:
+        self._ctx = ctx
+        for actor in self._alive():  # not awaited: each actor's first request begins it anyway
+            actor.handle.begin_round.remote(self._remote_ctx(actor, ctx))
+
+    async def run_one(self, i: int, req: PreparedRequest, due_ns: int | None) -> RequestRecord:
+        alive = self._alive()
+        if not alive:
+            return lost_record(self._ctx, req, "every Ray actor was lost")
+        ctx = self._ctx
+        assert ctx is not None, "begin_round first"
+        actor = min(alive, key=lambda a: a.in_flight)
+        remote_due = actor.clock.to_remote(due_ns) if due_ns is not None else None
+        actor.in_flight += 1
+        wait_s = self.lead_s + self.plan.config.timeout + _REPLY_TIMEOUT_S
+        ref = actor.handle.run.remote(self._remote_ctx(actor, ctx), i, remote_due, req)
+        try:
+            reply = await asyncio.wait_for(_awaitable(ref), wait_s)
+        except asyncio.TimeoutError:
+            with suppress(Exception):
+                self.ray.cancel(ref)
+            why = f"Ray actor {actor.index} on host {actor.host} sent no reply in {wait_s:g} s"
+            return lost_record(ctx, req, why)
+        except self.ray.exceptions.RayActorError as exc:
+            self._lost(actor, exc)
+            return lost_record(ctx, req, actor.why_lost)
+        except self.ray.exceptions.RayError as exc:  # our code raised in the actor: a bug
+            why = f"Ray actor {actor.index} on host {actor.host} failed: {_gist(exc)}"
+            return lost_record(ctx, req, why)
+        finally:
+            actor.in_flight -= 1
+        rec = RequestRecord.from_dict(reply)
+        if rec.send_ns is not None:
+            rec.send_ns = actor.clock.to_driver(rec.send_ns)
+        return rec
+
+    async def salvage(self) -> list[tuple[int, RequestRecord]]:
+        """Ask every actor to stop what is in flight and to send every record it finished."""
+        replies = await self._ask(self._alive(), lambda a: a.handle.cancel.remote())
+        out = []
+        for actor, reply in replies:
+            for i, d in reply or []:
+                rec = RequestRecord.from_dict(d)
+                if rec.send_ns is not None:
+                    rec.send_ns = actor.clock.to_driver(rec.send_ns)
+                out.append((i, rec))
+        return out
+
+    async def end_round(self) -> list[ProcessLoad]:
+        replies = await self._ask(self._alive(), lambda a: a.handle.end_round.remote())
+        loads = []
+        for actor, reply in replies:
+            if reply is None:
+                continue
+            load, timing = reply
+            loads.append(
+                replace(
+                    ProcessLoad.from_dict(load),
+                    host=actor.host,
+                    clock_offset_ms=actor.clock.offset_ms,
+                    clock_error_ms=actor.clock.error_ms,
+                )
+            )
+            self.plan.timing.update(timing)
+        await self._measure_clocks()  # for the next round: hosts' clocks drift apart
+        return loads
+
+    # -- the driver's side ---------------------------------------------------------------------
+
+    def _alive(self) -> list[_Actor]:
+        return [a for a in self.actors if a.alive]
+
+    def _remote_ctx(self, actor: _Actor, ctx: RoundContext) -> RoundContext:
+        return replace(ctx, start_ns=actor.clock.to_remote(ctx.start_ns))
+
+    def _lost(self, actor: _Actor, exc: BaseException) -> None:
+        if not actor.alive:
+            return
+        actor.alive = False
+        actor.why_lost = (
+            f"Ray actor {actor.index} on host {actor.host} was lost ({type(exc).__name__})"
+        )
+        if self.plan.config.on_lost_worker == "stop" and self.halted is None:
+            self.halted = actor.why_lost
+
+    async def _ask(self, actors: list[_Actor], call: Any) -> list[tuple[_Actor, Any]]:
+        """``call(actor)`` on each actor at once; each one's reply, None for one that died or
+        did not answer in time (a dead one is marked lost)."""
+
+        async def one(actor: _Actor) -> tuple[_Actor, Any]:
+            try:
+                return actor, await asyncio.wait_for(_awaitable(call(actor)), _REPLY_TIMEOUT_S)
+            except self.ray.exceptions.RayActorError as exc:
+                self._lost(actor, exc)
+            except (asyncio.TimeoutError, self.ray.exceptions.RayError):
+                pass
+            return actor, None
+
+        return list(await asyncio.gather(*(one(a) for a in actors)))
+
+    async def _start_actors(self, group: Any, per_host: int) -> None:
+        from ray.util.scheduling_strategies import (  # noqa: PLC0415
+            PlacementGroupSchedulingStrategy,
+        )
+
+        cfg = self.plan.config
+        remote = self.ray.remote(RayWorker)
+        for k in range(len(group.bundle_specs) * per_host):
+            spec = WorkerSpec(
+                k, self.plan.endpoint, cfg.timeout, cfg.max_response_bytes, cfg.tokenizer
+            )
+            handle = remote.options(
+                num_cpus=1,
+                max_concurrency=_MAX_CONCURRENCY,
+                max_restarts=0,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    placement_group=group, placement_group_bundle_index=k // per_host
+                ),
+            ).remote(spec)
+            self.actors.append(_Actor(k, handle))
+        try:
+            infos = await asyncio.wait_for(
+                asyncio.gather(*(_awaitable(a.handle.start.remote()) for a in self.actors)),
+                _START_TIMEOUT_S,
+            )
+        except asyncio.TimeoutError:
+            raise DrbenchError(
+                f"the Ray actors did not start within {_START_TIMEOUT_S:g} s; see `ray status`"
+            ) from None
+        except self.ray.exceptions.RayError as exc:
+            raise DrbenchError(f"a Ray actor could not start: {_gist(exc)}") from None
+        here = boot_id()
+        for actor, info in zip(self.actors, infos, strict=True):
+            actor.host, actor.pid = str(info["host"]), info.get("pid")
+            if here is not None and info.get("boot_id") == here:
+                actor.clock = ClockOffset(shared=True)
+
+    async def _measure_clocks(self) -> None:
+        """Each other host's offset, from the fastest of a few round trips."""
+        for actor in self._alive():
+            if actor.clock.shared:
+                continue
+            samples = []
+            try:
+                for _ in range(_CLOCK_SAMPLES):
+                    sent = perf_counter_ns()
+                    remote = await asyncio.wait_for(
+                        _awaitable(actor.handle.now.remote()), _REPLY_TIMEOUT_S
+                    )
+                    samples.append(ClockSample(sent, remote, perf_counter_ns()))
+            except self.ray.exceptions.RayActorError as exc:
+                self._lost(actor, exc)
+                continue
+            except (asyncio.TimeoutError, self.ray.exceptions.RayError):
+                continue  # keeps the offset it had
+            actor.clock = estimate_offset(samples)
+
+    async def _stop(self) -> None:
+        await self._ask(self._alive(), lambda a: a.handle.stop.remote())
+        for actor in self.actors:
+            with suppress(Exception):
+                self.ray.kill(actor.handle)
+
+
+def _init(ray: ModuleType, address: str | None) -> None:
+    """Join the cluster at ``address`` (None: ray.init's own choice), shipping this drbench
+    package to every host so each runs the driver's code."""
+    try:
+        ray.init(
+            address=address,
+            runtime_env={"py_modules": [str(_PACKAGE)], "excludes": ["__pycache__"]},
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="WARNING",
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UsageError(
+            f"--ray-address {address or '(not given)'}: could not join the Ray cluster: "
+            f"{_gist(exc)}"
+        ) from None
+
+
+async def _place(ray: ModuleType, per_host: int, hosts: int | None) -> Any:
+    """A placement group of one bundle of ``per_host`` CPUs on each of ``hosts`` different
+    hosts (every live host with that many CPUs when None)."""
+    fit = [
+        n
+        for n in ray.nodes()
+        if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= per_host
+    ]
+    want = hosts if hosts is not None else len(fit)
+    if want < 1 or want > len(fit):
+        raise UsageError(
+            f"--ray-hosts {want}: the Ray cluster has {len(fit)} live host(s) with {per_host} "
+            f"CPU(s) free for --workers {per_host}: give fewer hosts or fewer workers per host"
+        )
+    group = ray.util.placement_group([{"CPU": per_host}] * want, strategy="STRICT_SPREAD")
+    try:
+        await asyncio.wait_for(_awaitable(group.ready()), _START_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        ray.util.remove_placement_group(group)
+        raise DrbenchError(
+            f"Ray could not place {per_host} actor(s) on each of {want} host(s) within "
+            f"{_START_TIMEOUT_S:g} s (their CPUs are taken?); see `ray status`"
+        ) from None
+    return group
+
+
+async def _awaitable(ref: Any) -> Any:
+    """An ObjectRef as a coroutine (``asyncio.wait_for`` wants one to cancel)."""
+    return await ref
+
+
+def _gist(exc: BaseException) -> str:
+    """The line that says what went wrong (Ray puts the remote traceback before it)."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
