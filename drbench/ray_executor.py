@@ -46,7 +46,7 @@ from drbench.workers import WorkerSide, WorkerSpec, local_executor, lost_record
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["RayPool", "RayWorker", "import_ray"]
+__all__ = ["RAY_HINT", "RayPool", "RayWorker", "import_ray", "runtime_env"]
 
 _START_TIMEOUT_S = 120.0  # placing actors may wait for a node, and each imports drbench
 _REPLY_TIMEOUT_S = 30.0  # an end/cancel/connect answer; a request waits its timeout plus this
@@ -333,11 +333,13 @@ class RayPool:
 
         cfg = self.plan.config
         remote = self.ray.remote(RayWorker)
+        tag = self.plan.run_token or str(os.getpid())
         for k in range(len(group.bundle_specs) * per_host):
             spec = WorkerSpec(
                 k, self.plan.endpoint, cfg.timeout, cfg.max_response_bytes, cfg.tokenizer
             )
             handle = remote.options(
+                name=f"drbench-{tag}-worker-{k}",  # `ray list actors` shows whose it is
                 num_cpus=1,
                 max_concurrency=_MAX_CONCURRENCY,
                 max_restarts=0,
@@ -390,13 +392,19 @@ class RayPool:
                 self.ray.kill(actor.handle)
 
 
+def runtime_env() -> dict[str, Any]:
+    """What every actor's Python gets: this drbench package, shipped through the cluster, so
+    each host runs the driver's code (its other dependencies must be installed there)."""
+    return {"py_modules": [str(_PACKAGE)], "excludes": ["__pycache__"]}
+
+
 def _init(ray: ModuleType, address: str | None) -> None:
-    """Join the cluster at ``address`` (None: ray.init's own choice), shipping this drbench
-    package to every host so each runs the driver's code."""
+    """Join the cluster at ``address`` (None: ray.init's own choice)."""
     try:
         ray.init(
             address=address,
-            runtime_env={"py_modules": [str(_PACKAGE)], "excludes": ["__pycache__"]},
+            namespace="drbench",
+            runtime_env=runtime_env(),
             include_dashboard=False,
             log_to_driver=False,
             logging_level="WARNING",

@@ -1,0 +1,263 @@
+"""--executor ray against a real mocker, on a local Ray cluster this module starts (2 CPUs,
+127.0.0.1): the load the server really got, the schedule, the round barrier, lost actors.
+
+Every test of the module is in one xdist group (pyproject's ``--dist loadgroup``), so one xdist
+worker starts one cluster for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drbench.cli import main
+
+ray = pytest.importorskip(
+    "ray", reason="Ray is not installed: pip install '.[ray]' (.ci/run installs it)"
+)
+
+pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = ROOT / "examples" / "example_dataset.json"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """The address of a 2-CPU Ray cluster on 127.0.0.1, joined by this process."""
+    from drbench.ray_executor import runtime_env
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        namespace="drbench-tests",
+        runtime_env=runtime_env(),
+        _node_ip_address="127.0.0.1",
+        object_store_memory=100 * 1024 * 1024,
+    )
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def _args(mock, out: Path, *extra: str) -> list[str]:
+    return [
+        "--endpoint", mock.base_url + "/v1/chat/completions",
+        "--dataset", str(DATASET),
+        "--output-dir", str(out),
+        "--quiet", "--no-plots",
+        *extra,
+    ]  # fmt: skip
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
+
+
+def _trace(path: Path, at_least: int) -> list[dict]:
+    lines: list[str] = []
+    for _ in range(100):  # the mocker flushes its trace every half second
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= at_least:
+            break
+        time.sleep(0.1)
+    events = [json.loads(line) for line in lines]
+    return [
+        e for e in events if e.get("path", "").endswith("/chat/completions") and e.get("done_ns")
+    ]
+
+
+def _peak_in_flight(spans: list[tuple[int, int]]) -> int:
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    peak = running = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_two_actors_keep_a_closed_loop_at_c_in_flight_in_total_and_rounds_apart(
+    cluster, mocker_factory, tmp_path: Path, capsys
+) -> None:
+    trace = tmp_path / "trace.jsonl"
+    mock = mocker_factory(
+        "--ttft-ms", "30", "--itl-ms", "3", "--output-tokens", "8", "--trace", str(trace)
+    )
+    out = tmp_path / "run"
+    flags = ["--concurrency", "3", "--executor", "ray", "--workers", "2", "--rounds", "2"]
+    code = main(_args(mock, out, *flags))
+    assert code == 0, capsys.readouterr().err
+    records = _records(out)
+    assert len(records) == 20 and all(r["ok"] for r in records)
+    assert {r["worker"] for r in records} == {0, 1}  # both actors sent
+    rounds = {r["response_id"]: r["round"] for r in records}
+    by_round: dict[int, list[tuple[int, int]]] = {1: [], 2: []}
+    for e in _trace(trace, 21):  # the preflight, then 20
+        if e.get("id") in rounds:
+            by_round[rounds[e["id"]]].append((e["read_ns"], e["done_ns"]))
+    assert len(by_round[1]) == len(by_round[2]) == 10
+    for spans in by_round.values():  # never more than C at the server, and C reached
+        assert _peak_in_flight(spans) == 3
+    # the barrier: every request of round 2 reached the server after round 1's last one ended
+    assert min(s for s, _ in by_round[2]) > max(d for _, d in by_round[1])
+    summary = json.loads((out / "summary.json").read_text())
+    executor = summary["run"]["executor"]
+    assert executor["kind"] == "ray" and executor["hosts"] == 1
+    assert [a["index"] for a in executor["actors"]] == [0, 1]
+    assert all(a["shared_clock"] and a["clock_offset_ms"] == 0 for a in executor["actors"])
+    clients = summary["levels"][0]["rounds"][0]["client"]
+    assert [c["worker"] for c in clients] == [None, 0, 1]
+    assert clients[0]["host"] is None and clients[1]["host"] == clients[2]["host"] != ""
+    duration_ms = summary["levels"][0]["rounds"][0]["duration_s"] * 1000
+    assert all(0 <= r["start_ms"] <= duration_ms for r in records if r["round"] == 1)
+
+
+def test_an_open_loop_keeps_the_single_process_schedule_split_over_the_actors(
+    cluster, mocker_factory, tmp_path: Path, capsys
+) -> None:
+    mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
+    runs = {}
+    for name, extra in (("one", []), ("ray", ["--executor", "ray", "--workers", "2"])):
+        out = tmp_path / name
+        flags = ["--request-rate", "25", "--seed", "5", "--rounds", "1", *extra]
+        assert main(_args(mock, out, *flags)) == 0, capsys.readouterr().err
+        runs[name] = {r["prompt_id"]: r for r in _records(out)}
+    assert runs["one"].keys() == runs["ray"].keys()
+    for pid, rec in runs["ray"].items():  # the same due time for every prompt
+        assert rec["scheduled_ms"] == pytest.approx(runs["one"][pid]["scheduled_ms"], abs=1e-3)
+    ray_records = list(runs["ray"].values())
+    assert {r["worker"] for r in ray_records} == {0, 1}
+    assert all(r["send_lag_ms"] >= 0 for r in ray_records)  # never before its time
+    # handed over 50 ms early, a request goes at its due time (generous: a shared 2-core box)
+    lags = sorted(r["send_lag_ms"] for r in ray_records)
+    assert lags[len(lags) // 2] < 25
+
+
+def test_results_equal_two_worker_processes_within_noise(
+    cluster, mocker_factory, tmp_path: Path, capsys
+) -> None:
+    mock = mocker_factory("--ttft-ms", "60", "--itl-ms", "4", "--output-tokens", "12")
+    summaries = {}
+    for name, extra in (("workers", []), ("ray", ["--executor", "ray"])):
+        out = tmp_path / name
+        flags = ["--concurrency", "4", "--workers", "2", *extra]
+        assert main(_args(mock, out, *flags)) == 0, capsys.readouterr().err
+        summaries[name] = json.loads((out / "summary.json").read_text())["levels"][0]["rounds"]
+    for a, b in zip(summaries["workers"], summaries["ray"], strict=True):
+        assert a["requests"]["succeeded"] == b["requests"]["succeeded"] == 10
+        assert a["cache"]["client_cached_share"] == b["cache"]["client_cached_share"]
+        ttft_a, ttft_b = a["metrics"]["ttft_ms"]["p50"], b["metrics"]["ttft_ms"]["p50"]
+        assert abs(ttft_a - ttft_b) < max(20.0, 0.3 * ttft_a), (ttft_a, ttft_b)
+        itl_a, itl_b = a["metrics"]["itl_ms"]["p50"], b["metrics"]["itl_ms"]["p50"]
+        assert abs(itl_a - itl_b) < max(3.0, 0.5 * itl_a), (itl_a, itl_b)
+
+
+def test_measured_clock_offsets_stay_within_their_error_bound(
+    cluster, mocker_factory, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Told the actors run under another kernel, the pool measures their offsets; on this one
+    machine the truth is 0, so each estimate must be within its own error bound of 0, and
+    the records must still fall inside the driver's round."""
+    import drbench.ray_executor as ray_executor
+
+    monkeypatch.setattr(ray_executor, "boot_id", lambda: "another-kernel")
+    mock = mocker_factory("--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "6")
+    out = tmp_path / "run"
+    flags = ["--concurrency", "2", "--executor", "ray", "--workers", "2", "--rounds", "2"]
+    assert main(_args(mock, out, *flags)) == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    actors = summary["run"]["executor"]["actors"]
+    assert actors and not any(a["shared_clock"] for a in actors)
+    for a in actors:
+        assert a["clock_error_ms"] > 0
+        assert abs(a["clock_offset_ms"]) <= a["clock_error_ms"] + 0.01, a
+    for rnd in summary["levels"][0]["rounds"]:
+        for c in rnd["client"][1:]:  # re-measured after every round
+            assert abs(c["clock_offset_ms"]) <= c["clock_error_ms"] + 0.01, c
+        duration_ms = rnd["duration_s"] * 1000
+        mine = [r for r in _records(out) if r["round"] == rnd["round"]]
+        slack = max(a["clock_error_ms"] for a in actors)
+        assert all(-slack <= r["start_ms"] <= duration_ms + slack for r in mine)
+
+
+def _kill_an_actor_once_requests_run(proc: subprocess.Popen, log: Path) -> str:
+    """Wait until the run's actors exist and a record is logged, then kill one; its name."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        names = sorted(
+            (a["name"], a["namespace"])
+            for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["name"].startswith("drbench-") and a["name"].endswith("-worker-0")
+        )
+        if names and log.exists() and log.read_text().count("\n") >= 1:
+            name, namespace = names[0]
+            ray.kill(ray.get_actor(name, namespace=namespace))
+            return name
+        time.sleep(0.05)
+    raise AssertionError(f"no actor to kill (exit {proc.poll()})")
+
+
+def _run_cli(cluster: str, mock, out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        str(ROOT / "dual_round_benchmarker.py"),
+        *_args(mock, out, "--executor", "ray", "--workers", "2", "--ray-address", cluster),
+        *extra,
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_actor_fails_its_requests_and_the_run_goes_on(
+    cluster, mocker_factory, tmp_path: Path
+) -> None:
+    mock = mocker_factory("--ttft-ms", "300", "--itl-ms", "30", "--output-tokens", "10")
+    out = tmp_path / "run"
+    proc = _run_cli(cluster, mock, out, "--concurrency", "4", "--rounds", "2")
+    _kill_an_actor_once_requests_run(proc, out / "requests.jsonl")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err  # failed requests are data, not a crash
+    assert "Traceback" not in err
+    records = _records(out)
+    assert len(records) == 20  # every prompt of both rounds has its record: nothing hung
+    lost = [r for r in records if r["error"] and "Ray actor 0" in r["error"]]
+    assert lost and all(r["error_kind"] == "connection" and r["round"] == 1 for r in lost)
+    assert all(r["ok"] for r in records if r["round"] == 2)  # actor 1 carried round 2
+    assert {r["worker"] for r in records if r["round"] == 2} == {1}
+
+
+def test_a_killed_actor_under_on_lost_worker_stop_ends_the_run_with_exit_8(
+    cluster, mocker_factory, tmp_path: Path
+) -> None:
+    mock = mocker_factory("--ttft-ms", "300", "--itl-ms", "30", "--output-tokens", "10")
+    out = tmp_path / "run"
+    proc = _run_cli(cluster, mock, out, "--concurrency", "2", "--on-lost-worker", "stop")
+    _kill_an_actor_once_requests_run(proc, out / "requests.jsonl")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 8, err
+    assert "Traceback" not in err
+    assert "the run stopped: Ray actor 0 on host" in err and "--on-lost-worker stop" in err
+    summary = json.loads((out / "summary.json").read_text())
+    (round1,) = summary["levels"][0]["rounds"]  # round 2 never ran
+    assert round1["halted"].startswith("Ray actor 0 on host")
+    assert round1["unsent"] > 0  # nothing more was released once the actor was lost
+    assert round1["requests"]["total"] + round1["unsent"] == 10
+
+
+def test_joining_by_address_and_asking_for_more_hosts_than_the_cluster_has(
+    cluster, mocker_factory, tmp_path: Path
+) -> None:
+    mock = mocker_factory("--ttft-ms", "5", "--output-tokens", "4")
+    proc = _run_cli(cluster, mock, tmp_path / "big", "--ray-hosts", "3")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert err.strip().splitlines()[-1] == (
+        "drbench: --ray-hosts 3: the Ray cluster has 1 live host(s) with 2 CPU(s) free for "
+        "--workers 2: give fewer hosts or fewer workers per host"
+    )
