@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -275,6 +276,24 @@ def test_a_lagging_worker_is_named_with_its_figure() -> None:
         " worker 1: its event loop lagged 12.3 ms at p99 (limit 5 ms);"
         " give --workers 4 to spread the client over more cores"
     )
+
+
+def test_under_ray_the_host_that_limited_the_load_is_named() -> None:
+    """--executor ray: the warning names the actor's host and asks for hosts or actors, not
+    for cores of this machine (which may not be the one that was short)."""
+    on = replace(_load(1, cpu_s=0.7, lag_p99_ms=12.34), host="gpu-node-3")
+    loads = [_load(None), replace(_load(0), host="gpu-node-2"), on]
+    line = client_limit_warning(loads, where="round 1 at concurrency 512", workers=2, cpus=2)
+    assert line == (
+        "round 1 at concurrency 512: the client may have limited this round, not the server:"
+        " Ray actor 1 on host gpu-node-3: its event loop lagged 12.3 ms at p99 (limit 5 ms);"
+        " host gpu-node-3 limited the load: add hosts (--ray-hosts) or actors per host"
+        " (--workers 4) where there are free cores"
+    )
+    driver = [_load(None, cpu_s=0.97), replace(_load(0), host="gpu-node-2")]
+    line = client_limit_warning(driver, where="round 1", workers=1, cpus=2)
+    assert line is not None and "the main process: it used 97% of a core" in line
+    assert "this process dispatches every request to the Ray actors" in line
 
 
 def test_a_busy_main_process_is_named_with_its_cpu() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -255,6 +256,34 @@ def test_a_killed_worker_fails_its_requests_and_the_round_goes_on(
     assert lost and all(r["error_kind"] == "connection" for r in lost)
     assert all(r["prompt_id"] and r["level"] == "concurrency=4" for r in lost)
     assert any(r["ok"] for r in records)  # the other worker carried the round on
+
+
+@pytest.mark.slow
+def test_a_killed_worker_under_on_lost_worker_stop_ends_the_run_with_exit_8(
+    mocker_factory, tmp_path: Path
+) -> None:
+    mock = mocker_factory("--ttft-ms", "300", "--itl-ms", "30", "--output-tokens", "10")
+    out = tmp_path / "run"
+    flags = ["--concurrency", "2", "--workers", "2", "--on-lost-worker", "stop"]
+    cmd = [sys.executable, str(ROOT / "dual_round_benchmarker.py"), *_args(mock, out, *flags)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    log = out / "requests.jsonl"
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = _children(proc.pid) or workers
+        if len(workers) >= 2 and log.exists() and log.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.01)
+    os.kill(min(workers), signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 8, err
+    assert "Traceback" not in err
+    assert re.search(r"the run stopped: worker process [01] exited", err), err
+    summary = json.loads((out / "summary.json").read_text())
+    (round1,) = summary["levels"][0]["rounds"]  # round 2 never ran
+    assert re.match(r"worker process [01] exited", round1["halted"])
+    assert round1["unsent"] > 0 and round1["requests"]["total"] + round1["unsent"] == 10
 
 
 def test_two_workers_split_one_open_loop_schedule_and_send_on_time(
