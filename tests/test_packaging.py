@@ -29,6 +29,15 @@ def test_datasets_is_the_hub_extra_and_not_a_runtime_dependency() -> None:
     assert "include requirements-hub.txt" in (ROOT / "MANIFEST.in").read_text(encoding="utf-8")
 
 
+def test_ray_is_the_ray_extra_and_not_a_runtime_dependency() -> None:
+    assert not any(line.startswith("ray") for line in requirement_lines("requirements.txt"))
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    extra = re.search(r"^ray = (\[.*\])$", pyproject, re.M)
+    assert extra and ast.literal_eval(extra.group(1)) == requirement_lines("requirements-ray.txt")
+    assert "-r requirements-ray.txt" in requirement_lines("requirements-dev.txt")
+    assert "include requirements-ray.txt" in (ROOT / "MANIFEST.in").read_text(encoding="utf-8")
+
+
 def test_the_hub_without_datasets_is_one_line_before_any_network(
     monkeypatch, capsys, tmp_path
 ) -> None:
