@@ -410,9 +410,16 @@ def _init(ray: ModuleType, address: str | None) -> None:
             logging_level="WARNING",
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
+        hint = ""
+        if isinstance(exc.__cause__, ray.exceptions.AuthenticationError):
+            hint = (
+                " (the cluster wants its token: export RAY_AUTH_MODE=token, with the token in "
+                "~/.ray/auth_token or RAY_AUTH_TOKEN, or give --ray-address auto on one of "
+                "its hosts)"
+            )
         raise UsageError(
             f"--ray-address {address or '(not given)'}: could not join the Ray cluster: "
-            f"{_gist(exc)}"
+            f"{_gist(exc)}{hint}"
         ) from None
 
 
