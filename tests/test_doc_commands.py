@@ -59,6 +59,12 @@ SKIPPED_BY_DESIGN: tuple[tuple[str, str], ...] = (
     (r"^python tests/test_prometheus\.py", "the Prometheus integration tests, part of the suite"),
     (r"^wget .*Mooncake", "downloads the full Mooncake trace from GitHub (network)"),
     (r"^python convert_longbench\.py --dataset \w+ ", "downloads LongBench from the HF hub"),
+    (r"^ray start ", "starts a node of a real Ray cluster (tests/test_ray_executor.py starts one)"),
+    (
+        r"^(?!.*--dry-run).*--executor ray ",
+        "needs a Ray cluster: tests/test_ray_executor.py runs the executor on a local one",
+    ),
+    (r"^'?(HEAD_POD=|kubectl )", "needs a Kubernetes cluster with the KubeRay operator"),
     (
         r"--fail-on-regression ",
         "its exit code is the verdict on two runs' noise; tests/test_examples.py runs "
