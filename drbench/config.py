@@ -903,6 +903,14 @@ def _problems(c: BenchConfig) -> list[tuple[str, str]]:
         out.append(("header", str(exc).removeprefix("--header ")))
     if (problem := extra_body_problem(c.extra_body)) is not None:
         out.append(("extra_body", f": {problem}"))
+    if c.executor == "ray" and c.workers == "auto":
+        out.append(
+            (
+                "workers",
+                "auto counts this machine's cores; under --executor ray it is the actors per "
+                "host: give a number (each actor takes one of its host's CPUs)",
+            )
+        )
     for name in ("ray_address", "ray_hosts"):
         if getattr(c, name) is not None and c.executor != "ray":
             out.append((name, "is a setting of --executor ray, which is not given: add it"))

@@ -49,3 +49,12 @@ def test_on_lost_worker_takes_its_two_choices(capsys) -> None:
     assert code == 2
     err = capsys.readouterr().err
     assert "--on-lost-worker" in err and "continue" in err and "stop" in err
+
+
+def test_workers_auto_under_ray_asks_for_a_number(capsys) -> None:
+    argv = ["--endpoint", ENDPOINT, "--dataset", str(DATASET), "--executor", "ray"]
+    assert main([*argv, "--workers", "auto", "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "drbench: --workers auto counts this machine's cores; under --executor ray it is the "
+        "actors per host: give a number (each actor takes one of its host's CPUs)"
+    )
