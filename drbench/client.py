@@ -178,6 +178,12 @@ class PreparedRequest:
     def max_tokens(self) -> int | None:
         return self.payload.get("max_tokens")
 
+    def for_sender(self) -> PreparedRequest:
+        """What another process needs to send it: the body, without the decoded payload (a
+        second copy of a long prompt) but for the max_tokens its record reports."""
+        kept = {"max_tokens": self.payload["max_tokens"]} if "max_tokens" in self.payload else {}
+        return PreparedRequest(self.prompt_id, self.body, self.prompt_tokens, kept)
+
     @classmethod
     def of(
         cls, prompt_id: str, payload: dict[str, Any], counter: TokenCounter | None = None

@@ -241,7 +241,7 @@ class RayPool:
         remote_due = actor.clock.to_remote(due_ns) if due_ns is not None else None
         actor.in_flight += 1
         wait_s = self.lead_s + self.plan.config.timeout + _REPLY_TIMEOUT_S
-        ref = actor.handle.run.remote(self._remote_ctx(actor, ctx), i, remote_due, req)
+        ref = actor.handle.run.remote(self._remote_ctx(actor, ctx), i, remote_due, req.for_sender())
         try:
             reply = await asyncio.wait_for(_awaitable(ref), wait_s)
         except asyncio.TimeoutError:

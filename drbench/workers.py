@@ -139,7 +139,7 @@ class WorkerPool:
         worker.futures[i] = fut
         worker.sent[i] = req
         try:
-            worker.conn.send(("go", i, due_ns, req))
+            worker.conn.send(("go", i, due_ns, req.for_sender()))
         except OSError:
             self._died(worker)
         try:

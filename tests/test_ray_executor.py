@@ -153,10 +153,12 @@ def test_results_equal_two_worker_processes_within_noise(
     for a, b in zip(summaries["workers"], summaries["ray"], strict=True):
         assert a["requests"]["succeeded"] == b["requests"]["succeeded"] == 10
         assert a["cache"]["client_cached_share"] == b["cache"]["client_cached_share"]
-        ttft_a, ttft_b = a["metrics"]["ttft_ms"]["p50"], b["metrics"]["ttft_ms"]["p50"]
-        assert abs(ttft_a - ttft_b) < max(20.0, 0.3 * ttft_a), (ttft_a, ttft_b)
-        itl_a, itl_b = a["metrics"]["itl_ms"]["p50"], b["metrics"]["itl_ms"]["p50"]
-        assert abs(itl_a - itl_b) < max(3.0, 0.5 * itl_a), (itl_a, itl_b)
+        assert a["output_tokens_avg"] == b["output_tokens_avg"] == 12
+        # within noise on a shared 2-core machine: the mocker serves 60 ms, then 4 ms a token;
+        # TPOT, not the ITL median: a starved reader gets several tokens in one read (gaps of 0)
+        for metric, slack in (("ttft_ms", 30.0), ("tpot_ms", 3.0)):
+            got_a, got_b = a["metrics"][metric]["p50"], b["metrics"][metric]["p50"]
+            assert abs(got_a - got_b) < max(slack, 0.5 * got_a), (metric, got_a, got_b)
 
 
 def test_measured_clock_offsets_stay_within_their_error_bound(

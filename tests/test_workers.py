@@ -325,3 +325,22 @@ def test_what_crosses_to_a_worker_pickles_and_comes_back_equal() -> None:
     for thing in (spec, ctx, req):
         assert pickle.loads(pickle.dumps(thing)) == thing
     assert pickle.loads(pickle.dumps(spec)).endpoint.headers["Authorization"].startswith("Basic ")
+
+
+def test_a_request_crosses_without_its_decoded_payload() -> None:
+    """The body is what is sent; the payload (the same prompt decoded) stays in the main
+    process, which alone builds follow-ups from it: a long prompt crosses once, not twice."""
+    import pickle
+
+    from drbench.client import PreparedRequest
+
+    req = PreparedRequest.of("p1", {"prompt": "word " * 20_000, "max_tokens": 7})
+    sent = req.for_sender()
+    assert (sent.prompt_id, sent.body, sent.prompt_tokens) == (
+        req.prompt_id,
+        req.body,
+        req.prompt_tokens,
+    )
+    assert sent.max_tokens == 7 and sent.payload == {"max_tokens": 7}
+    assert len(pickle.dumps(sent)) < 0.6 * len(pickle.dumps(req))
+    assert PreparedRequest.of("p2", {"prompt": "x"}).for_sender().max_tokens is None
