@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["RAY_HINT", "RayPool", "RayWorker", "import_ray", "runtime_env"]
 
 _START_TIMEOUT_S = 120.0  # placing actors may wait for a node, and each imports drbench
-_REPLY_TIMEOUT_S = 30.0  # an end/cancel/connect answer; a request waits its timeout plus this
 _CLOCK_SAMPLES = 7
 _MAX_CONCURRENCY = 100_000  # an actor's concurrent calls: never the limit (the pacer is)
 _PACKAGE = Path(__file__).resolve().parent
@@ -149,6 +148,9 @@ class RayPool:
     """An executor whose requests are sent by Ray actors."""
 
     lead_s = 0.05  # a Ray call to another host, with room for a busy driver
+    #: How long an actor may take to answer a call beyond the work itself (a request waits its
+    #: --timeout plus this); one that does not is lost: stopped, hung or cut off from here.
+    reply_grace_s = 30.0
 
     def __init__(self, ray: ModuleType, actors: list[_Actor], plan: RunPlan) -> None:
         self.ray = ray
@@ -242,7 +244,7 @@ class RayPool:
         actor = min(alive, key=lambda a: a.in_flight)
         remote_due = actor.clock.to_remote(due_ns) if due_ns is not None else None
         actor.in_flight += 1
-        wait_s = self.lead_s + self.plan.config.timeout + _REPLY_TIMEOUT_S
+        wait_s = self.lead_s + self.plan.config.timeout + self.reply_grace_s
         call = (self._remote_ctx(actor, ctx), i, remote_due, req.for_sender())
         ref = actor.handle.run.remote(pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL))
         try:
@@ -250,14 +252,14 @@ class RayPool:
         except asyncio.TimeoutError:
             with suppress(Exception):
                 self.ray.cancel(ref)
-            why = f"Ray actor {actor.index} on host {actor.host} sent no reply in {wait_s:g} s"
-            return lost_record(ctx, req, why)
+            self._lost(actor, f"sent no reply in {wait_s:g} s")
+            return lost_record(ctx, req, actor.why_lost, actor.index)
         except self.ray.exceptions.RayActorError as exc:
-            self._lost(actor, exc)
-            return lost_record(ctx, req, actor.why_lost)
+            self._lost(actor, f"was lost ({type(exc).__name__})")
+            return lost_record(ctx, req, actor.why_lost, actor.index)
         except self.ray.exceptions.RayError as exc:  # our code raised in the actor: a bug
             why = f"Ray actor {actor.index} on host {actor.host} failed: {_gist(exc)}"
-            return lost_record(ctx, req, why)
+            return lost_record(ctx, req, why, actor.index)
         finally:
             actor.in_flight -= 1
         rec: RequestRecord = pickle.loads(reply)
@@ -304,26 +306,27 @@ class RayPool:
     def _remote_ctx(self, actor: _Actor, ctx: RoundContext) -> RoundContext:
         return replace(ctx, start_ns=actor.clock.to_remote(ctx.start_ns))
 
-    def _lost(self, actor: _Actor, exc: BaseException) -> None:
+    def _lost(self, actor: _Actor, what: str) -> None:
+        """Send ``actor`` nothing more (``what`` happened to it: "was lost (ActorDiedError)")."""
         if not actor.alive:
             return
         actor.alive = False
-        actor.why_lost = (
-            f"Ray actor {actor.index} on host {actor.host} was lost ({type(exc).__name__})"
-        )
+        actor.why_lost = f"Ray actor {actor.index} on host {actor.host} {what}"
         if self.plan.config.on_lost_worker == "stop" and self.halted is None:
             self.halted = actor.why_lost
 
     async def _ask(self, actors: list[_Actor], call: Any) -> list[tuple[_Actor, Any]]:
         """``call(actor)`` on each actor at once; each one's reply, None for one that died or
-        did not answer in time (a dead one is marked lost)."""
+        did not answer in time (both are marked lost)."""
 
         async def one(actor: _Actor) -> tuple[_Actor, Any]:
             try:
-                return actor, await asyncio.wait_for(_awaitable(call(actor)), _REPLY_TIMEOUT_S)
+                return actor, await asyncio.wait_for(_awaitable(call(actor)), self.reply_grace_s)
             except self.ray.exceptions.RayActorError as exc:
-                self._lost(actor, exc)
-            except (asyncio.TimeoutError, self.ray.exceptions.RayError):
+                self._lost(actor, f"was lost ({type(exc).__name__})")
+            except asyncio.TimeoutError:
+                self._lost(actor, f"sent no reply in {self.reply_grace_s:g} s")
+            except self.ray.exceptions.RayError:
                 pass
             return actor, None
 
@@ -378,13 +381,16 @@ class RayPool:
                 for _ in range(_CLOCK_SAMPLES):
                     sent = perf_counter_ns()
                     remote = await asyncio.wait_for(
-                        _awaitable(actor.handle.now.remote()), _REPLY_TIMEOUT_S
+                        _awaitable(actor.handle.now.remote()), self.reply_grace_s
                     )
                     samples.append(ClockSample(sent, remote, perf_counter_ns()))
             except self.ray.exceptions.RayActorError as exc:
-                self._lost(actor, exc)
+                self._lost(actor, f"was lost ({type(exc).__name__})")
                 continue
-            except (asyncio.TimeoutError, self.ray.exceptions.RayError):
+            except asyncio.TimeoutError:
+                self._lost(actor, f"sent no reply in {self.reply_grace_s:g} s")
+                continue
+            except self.ray.exceptions.RayError:
                 continue  # keeps the offset it had
             actor.clock = estimate_offset(samples)
 

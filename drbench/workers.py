@@ -203,7 +203,7 @@ class WorkerPool:
             self.halted = why
         for i, fut in worker.futures.items():
             if not fut.done():
-                fut.set_result(lost_record(self._ctx, worker.sent.get(i), why))
+                fut.set_result(lost_record(self._ctx, worker.sent.get(i), why, worker.spec.index))
         worker.futures.clear()
         for pending in (worker.ready, worker.reply):
             if pending is not None and not pending.done():
@@ -255,8 +255,14 @@ class WorkerPool:
             worker.conn.close()
 
 
-def lost_record(ctx: RoundContext | None, req: PreparedRequest | None, why: str) -> RequestRecord:
-    """The record of a request a dead worker took with it."""
+def lost_record(
+    ctx: RoundContext | None,
+    req: PreparedRequest | None,
+    why: str,
+    worker: int | None = None,
+) -> RequestRecord:
+    """The record of a request a dead worker (``worker``: its index, when it had been sent to
+    one) took with it."""
     now = perf_counter_ns()
     return RequestRecord(
         prompt_id=req.prompt_id if req is not None else "",
@@ -266,6 +272,8 @@ def lost_record(ctx: RoundContext | None, req: PreparedRequest | None, why: str)
         error_kind=ErrorKind.CONNECTION,
         error=why,
         send_ns=now,
+        max_tokens=req.max_tokens if req is not None else None,
+        worker=worker,
     )
 
 

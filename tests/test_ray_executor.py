@@ -7,6 +7,7 @@ worker starts one cluster for all of them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -263,3 +264,69 @@ def test_joining_by_address_and_asking_for_more_hosts_than_the_cluster_has(
         "drbench: --ray-hosts 3: the Ray cluster has 1 live host(s) with 2 CPU(s) free for "
         "--workers 2: give fewer hosts or fewer workers per host"
     )
+
+
+def _actor_pids() -> list[int]:
+    """The processes of this machine's drbench actors (Ray names them after the class)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and cmdline.startswith(b"ray::RayWorker"):
+            pids.append(int(proc.name))
+    return sorted(pids)
+
+
+def test_a_hung_actor_is_given_up_after_the_timeout_and_the_round_goes_on(
+    cluster, mocker_factory, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """An actor that stops answering (SIGSTOP: alive to Ray, silent to us) must not hang the
+    run: its requests fail once --timeout and the reply grace have passed, and the other
+    actor carries the round."""
+    import os
+    import signal
+    import threading
+
+    from drbench.ray_executor import RayPool
+
+    monkeypatch.setattr(RayPool, "reply_grace_s", 2.0)
+    mock = mocker_factory("--ttft-ms", "300", "--itl-ms", "30", "--output-tokens", "10")
+    out = tmp_path / "run"
+    stopped: list[int] = []
+
+    def stop_one() -> None:
+        deadline = time.monotonic() + 60
+        log = out / "requests.jsonl"
+        while time.monotonic() < deadline:
+            pids = _actor_pids()
+            if len(pids) == 2 and log.exists() and log.read_text().count("\n") >= 1:
+                os.kill(pids[0], signal.SIGSTOP)
+                stopped.append(pids[0])
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=stop_one, daemon=True)
+    watcher.start()
+    flags = ["--concurrency", "4", "--executor", "ray", "--workers", "2", "--rounds", "1"]
+    t0 = time.monotonic()
+    try:
+        code = main(_args(mock, out, *flags, "--timeout", "4"))
+    finally:
+        watcher.join(5)
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    took = time.monotonic() - t0
+    assert stopped, "no actor was stopped"
+    assert code == 0, capsys.readouterr().err
+    assert took < 60, took
+    records = _records(out)
+    assert len(records) == 10
+    silent = [r for r in records if r["error"] and "sent no reply in 6.05 s" in r["error"]]
+    assert silent and all(r["error_kind"] == "connection" for r in silent)
+    assert sum(r["ok"] for r in records) == 10 - len(silent)
+    (index,) = {r["worker"] for r in silent}  # the one actor that went silent
+    assert f"Ray actor {index} on host" in silent[0]["error"]
+    assert all(r["ok"] for r in records if r["worker"] != index)
