@@ -330,3 +330,34 @@ def test_a_hung_actor_is_given_up_after_the_timeout_and_the_round_goes_on(
     (index,) = {r["worker"] for r in silent}  # the one actor that went silent
     assert f"Ray actor {index} on host" in silent[0]["error"]
     assert all(r["ok"] for r in records if r["worker"] != index)
+
+
+def test_ctrl_c_keeps_every_finished_record_and_removes_the_actors(
+    cluster, mocker_factory, tmp_path: Path, sigint_reaches_children
+) -> None:
+    import signal
+
+    mock = mocker_factory("--ttft-ms", "200", "--itl-ms", "20", "--output-tokens", "10")
+    out = tmp_path / "run"
+    proc = _run_cli(cluster, mock, out, "--concurrency", "2", "--rounds", "2")
+    log = out / "requests.jsonl"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().count("\n") >= 12:  # in round 2
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    records = _records(out)
+    assert 12 <= len(records) <= 20 and all(r["ok"] for r in records)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["interrupted"] and len(summary["levels"][0]["rounds"]) == 1
+    for _ in range(100):  # the run removed its actors on the way out
+        if not _actor_pids():
+            break
+        time.sleep(0.1)
+    assert not _actor_pids()
+    named = ray.util.list_named_actors(all_namespaces=True)
+    assert not [a for a in named if a["name"].startswith("drbench-")]
