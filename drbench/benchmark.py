@@ -114,9 +114,10 @@ class Benchmark:
         in_flight = max((lv.in_flight_cap or len(prompts)) for lv in cfg.levels)
         ensure_fd_limit(in_flight, len(cfg.prometheus_url), len(prompts))
         if cfg.executor == "ray":
-            from drbench.ray_executor import import_ray  # noqa: PLC0415 - optional
+            from drbench.ray_executor import check_address, import_ray  # noqa: PLC0415
 
             import_ray()  # one line saying how to install it, before anything is sent
+            check_address(cfg.ray_address)
         out_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
         created = not out_dir.exists()
         prepare_output_dir(out_dir, overwrite=cfg.overwrite)

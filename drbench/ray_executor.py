@@ -41,13 +41,14 @@ from drbench.errors import DrbenchError, UsageError
 from drbench.messages import Message
 from drbench.plan import RunPlan
 from drbench.records import RequestRecord
+from drbench.redact import redact_text
 from drbench.selfcheck import ProcessLoad
 from drbench.workers import WorkerSide, WorkerSpec, local_executor, lost_record
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["RAY_HINT", "RayPool", "RayWorker", "import_ray", "runtime_env"]
+__all__ = ["RAY_HINT", "RayPool", "RayWorker", "check_address", "import_ray", "runtime_env"]
 
 _START_TIMEOUT_S = 120.0  # placing actors may wait for a node, and each imports drbench
 _CLOCK_SAMPLES = 7
@@ -399,6 +400,27 @@ class RayPool:
         for actor in self.actors:
             with suppress(Exception):
                 self.ray.kill(actor.handle)
+
+
+def check_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """A one-line UsageError when nothing listens at a ``HOST:PORT`` (or ``ray://HOST:PORT``)
+    address: ray.init would retry it for about 20 s, printing a line a second.  ``auto``, a
+    missing address and one without a port are left to Ray."""
+    if not address or address == "auto":
+        return
+    hostport = address.removeprefix("ray://").rsplit("@", 1)[-1].split("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"--ray-address {redact_text(address)}: nothing answers at {host}:{port} "
+            f"({reason}); is the head running (`ray start --head` prints its address)?"
+        ) from None
 
 
 def runtime_env() -> dict[str, Any]:

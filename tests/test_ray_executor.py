@@ -361,3 +361,29 @@ def test_ctrl_c_keeps_every_finished_record_and_removes_the_actors(
     assert not _actor_pids()
     named = ray.util.list_named_actors(all_namespaces=True)
     assert not [a for a in named if a["name"].startswith("drbench-")]
+
+
+def test_an_address_where_nothing_listens_is_one_line_before_anything_is_sent(
+    tmp_path: Path, capsys
+) -> None:
+    """Not ray.init's 20 s of retries a line a second: a closed port is refused at once, and
+    a credential in a ray:// address is not echoed."""
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago, and now is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    for address, shown in (
+        (f"127.0.0.1:{port}", f"127.0.0.1:{port}"),
+        (f"ray://user:s3cret@127.0.0.1:{port}", f"ray://***@127.0.0.1:{port}"),
+    ):
+        argv = [
+            "--endpoint", "http://127.0.0.1:9/v1/chat/completions", "--dataset", str(DATASET),
+            "--executor", "ray", "--ray-address", address, "--output-dir", str(out),
+        ]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"drbench: --ray-address {shown}: nothing answers at ")
+        assert "s3cret" not in err and len(err.splitlines()) == 1
+        assert not out.exists()
