@@ -12,6 +12,8 @@ Ray actors (``--executor ray --workers 2 --ray-address auto``).  Figures come fr
    fast as the mocker can: token events per second, the CPU every client process used in the
    round, per token event, and the driver's (this process's) CPU per request, which is what
    dispatching through Ray costs the one process that all hosts share.
+   Then the dispatch cost alone: 2,000 requests of 8 tokens at concurrency 64, requests per
+   second and the driver's CPU per request.
 2. TTFT: a closed loop at concurrency 8 of 8-token answers with a 50 ms TTFT: the client's TTFT
    p50 and its excess over the mocker's own (from its --trace), per executor.
 3. Open loop: 50 and 200 requests/s of 2-token answers: send lag p50/p99 and the rate achieved.
@@ -130,6 +132,25 @@ def streams(tmp: Path, concurrency: int, prompts: int) -> None:
             )
 
 
+def dispatch(tmp: Path, requests: int) -> None:
+    print(f"\n1b. Dispatch: {requests:,} requests of 8 tokens at concurrency 64")
+    print(f"{'executor':>13} {'req/s':>7} {'round s':>8} {'driver µs CPU/req':>18}  machine")
+    data = _dataset(tmp / "d.jsonl", requests)
+    with MockerProcess(["--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8"]) as mock:
+        for name, flags in MODES.items():
+            summary, records, _ = _run(
+                ["--endpoint", mock.base_url + "/v1/chat/completions", "--dataset", str(data),
+                 "--concurrency", "64", *flags],
+                tmp / "d",
+            )  # fmt: skip
+            rnd = summary["levels"][0]["rounds"][0]
+            driver = rnd["client"][0]["cpu_s"]
+            print(
+                f"{name:>13} {len(records) / rnd['duration_s']:>7.0f} {rnd['duration_s']:>8.2f} "
+                f"{1e6 * driver / len(records):>18.0f}  {_load()}"
+            )
+
+
 def ttft(tmp: Path) -> None:
     print("\n2. TTFT, closed loop at concurrency 8, mocker TTFT 50 ms, 8 tokens")
     print(f"{'executor':>13} {'TTFT p50 ms':>12} {'over mocker ms':>15} {'n':>5}  machine")
@@ -209,6 +230,8 @@ def main() -> None:
     ap.add_argument("--rates", type=float, nargs="+", default=[50, 200])
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each open-loop level")
     ap.add_argument("--skip-streams", action="store_true")
+    ap.add_argument("--skip-dispatch", action="store_true")
+    ap.add_argument("--dispatch-requests", type=int, default=2000)
     ap.add_argument("--skip-ttft", action="store_true")
     ap.add_argument("--skip-open-loop", action="store_true")
     args = ap.parse_args()
@@ -219,6 +242,8 @@ def main() -> None:
             tmp = Path(d)
             if not args.skip_streams:
                 streams(tmp, args.concurrency, args.prompts)
+            if not args.skip_dispatch:
+                dispatch(tmp, args.dispatch_requests)
             if not args.skip_ttft:
                 ttft(tmp)
             if not args.skip_open_loop:

@@ -14,8 +14,9 @@ a few round trips; the error bound is half that trip).  The actor gets the round
 due time on its own clock, so its records' times are relative to the driver's round start and a
 due time is kept on every host; its absolute ``send_ns`` is mapped back.
 
-Records come back as dicts, one Ray reply per request, as it ends, so ``requests.jsonl`` stays
-crash-safe.  A lost actor (its process or host gone: Ray raises ``RayActorError``) fails its
+Each record comes back as its own Ray reply (pickled by us: one bytes value each way is cheaper
+for the driver than Ray's serialization of each argument) as its request ends, so
+``requests.jsonl`` stays crash-safe.  A lost actor (its process or host gone: Ray raises ``RayActorError``) fails its
 in-flight requests (``connection``) and the round goes on without it, or stops under
 ``--on-lost-worker stop``; a reply that never comes is given up after the request's timeout and a
 grace period, so nothing waits for a host forever.
@@ -76,6 +77,7 @@ class RayWorker:
         self._stack = AsyncExitStack()
         self._side: WorkerSide | None = None
         self._ctx: RoundContext | None = None
+        self._begun: asyncio.Future[None] | None = None  # the current round's begin
 
     async def start(self) -> dict[str, Any]:
         """Open the session; where this actor runs (host, pid, kernel boot id)."""
@@ -109,7 +111,7 @@ class RayWorker:
         return pickle.dumps(rec, protocol=pickle.HIGHEST_PROTOCOL)
 
     async def end_round(self) -> tuple[dict[str, Any], dict[str, int]]:
-        self._ctx = None
+        self._ctx, self._begun = None, None
         return await self._require().end()
 
     async def cancel(self) -> list[tuple[int, dict[str, Any]]]:
@@ -121,9 +123,11 @@ class RayWorker:
         await self._stack.aclose()
 
     async def _enter(self, ctx: RoundContext) -> None:
-        if self._ctx != ctx:
-            self._ctx = ctx  # before the await: a second call of the round does not begin it
-            await self._require().begin(ctx)
+        """Begin round ``ctx`` once, whichever of its calls comes first; the others wait."""
+        if self._ctx != ctx or self._begun is None:
+            self._ctx = ctx
+            self._begun = asyncio.ensure_future(self._require().begin(ctx))
+        await self._begun
 
     def _require(self) -> WorkerSide:
         if self._side is None:
