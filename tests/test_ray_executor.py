@@ -17,15 +17,21 @@ from pathlib import Path
 import pytest
 
 from drbench.cli import main
+from tests.load_runs import (
+    DATASET,
+    ROOT,
+    cli_args,
+    logged,
+    peak_in_flight,
+    run_records,
+    served_chats,
+)
 
 ray = pytest.importorskip(
     "ray", reason="Ray is not installed: pip install '.[ray]' (.ci/run installs it)"
 )
 
 pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[1]
-DATASET = ROOT / "examples" / "example_dataset.json"
 
 
 @pytest.fixture(scope="module")
@@ -48,42 +54,6 @@ def cluster() -> str:
         ray.shutdown()
 
 
-def _args(mock, out: Path, *extra: str) -> list[str]:
-    return [
-        "--endpoint", mock.base_url + "/v1/chat/completions",
-        "--dataset", str(DATASET),
-        "--output-dir", str(out),
-        "--quiet", "--no-plots",
-        *extra,
-    ]  # fmt: skip
-
-
-def _records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
-
-
-def _trace(path: Path, at_least: int) -> list[dict]:
-    lines: list[str] = []
-    for _ in range(100):  # the mocker flushes its trace every half second
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= at_least:
-            break
-        time.sleep(0.1)
-    events = [json.loads(line) for line in lines]
-    return [
-        e for e in events if e.get("path", "").endswith("/chat/completions") and e.get("done_ns")
-    ]
-
-
-def _peak_in_flight(spans: list[tuple[int, int]]) -> int:
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    peak = running = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
 def test_two_actors_keep_a_closed_loop_at_c_in_flight_in_total_and_rounds_apart(
     cluster, mocker_factory, tmp_path: Path, capsys
 ) -> None:
@@ -93,19 +63,19 @@ def test_two_actors_keep_a_closed_loop_at_c_in_flight_in_total_and_rounds_apart(
     )
     out = tmp_path / "run"
     flags = ["--concurrency", "3", "--executor", "ray", "--workers", "2", "--rounds", "2"]
-    code = main(_args(mock, out, *flags))
+    code = main(cli_args(mock, out, *flags))
     assert code == 0, capsys.readouterr().err
-    records = _records(out)
+    records = run_records(out)
     assert len(records) == 20 and all(r["ok"] for r in records)
     assert {r["worker"] for r in records} == {0, 1}  # both actors sent
     rounds = {r["response_id"]: r["round"] for r in records}
     by_round: dict[int, list[tuple[int, int]]] = {1: [], 2: []}
-    for e in _trace(trace, 21):  # the preflight, then 20
+    for e in served_chats(trace, 21):  # the preflight, then 20
         if e.get("id") in rounds:
             by_round[rounds[e["id"]]].append((e["read_ns"], e["done_ns"]))
     assert len(by_round[1]) == len(by_round[2]) == 10
     for spans in by_round.values():  # never more than C at the server, and C reached
-        assert _peak_in_flight(spans) == 3
+        assert peak_in_flight(spans) == 3
     # the barrier: every request of round 2 reached the server after round 1's last one ended
     assert min(s for s, _ in by_round[2]) > max(d for _, d in by_round[1])
     summary = json.loads((out / "summary.json").read_text())
@@ -128,8 +98,8 @@ def test_an_open_loop_keeps_the_single_process_schedule_split_over_the_actors(
     for name, extra in (("one", []), ("ray", ["--executor", "ray", "--workers", "2"])):
         out = tmp_path / name
         flags = ["--request-rate", "25", "--seed", "5", "--rounds", "1", *extra]
-        assert main(_args(mock, out, *flags)) == 0, capsys.readouterr().err
-        runs[name] = {r["prompt_id"]: r for r in _records(out)}
+        assert main(cli_args(mock, out, *flags)) == 0, capsys.readouterr().err
+        runs[name] = {r["prompt_id"]: r for r in run_records(out)}
     assert runs["one"].keys() == runs["ray"].keys()
     for pid, rec in runs["ray"].items():  # the same due time for every prompt
         assert rec["scheduled_ms"] == pytest.approx(runs["one"][pid]["scheduled_ms"], abs=1e-3)
@@ -149,7 +119,7 @@ def test_results_equal_two_worker_processes_within_noise(
     for name, extra in (("workers", []), ("ray", ["--executor", "ray"])):
         out = tmp_path / name
         flags = ["--concurrency", "4", "--workers", "2", *extra]
-        assert main(_args(mock, out, *flags)) == 0, capsys.readouterr().err
+        assert main(cli_args(mock, out, *flags)) == 0, capsys.readouterr().err
         summaries[name] = json.loads((out / "summary.json").read_text())["levels"][0]["rounds"]
     for a, b in zip(summaries["workers"], summaries["ray"], strict=True):
         assert a["requests"]["succeeded"] == b["requests"]["succeeded"] == 10
@@ -174,7 +144,7 @@ def test_measured_clock_offsets_stay_within_their_error_bound(
     mock = mocker_factory("--ttft-ms", "20", "--itl-ms", "2", "--output-tokens", "6")
     out = tmp_path / "run"
     flags = ["--concurrency", "2", "--executor", "ray", "--workers", "2", "--rounds", "2"]
-    assert main(_args(mock, out, *flags)) == 0, capsys.readouterr().err
+    assert main(cli_args(mock, out, *flags)) == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     actors = summary["run"]["executor"]["actors"]
     assert actors and not any(a["shared_clock"] for a in actors)
@@ -185,12 +155,12 @@ def test_measured_clock_offsets_stay_within_their_error_bound(
         for c in rnd["client"][1:]:  # re-measured after every round
             assert abs(c["clock_offset_ms"]) <= c["clock_error_ms"] + 0.01, c
         duration_ms = rnd["duration_s"] * 1000
-        mine = [r for r in _records(out) if r["round"] == rnd["round"]]
+        mine = [r for r in run_records(out) if r["round"] == rnd["round"]]
         slack = max(a["clock_error_ms"] for a in actors)
         assert all(-slack <= r["start_ms"] <= duration_ms + slack for r in mine)
 
 
-def _kill_an_actor_once_requests_run(proc: subprocess.Popen, log: Path) -> str:
+def _kill_an_actor_once_requests_run(proc: subprocess.Popen, out: Path) -> str:
     """Wait until the run's actors exist and a record is logged, then kill one; its name."""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
@@ -199,7 +169,7 @@ def _kill_an_actor_once_requests_run(proc: subprocess.Popen, log: Path) -> str:
             for a in ray.util.list_named_actors(all_namespaces=True)
             if a["name"].startswith("drbench-") and a["name"].endswith("-worker-0")
         )
-        if names and log.exists() and log.read_text().count("\n") >= 1:
+        if names and logged(out) >= 1:
             name, namespace = names[0]
             ray.kill(ray.get_actor(name, namespace=namespace))
             return name
@@ -211,7 +181,7 @@ def _run_cli(cluster: str, mock, out: Path, *extra: str) -> subprocess.Popen:
     cmd = [
         sys.executable,
         str(ROOT / "dual_round_benchmarker.py"),
-        *_args(mock, out, "--executor", "ray", "--workers", "2", "--ray-address", cluster),
+        *cli_args(mock, out, "--executor", "ray", "--workers", "2", "--ray-address", cluster),
         *extra,
     ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -223,11 +193,11 @@ def test_a_killed_actor_fails_its_requests_and_the_run_goes_on(
     mock = mocker_factory("--ttft-ms", "300", "--itl-ms", "30", "--output-tokens", "10")
     out = tmp_path / "run"
     proc = _run_cli(cluster, mock, out, "--concurrency", "4", "--rounds", "2")
-    _kill_an_actor_once_requests_run(proc, out / "requests.jsonl")
+    _kill_an_actor_once_requests_run(proc, out)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err  # failed requests are data, not a crash
     assert "Traceback" not in err
-    records = _records(out)
+    records = run_records(out)
     assert len(records) == 20  # every prompt of both rounds has its record: nothing hung
     lost = [r for r in records if r["error"] and "Ray actor 0" in r["error"]]
     assert lost and all(r["error_kind"] == "connection" and r["round"] == 1 for r in lost)
@@ -241,7 +211,7 @@ def test_a_killed_actor_under_on_lost_worker_stop_ends_the_run_with_exit_8(
     mock = mocker_factory("--ttft-ms", "300", "--itl-ms", "30", "--output-tokens", "10")
     out = tmp_path / "run"
     proc = _run_cli(cluster, mock, out, "--concurrency", "2", "--on-lost-worker", "stop")
-    _kill_an_actor_once_requests_run(proc, out / "requests.jsonl")
+    _kill_an_actor_once_requests_run(proc, out)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 8, err
     assert "Traceback" not in err
@@ -298,10 +268,9 @@ def test_a_hung_actor_is_given_up_after_the_timeout_and_the_round_goes_on(
 
     def stop_one() -> None:
         deadline = time.monotonic() + 60
-        log = out / "requests.jsonl"
         while time.monotonic() < deadline:
             pids = _actor_pids()
-            if len(pids) == 2 and log.exists() and log.read_text().count("\n") >= 1:
+            if len(pids) == 2 and logged(out) >= 1:
                 os.kill(pids[0], signal.SIGSTOP)
                 stopped.append(pids[0])
                 return
@@ -312,7 +281,7 @@ def test_a_hung_actor_is_given_up_after_the_timeout_and_the_round_goes_on(
     flags = ["--concurrency", "4", "--executor", "ray", "--workers", "2", "--rounds", "1"]
     t0 = time.monotonic()
     try:
-        code = main(_args(mock, out, *flags, "--timeout", "4"))
+        code = main(cli_args(mock, out, *flags, "--timeout", "4"))
     finally:
         watcher.join(5)
         for pid in stopped:
@@ -322,7 +291,7 @@ def test_a_hung_actor_is_given_up_after_the_timeout_and_the_round_goes_on(
     assert stopped, "no actor was stopped"
     assert code == 0, capsys.readouterr().err
     assert took < 60, took
-    records = _records(out)
+    records = run_records(out)
     assert len(records) == 10
     silent = [r for r in records if r["error"] and "sent no reply in 6.05 s" in r["error"]]
     assert silent and all(r["error_kind"] == "connection" for r in silent)
@@ -340,17 +309,16 @@ def test_ctrl_c_keeps_every_finished_record_and_removes_the_actors(
     mock = mocker_factory("--ttft-ms", "200", "--itl-ms", "20", "--output-tokens", "10")
     out = tmp_path / "run"
     proc = _run_cli(cluster, mock, out, "--concurrency", "2", "--rounds", "2")
-    log = out / "requests.jsonl"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and log.read_text().count("\n") >= 12:  # in round 2
+        if logged(out) >= 12:  # in round 2
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    records = _records(out)
+    records = run_records(out)
     assert 12 <= len(records) <= 20 and all(r["ok"] for r in records)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["interrupted"] and len(summary["levels"][0]["rounds"]) == 1

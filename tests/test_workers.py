@@ -15,43 +15,7 @@ from pathlib import Path
 import pytest
 
 from drbench.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-DATASET = ROOT / "examples" / "example_dataset.json"
-
-
-def _trace(path: Path, at_least: int) -> list[dict]:
-    lines: list[str] = []
-    for _ in range(100):  # the mocker flushes its trace every half second
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= at_least:
-            break
-        time.sleep(0.1)
-    return [json.loads(line) for line in lines]
-
-
-def _peak_in_flight(spans: list[tuple[int, int]]) -> int:
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    peak = running = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
-def _args(mock, out: Path, *extra: str, dataset: Path = DATASET) -> list[str]:
-    """The benchmarker's flags common to these tests, then ``extra``."""
-    return [
-        "--endpoint", mock.base_url + "/v1/chat/completions",
-        "--dataset", str(dataset),
-        "--output-dir", str(out),
-        "--quiet", "--no-plots",
-        *extra,
-    ]  # fmt: skip
-
-
-def _records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
+from tests.load_runs import ROOT, cli_args, logged, peak_in_flight, run_records, served_chats
 
 
 def test_two_workers_keep_a_closed_loop_at_c_in_flight_in_total(
@@ -63,15 +27,14 @@ def test_two_workers_keep_a_closed_loop_at_c_in_flight_in_total(
     )
     out = tmp_path / "run"
     flags = ["--concurrency", "3", "--workers", "2", "--rounds", "1", "--cold-start", "none"]
-    code = main(_args(mock, out, *flags))
+    code = main(cli_args(mock, out, *flags))
     assert code == 0, capsys.readouterr().err
-    records = _records(out)
+    records = run_records(out)
     assert len(records) == 10 and all(r["ok"] for r in records)
     assert {r["worker"] for r in records} == {0, 1}  # both processes sent
-    mocked = [e for e in _trace(trace, 11) if e.get("path", "").endswith("/chat/completions")]
-    spans = [(e["read_ns"], e["done_ns"]) for e in mocked if e.get("done_ns")]  # not preflight
+    spans = [(e["read_ns"], e["done_ns"]) for e in served_chats(trace, 11)]
     assert len(spans) == 10
-    assert _peak_in_flight(spans) == 3  # never more than C at the server, and C reached
+    assert peak_in_flight(spans) == 3  # never more than C at the server, and C reached
     # the workers' stamps are on the main process's clock: every send falls inside the round
     summary = json.loads((out / "summary.json").read_text())
     duration_ms = summary["levels"][0]["rounds"][0]["duration_s"] * 1000
@@ -108,13 +71,13 @@ def test_an_open_loop_is_not_limited_by_the_connection_pool(
     data.write_text("".join(json.dumps({"text": f"q{i}"}) + "\n" for i in range(1000)))
     mock = mocker_factory("--ttft-ms", "3000", "--itl-ms", "1", "--output-tokens", "2")
     out = tmp_path / "run"
-    code = main(_args(mock, out, "--request-rate", "500", "--rounds", "1", dataset=data))
+    code = main(cli_args(mock, out, "--request-rate", "500", "--rounds", "1", dataset=data))
     assert code == 0, capsys.readouterr().err
     rnd = json.loads((out / "summary.json").read_text())["levels"][0]["rounds"][0]
     assert rnd["requests"]["succeeded"] == 1000
     assert rnd["load"]["concurrency_peak"] >= 900
     assert rnd["load"]["send_lag_ms"]["p50"] is not None
-    records = _records(out)
+    records = run_records(out)
     assert all(r["scheduled_ms"] is not None and r["send_lag_ms"] is not None for r in records)
 
 
@@ -125,7 +88,7 @@ def test_warm_up_requests_count_nowhere_and_do_not_warm_round_1(
     round 1 cold on a fresh server."""
     mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
     out = tmp_path / "run"
-    code = main(_args(mock, out, "--concurrency", "2", "--warmup", "12", "--cold-start", "none"))
+    code = main(cli_args(mock, out, "--concurrency", "2", "--warmup", "12", "--cold-start", "none"))
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     level = summary["levels"][0]
@@ -134,7 +97,7 @@ def test_warm_up_requests_count_nowhere_and_do_not_warm_round_1(
     assert r1["requests"]["total"] == r2["requests"]["total"] == 10
     assert r1["cache"]["client_cached_share"] == 0.0
     assert r2["cache"]["client_cached_share"] > 0.5
-    records = _records(out)
+    records = run_records(out)
     assert len(records) == 20 and {r["round"] for r in records} == {1, 2}
     assert not any(r["prompt_id"].startswith("warmup") for r in records)
 
@@ -164,7 +127,7 @@ def test_ctrl_c_with_workers_keeps_every_finished_record_and_stops_them(
     cmd = [
         sys.executable,
         str(ROOT / "dual_round_benchmarker.py"),
-        *_args(mock, out, "--concurrency", "2", "--workers", "2"),
+        *cli_args(mock, out, "--concurrency", "2", "--workers", "2"),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "requests.jsonl"
@@ -179,7 +142,7 @@ def test_ctrl_c_with_workers_keeps_every_finished_record_and_stops_them(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    records = _records(out)
+    records = run_records(out)
     assert len(records) >= 3 and all(r["worker"] in (0, 1) for r in records)
     assert len(workers) >= 2  # the worker processes were there ...
     time.sleep(0.5)
@@ -225,6 +188,19 @@ def test_connections_opened_before_a_level_serve_its_first_wave(fast_mocker) -> 
     assert len(created) == 8  # the wave reused them all
 
 
+def _kill_a_worker_once_a_record_is_logged(proc: subprocess.Popen, out: Path) -> None:
+    """SIGKILL the first worker process of ``proc`` once both exist and a record is logged."""
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = _children(proc.pid) or workers
+        if len(workers) >= 2 and logged(out) >= 1:
+            break
+        time.sleep(0.01)
+    assert workers, f"no worker process to kill (exit {proc.poll()})"
+    os.kill(min(workers), signal.SIGKILL)
+
+
 @pytest.mark.slow
 def test_a_killed_worker_fails_its_requests_and_the_round_goes_on(
     mocker_factory, tmp_path: Path
@@ -234,23 +210,14 @@ def test_a_killed_worker_fails_its_requests_and_the_round_goes_on(
     cmd = [
         sys.executable,
         str(ROOT / "dual_round_benchmarker.py"),
-        *_args(mock, out, "--concurrency", "4", "--workers", "2", "--rounds", "1"),
+        *cli_args(mock, out, "--concurrency", "4", "--workers", "2", "--rounds", "1"),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    workers: set[int] = set()
-    log = out / "requests.jsonl"
-    while time.monotonic() < deadline and proc.poll() is None:
-        workers = _children(proc.pid) or workers
-        if len(workers) >= 2 and log.exists() and log.read_text().count("\n") >= 1:
-            break
-        time.sleep(0.01)
-    victim = min(workers)
-    os.kill(victim, signal.SIGKILL)
+    _kill_a_worker_once_a_record_is_logged(proc, out)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err  # failed requests are data, not a crash
     assert "Traceback" not in err
-    records = _records(out)
+    records = run_records(out)
     assert len(records) == 10  # every prompt has its record: nothing hung, nothing lost
     lost = [r for r in records if r["error"] and "worker process" in r["error"]]
     assert lost and all(r["error_kind"] == "connection" for r in lost)
@@ -265,17 +232,9 @@ def test_a_killed_worker_under_on_lost_worker_stop_ends_the_run_with_exit_8(
     mock = mocker_factory("--ttft-ms", "300", "--itl-ms", "30", "--output-tokens", "10")
     out = tmp_path / "run"
     flags = ["--concurrency", "2", "--workers", "2", "--on-lost-worker", "stop"]
-    cmd = [sys.executable, str(ROOT / "dual_round_benchmarker.py"), *_args(mock, out, *flags)]
+    cmd = [sys.executable, str(ROOT / "dual_round_benchmarker.py"), *cli_args(mock, out, *flags)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    workers: set[int] = set()
-    log = out / "requests.jsonl"
-    while time.monotonic() < deadline and proc.poll() is None:
-        workers = _children(proc.pid) or workers
-        if len(workers) >= 2 and log.exists() and log.read_text().count("\n") >= 1:
-            break
-        time.sleep(0.01)
-    os.kill(min(workers), signal.SIGKILL)
+    _kill_a_worker_once_a_record_is_logged(proc, out)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 8, err
     assert "Traceback" not in err
@@ -296,9 +255,9 @@ def test_two_workers_split_one_open_loop_schedule_and_send_on_time(
 
     mock = mocker_factory("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "4")
     out = tmp_path / "run"
-    code = main(_args(mock, out, "--request-rate", "40", "--workers", "2", "--seed", "3"))
+    code = main(cli_args(mock, out, "--request-rate", "40", "--workers", "2", "--seed", "3"))
     assert code == 0, capsys.readouterr().err
-    records = _records(out)
+    records = run_records(out)
     expected = pacer_for(Level.open(40.0), 10, burstiness=1.0, seed=3, ramp_up_s=0.0)
     for rnd in (1, 2):
         got = sorted(r["scheduled_ms"] for r in records if r["round"] == rnd)
