@@ -80,14 +80,21 @@ class RayWorker:
         self._begun: asyncio.Future[None] | None = None  # the current round's begin
 
     async def start(self) -> dict[str, Any]:
-        """Open the session; where this actor runs (host, pid, kernel boot id)."""
+        """Open the session; where this actor runs (host name, Ray node, pid, kernel boot id)."""
         from drbench.tokens import load_counter  # noqa: PLC0415 - only with --tokenizer
 
         tokenizer = load_counter(self.spec.tokenizer) if self.spec.tokenizer else None
         session = await self._stack.enter_async_context(make_session(self.spec.timeout_s))
         self._side = WorkerSide(self.spec, local_executor(self.spec, session, tokenizer))
         self._side.collect()
-        return {"host": socket.gethostname(), "pid": os.getpid(), "boot_id": boot_id()}
+        import ray  # noqa: PLC0415 - in an actor, Ray is there
+
+        return {
+            "host": socket.gethostname(),
+            "node": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+            "boot_id": boot_id(),
+        }
 
     async def now(self) -> int:
         return perf_counter_ns()
@@ -141,7 +148,8 @@ class _Actor:
 
     index: int
     handle: Any  # ray.actor.ActorHandle
-    host: str = "?"
+    host: str = "?"  # its host name, as the reports show it
+    node: str = ""  # its Ray node id: what a host is
     pid: int | None = None
     clock: ClockOffset = field(default_factory=ClockOffset)
     in_flight: int = 0
@@ -192,7 +200,7 @@ class RayPool:
 
     @property
     def hosts(self) -> dict[str, int]:
-        """Actors per host, in order."""
+        """Actors per host (by its shown name), in order."""
         out: dict[str, int] = {}
         for actor in self.actors:
             out[actor.host] = out.get(actor.host, 0) + 1
@@ -219,6 +227,7 @@ class RayPool:
                 {
                     "index": a.index,
                     "host": a.host,
+                    "node_id": a.node,
                     "pid": a.pid,
                     "shared_clock": a.clock.shared,
                     "clock_offset_ms": round(a.clock.offset_ms, 6),
@@ -372,9 +381,10 @@ class RayPool:
             raise DrbenchError(f"a Ray actor could not start: {_gist(exc)}") from None
         here = boot_id()
         for actor, info in zip(self.actors, infos, strict=True):
-            actor.host, actor.pid = str(info["host"]), info.get("pid")
+            actor.host, actor.node, actor.pid = str(info["host"]), str(info["node"]), info["pid"]
             if here is not None and info.get("boot_id") == here:
                 actor.clock = ClockOffset(shared=True)
+        _tell_apart(self.actors)
 
     async def _measure_clocks(self) -> None:
         """Each other host's offset, from the fastest of a few round trips."""
@@ -431,6 +441,17 @@ def runtime_env() -> dict[str, Any]:
     """What every actor's Python gets: this drbench package, shipped through the cluster, so
     each host runs the driver's code (its other dependencies must be installed there)."""
     return {"py_modules": [str(_PACKAGE)], "excludes": ["__pycache__"]}
+
+
+def _tell_apart(actors: list[_Actor]) -> None:
+    """Name each host once: Ray nodes that share a host name (containers, or several nodes of
+    one machine) get their node id's first characters after it (``vm#3f2a1c``)."""
+    nodes: dict[str, set[str]] = {}
+    for actor in actors:
+        nodes.setdefault(actor.host, set()).add(actor.node)
+    for actor in actors:
+        if len(nodes[actor.host]) > 1:
+            actor.host = f"{actor.host}#{actor.node[:6]}"
 
 
 def _init(ray: ModuleType, address: str | None) -> None:

@@ -154,3 +154,23 @@ def test_the_offset_is_measured_from_round_trips_and_bounded() -> None:
     assert 0 < clock.error_ns < 1_000_000_000
     details = pool.describe().details
     assert details["actors"][0]["clock_offset_ms"] == round(clock.offset_ms, 6)
+
+
+def test_nodes_that_share_a_host_name_are_told_apart_in_the_reports() -> None:
+    from drbench.ray_executor import _tell_apart
+
+    actors = [
+        _Actor(0, None, host="gpu-1", node="aaaaaa11"),
+        _Actor(1, None, host="gpu-1", node="aaaaaa11"),
+        _Actor(2, None, host="vm", node="3f2a1c99"),
+        _Actor(3, None, host="vm", node="77b0e400"),
+    ]
+    _tell_apart(actors)
+    assert [a.host for a in actors] == ["gpu-1", "gpu-1", "vm#3f2a1c", "vm#77b0e4"]
+    pool = RayPool(
+        FAKE_RAY,
+        actors,
+        RunPlan(BenchConfig(), _pool(SkewedActor(), ClockOffset()).plan.endpoint, "m", []),
+    )
+    assert pool.hosts == {"gpu-1": 2, "vm#3f2a1c": 1, "vm#77b0e4": 1}
+    assert pool.describe().details["hosts"] == 3
