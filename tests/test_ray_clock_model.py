@@ -167,10 +167,6 @@ def test_nodes_that_share_a_host_name_are_told_apart_in_the_reports() -> None:
     ]
     _tell_apart(actors)
     assert [a.host for a in actors] == ["gpu-1", "gpu-1", "vm#3f2a1c", "vm#77b0e4"]
-    pool = RayPool(
-        FAKE_RAY,
-        actors,
-        RunPlan(BenchConfig(), _pool(SkewedActor(), ClockOffset()).plan.endpoint, "m", []),
-    )
+    pool = RayPool(FAKE_RAY, actors, _pool(SkewedActor(), ClockOffset()).plan)
     assert pool.hosts == {"gpu-1": 2, "vm#3f2a1c": 1, "vm#77b0e4": 1}
     assert pool.describe().details["hosts"] == 3
