@@ -371,7 +371,7 @@ OPTIONS: tuple[Option, ...] = (
         "workers",
         "int_auto",
         "load",
-        "Processes that send the load, each with its own event loop and connections: 1 sends from this process; N > 1 starts N worker processes sharing each level (at most C in flight in total); 'auto' takes one per core but one.",
+        "Processes that send the load, each with its own event loop and connections: 1 sends from this process; N > 1 starts N worker processes sharing each level (at most C in flight in total); 'auto' takes one per core but one. Under --executor ray: the actors per host.",
         metavar="N",
         low=1,
         high=256,
@@ -387,7 +387,7 @@ OPTIONS: tuple[Option, ...] = (
         "ray_address",
         "str",
         "load",
-        "--executor ray: the cluster to join, as ray.init takes it: 'auto' (the cluster `ray start` began on this machine), HOST:PORT of its head, or ray://HOST:10001 (Ray Client). Default: RAY_ADDRESS, else a cluster of this machine, else a new local one.",
+        "--executor ray: the cluster to join, as ray.init takes it: 'auto' (the cluster `ray start` began on this machine), HOST:PORT of its head, or ray://HOST:10001 (Ray Client) (default: RAY_ADDRESS, else a cluster of this machine, else a new local one)",
         metavar="ADDR",
     ),
     _o(
