@@ -8,7 +8,8 @@ its record.  One request is released per event-loop iteration, so a wave of requ
 together never holds up the stamping of other streams' reads for more than one send.
 
 The executor is a seam: ``executors.InProcess`` sends through a transport (aiohttp, or a test
-double), ``workers.WorkerPool`` through worker processes.  ``--max-round-duration`` stops the
+double), ``workers.WorkerPool`` through worker processes, ``ray_executor.RayPool`` through Ray
+actors on other hosts.  ``--max-round-duration`` stops the
 releases; what is in flight then finishes and the round is marked truncated; so does an executor
 that lost a worker under ``--on-lost-worker stop`` (its ``halted``).  Ctrl-C cancels
 the round; every exchange that ended before it is still parsed and reported.

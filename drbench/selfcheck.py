@@ -197,9 +197,11 @@ def client_limit_warning(
     loads: Sequence[ProcessLoad], *, where: str, workers: int, cpus: int | None = None
 ) -> str | None:
     """One warning line when the client, not the server, may have limited the round, naming the
-    process (and its host under --executor ray) and the figure, and suggesting --workers N (N = double the current, at most the cores
-    this process may use; ``cpus`` overrides that count) — or, when already at the core count,
-    saying the machine is the limit.  None when every process stayed under the limits."""
+    process and the figure, and suggesting --workers N (N = double the current, at most the
+    cores this process may use; ``cpus`` overrides that count) — or, when already at the core
+    count, saying the machine is the limit.  Under --executor ray it names the host instead and
+    asks for hosts or actors per host (or, for this process, a better driver machine).  None
+    when every process stayed under the limits."""
     over = [(load, _excess(load)) for load in loads]
     over = [(load, excess) for load, excess in over if excess > 1.0]
     if not over:
