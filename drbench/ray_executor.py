@@ -467,7 +467,8 @@ def _init(ray: ModuleType, address: str | None) -> None:
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         hint = ""
-        if isinstance(exc.__cause__, ray.exceptions.AuthenticationError):
+        refused = getattr(ray.exceptions, "AuthenticationError", ())  # Ray 2.5x and later
+        if isinstance(exc.__cause__, refused):
             hint = (
                 " (the cluster wants its token: export RAY_AUTH_MODE=token, with the token in "
                 "~/.ray/auth_token or RAY_AUTH_TOKEN, or give --ray-address auto on one of "
