@@ -467,7 +467,7 @@ def _init(ray: ModuleType, address: str | None) -> None:
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         hint = ""
-        refused = getattr(ray.exceptions, "AuthenticationError", ())  # Ray 2.5x and later
+        refused = getattr(ray.exceptions, "AuthenticationError", ())  # newer Ray only
         if isinstance(exc.__cause__, refused):
             hint = (
                 " (the cluster wants its token: export RAY_AUTH_MODE=token, with the token in "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,30 @@ E2E_FAST = ("--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8")
 
 # slow tests marked here, not in their file (the prometheus tests are being moved)
 SLOW_ELSEWHERE = ("tests/test_prometheus.py::test_exit_codes_for_ci",)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist (``-n 3``), distribute by ``xdist_group`` marks when no --dist is given:
+    tests/test_ray_executor.py's tests then share one xdist worker and one Ray cluster. Here
+    rather than in addopts, so pytest without xdist still runs. xdist has made ``-n`` mean
+    "load" by now and picks its scheduler later; its workers read the mode from the command
+    line, so they are told through ``pytest_configure_node``."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # an xdist worker: name each test's group as loadgroup does
+        if workerinput.get("drbench_loadgroup"):
+            config.option.loadgroup = True
+        return
+    given = any(a == "--dist" or a.startswith("--dist=") for a in config.invocation_params.args)
+    if getattr(config.option, "dist", None) == "load" and not given:
+        config.option.dist = "loadgroup"
+        config.pluginmanager.register(_LoadGroupNodes(), "drbench-loadgroup")
+
+
+class _LoadGroupNodes:
+    """Tells each xdist worker that the controller distributes by group."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["drbench_loadgroup"] = True
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

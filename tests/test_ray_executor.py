@@ -1,7 +1,7 @@
 """--executor ray against a real mocker, on a local Ray cluster this module starts (2 CPUs,
 127.0.0.1): the load the server really got, the schedule, the round barrier, lost actors.
 
-Every test of the module is in one xdist group (pyproject's ``--dist loadgroup``), so one xdist
+Every test of the module is in one xdist group (tests/conftest.py makes ``-n`` mean ``--dist loadgroup``), so one xdist
 worker starts one cluster for all of them.
 """
 
