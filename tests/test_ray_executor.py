@@ -1,8 +1,8 @@
 """--executor ray against a real mocker, on a local Ray cluster this module starts (2 CPUs,
 127.0.0.1): the load the server really got, the schedule, the round barrier, lost actors.
 
-Every test of the module is in one xdist group (tests/conftest.py makes ``-n`` mean ``--dist loadgroup``), so one xdist
-worker starts one cluster for all of them.
+Every test of the module is in one xdist group (tests/conftest.py makes ``-n`` mean ``--dist
+loadgroup``), so one xdist worker starts one cluster for all of them.
 """
 
 from __future__ import annotations
