@@ -121,8 +121,9 @@ class RayWorker:
         self._ctx, self._begun = None, None
         return await self._require().end()
 
-    async def cancel(self) -> list[tuple[int, dict[str, Any]]]:
-        return [(i, rec.to_dict()) for i, rec in await self._require().cancel()]
+    async def cancel(self) -> bytes:
+        """Stop what is in flight; every record of the round, as (i, record) pairs, pickled."""
+        return pickle.dumps(await self._require().cancel(), protocol=pickle.HIGHEST_PROTOCOL)
 
     async def stop(self) -> None:
         if self._side is not None:
@@ -276,22 +277,17 @@ class RayPool:
             return lost_record(ctx, req, why, actor.index)
         finally:
             actor.in_flight -= 1
-        rec: RequestRecord = pickle.loads(reply)
-        if rec.send_ns is not None:
-            rec.send_ns = actor.clock.to_driver(rec.send_ns)
-        return rec
+        return _on_driver_clock(actor, pickle.loads(reply))
 
     async def salvage(self) -> list[tuple[int, RequestRecord]]:
         """Ask every actor to stop what is in flight and to send every record it finished."""
         replies = await self._ask(self._alive(), lambda a: a.handle.cancel.remote())
-        out = []
-        for actor, reply in replies:
-            for i, d in reply or []:
-                rec = RequestRecord.from_dict(d)
-                if rec.send_ns is not None:
-                    rec.send_ns = actor.clock.to_driver(rec.send_ns)
-                out.append((i, rec))
-        return out
+        return [
+            (i, _on_driver_clock(actor, rec))
+            for actor, reply in replies
+            if reply is not None
+            for i, rec in pickle.loads(reply)
+        ]
 
     async def end_round(self) -> list[ProcessLoad]:
         replies = await self._ask(self._alive(), lambda a: a.handle.end_round.remote())
@@ -387,27 +383,36 @@ class RayPool:
         _tell_apart(self.actors)
 
     async def _measure_clocks(self) -> None:
-        """Each other host's offset, from the fastest of a few round trips."""
+        """Each other host's offset, measured once per Ray node (its actors share its clock)
+        through one of its actors; a node whose measure fails keeps the offset it had."""
+        by_node: dict[str, list[_Actor]] = {}
         for actor in self._alive():
-            if actor.clock.shared:
-                continue
-            samples = []
-            try:
-                for _ in range(_CLOCK_SAMPLES):
-                    sent = perf_counter_ns()
-                    remote = await asyncio.wait_for(
-                        _awaitable(actor.handle.now.remote()), self.reply_grace_s
-                    )
-                    samples.append(ClockSample(sent, remote, perf_counter_ns()))
-            except self.ray.exceptions.RayActorError as exc:
-                self._lost(actor, f"was lost ({type(exc).__name__})")
-                continue
-            except asyncio.TimeoutError:
-                self._lost(actor, f"sent no reply in {self.reply_grace_s:g} s")
-                continue
-            except self.ray.exceptions.RayError:
-                continue  # keeps the offset it had
-            actor.clock = estimate_offset(samples)
+            if not actor.clock.shared:
+                by_node.setdefault(actor.node, []).append(actor)
+        for actors in by_node.values():
+            if (clock := await self._measure(actors[0])) is not None:
+                for actor in actors:
+                    actor.clock = clock
+
+    async def _measure(self, actor: _Actor) -> ClockOffset | None:
+        """``actor``'s clock offset from the fastest of a few round trips (None: no answer)."""
+        samples = []
+        try:
+            for _ in range(_CLOCK_SAMPLES):
+                sent = perf_counter_ns()
+                remote = await asyncio.wait_for(
+                    _awaitable(actor.handle.now.remote()), self.reply_grace_s
+                )
+                samples.append(ClockSample(sent, remote, perf_counter_ns()))
+        except self.ray.exceptions.RayActorError as exc:
+            self._lost(actor, f"was lost ({type(exc).__name__})")
+            return None
+        except asyncio.TimeoutError:
+            self._lost(actor, f"sent no reply in {self.reply_grace_s:g} s")
+            return None
+        except self.ray.exceptions.RayError:
+            return None
+        return estimate_offset(samples)
 
     async def _stop(self) -> None:
         await self._ask(self._alive(), lambda a: a.handle.stop.remote())
@@ -441,6 +446,14 @@ def runtime_env() -> dict[str, Any]:
     """What every actor's Python gets: this drbench package, shipped through the cluster, so
     each host runs the driver's code (its other dependencies must be installed there)."""
     return {"py_modules": [str(_PACKAGE)], "excludes": ["__pycache__"]}
+
+
+def _on_driver_clock(actor: _Actor, rec: RequestRecord) -> RequestRecord:
+    """``rec`` from ``actor``, its one absolute stamp (``send_ns``) mapped onto this clock (its
+    other times are relative to the round's start, which the actor got on its own clock)."""
+    if rec.send_ns is not None:
+        rec.send_ns = actor.clock.to_driver(rec.send_ns)
+    return rec
 
 
 def _tell_apart(actors: list[_Actor]) -> None:

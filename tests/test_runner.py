@@ -115,6 +115,15 @@ class Observer:
     def round_done(self, level: LevelResult, result: RoundResult) -> None:
         self.rounds.append(result)
 
+    def level_done(self, level: LevelResult) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
 
 def test_interrupted_round_still_records_every_received_exchange(
     monkeypatch: pytest.MonkeyPatch,
@@ -257,15 +266,6 @@ class FileObserver(Observer):
     def round_done(self, level: LevelResult, result: RoundResult) -> None:
         super().round_done(level, result)
         self.round_files.append([r.to_dict()["output_text"] for r in result.records])
-
-    def level_done(self, level: LevelResult) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
 
 
 @pytest.mark.parametrize("mode", ["repeat", "continue"])
